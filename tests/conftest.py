@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import endpoints, reactor, task
+
+from webrtc_signal import SignalingConfig
+from webrtc_signal.server import SignalingServerFactory
+from webrtc_signal.service import SignalingService
+
+from .wsclient import RecordingClient, connect, with_timeout
+
+
+@dataclass
+class RunningServer:
+    """A server on 127.0.0.1 with a random port; its timers run on ``clock``."""
+
+    service: SignalingService
+    clock: task.Clock
+    url: str
+    clients: list[RecordingClient] = field(default_factory=list)
+
+    @property
+    def factory(self) -> SignalingServerFactory:
+        return self.service.factory
+
+    async def connect(self, raw: bool = False, **kwargs: Any) -> RecordingClient:
+        client = await connect(self.url, raw=raw, **kwargs)
+        self.clients.append(client)
+        return client
+
+    async def create(self, mesh: bool = True) -> tuple[RecordingClient, str]:
+        """Connect a client that creates a lobby; returns it and the lobby name."""
+        host = await self.connect()
+        host.send(0, 0 if mesh else 1, "")
+        await host.expect(1, 1, "true" if mesh else "")
+        joined = await host.expect(0, 0)
+        return host, joined["data"]
+
+    async def join(self, lobby: str) -> tuple[RecordingClient, int]:
+        """Connect a client that joins ``lobby`` and reads up to its JOIN."""
+        client = await self.connect()
+        client.send(0, 0, lobby)
+        my_id = (await client.expect(1))["id"]
+        while (message := await client.next())["type"] != 0:
+            assert message["type"] == 2, message
+        assert message == {"type": 0, "id": 0, "data": lobby}
+        return client, my_id
+
+
+async def start_server(
+    config: SignalingConfig | None = None,
+    endpoint: Any = None,
+    scheme: str = "ws",
+    host: str = "127.0.0.1",
+) -> RunningServer:
+    clock = task.Clock()
+    if endpoint is None:
+        endpoint = endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+    service = SignalingService(config, endpoint, clock=clock)
+    service.startService()
+    await with_timeout(service.listening, 5)
+    port = service.port.getHost().port
+    return RunningServer(service, clock, f"{scheme}://{host}:{port}")
+
+
+async def stop_server(server: RunningServer) -> None:
+    for client in server.clients:
+        client.dropConnection(abort=True)
+    await with_timeout(server.service.stopService(), 5)
+
+
+ServerMaker = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest_twisted.async_yield_fixture
+async def make_server() -> AsyncIterator[ServerMaker]:
+    """Start servers with a given config; all are stopped after the test."""
+    running: list[RunningServer] = []
+
+    async def make(config: SignalingConfig | None = None, **kwargs: Any) -> RunningServer:
+        server = await start_server(config, **kwargs)
+        running.append(server)
+        return server
+
+    yield make
+    for server in running:
+        await stop_server(server)
+
+
+@pytest_twisted.async_yield_fixture
+async def server(make_server: ServerMaker) -> AsyncIterator[RunningServer]:
+    yield await make_server()

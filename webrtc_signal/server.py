@@ -1,0 +1,275 @@
+"""Autobahn adapter: WebSocket connections in, `Signaling` actions out.
+
+The protocol turns frames into core events; the factory owns the core, runs
+its actions, keeps its timers on an injected `IReactorTime`, pings every
+connection, and closes everything on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger, LogLevel
+
+from .codec import JSON_CODEC, Codec, FormatError
+from .config import SignalingConfig
+from .core import (
+    Action,
+    CancelTimer,
+    Close,
+    Notice,
+    NoticeKind,
+    Peer,
+    Send,
+    Signaling,
+    StartTimer,
+    Timer,
+)
+from .messages import Message
+from .reasons import CloseReason
+
+# Not `log`: that attribute is Autobahn's own, filtered logger.
+_log = Logger(namespace="webrtc_signal")
+
+_NOTICE_LOG: dict[NoticeKind, tuple[LogLevel, str]] = {
+    NoticeKind.CONNECTED: (LogLevel.info, "peer {peer_id} connected from {address}"),
+    NoticeKind.REFUSED: (LogLevel.warn, "connection from {address} refused: {reason}"),
+    NoticeKind.LOBBY_CREATED: (LogLevel.info, "peer {peer_id} created lobby {lobby}"),
+    NoticeKind.LOBBY_JOINED: (
+        LogLevel.info,
+        "peer {peer_id} joined lobby {lobby} (members: {members})",
+    ),
+    NoticeKind.LOBBY_SEALED: (
+        LogLevel.info,
+        "peer {peer_id} sealed lobby {lobby} (members: {members})",
+    ),
+    NoticeKind.LOBBY_DELETED: (LogLevel.info, "lobby {lobby} deleted: {reason}"),
+    NoticeKind.LEFT: (LogLevel.info, "peer {peer_id} disconnected (lobby {lobby})"),
+    NoticeKind.CLOSED: (
+        LogLevel.info,
+        "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}",
+    ),
+}
+
+
+class SignalingServerProtocol(WebSocketServerProtocol):
+    """One client connection. It only translates; the rules live in the core."""
+
+    factory: SignalingServerFactory
+    codec: Codec = JSON_CODEC
+    signaling_peer: Peer | None = None
+    # Set on each keepalive ping, cleared by the pong.
+    awaiting_pong = False
+
+    def onOpen(self) -> None:
+        self.factory.connection_opened(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        peer = self.signaling_peer
+        if peer is None:
+            return
+        core = self.factory.signaling
+        if isBinary:
+            actions = core.reject(peer, CloseReason.INVALID_TRANSFER_MODE)
+        else:
+            try:
+                message = self.codec.decode(payload)
+            except FormatError:
+                actions = core.reject(peer, CloseReason.INVALID_FORMAT)
+            else:
+                actions = core.receive(peer, message)
+        self.factory.execute(actions)
+
+    def onPong(self, payload: bytes) -> None:
+        self.awaiting_pong = False
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.factory.connection_closed(self)
+
+    def send_message(self, message: Message) -> None:
+        # A peer whose closing handshake has begun (it sent a close frame, or
+        # overflowed) stays in its lobby until its socket is gone. Autobahn
+        # raises on sends to it, which would break the *sender's* connection.
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(self.codec.encode(message))
+
+    def close_for(self, reason: CloseReason) -> None:
+        # sendClose() refuses 1001 (going away), which shutdown needs; the frame
+        # method takes any code and still runs the closing handshake.
+        self.sendCloseFrame(code=reason.code, reasonUtf8=reason.text.encode(), isReply=False)
+
+
+class SignalingServerFactory(WebSocketServerFactory):
+    """Owns one `Signaling` core and everything with a lifetime around it."""
+
+    protocol = SignalingServerProtocol
+    # The service logs where it listens; "Starting factory" lines add nothing.
+    noisy = False
+
+    def __init__(
+        self,
+        config: SignalingConfig | None = None,
+        clock: IReactorTime | None = None,
+        url: str | None = None,
+    ):
+        super().__init__(url=url)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.config = config or SignalingConfig()
+        self.clock: IReactorTime = clock
+        self.signaling = Signaling(self.config)
+        self.connections: set[SignalingServerProtocol] = set()
+        self._timers: dict[Timer, IDelayedCall] = {}
+        self._keepalive: IDelayedCall | None = None
+        self._all_closed: list[Deferred[None]] = []
+        self.setProtocolOptions(
+            # Send the close code (1009 for an oversized message) instead of dropping TCP.
+            failByDrop=False,
+            maxMessagePayloadSize=self.config.max_message_size,
+            maxFramePayloadSize=self.config.max_message_size,
+            # Autobahn's own pinger rounds to whole seconds; ours runs on `clock`.
+            autoPingInterval=0,
+            # A plain GET gets 426 Upgrade Required, not Autobahn's status page.
+            webStatus=False,
+        )
+
+    # -- connection events from the protocol ---------------------------------
+
+    def connection_opened(self, connection: SignalingServerProtocol) -> None:
+        peer, actions = self.signaling.connect(connection)
+        connection.signaling_peer = peer
+        if not peer.closing:
+            self.connections.add(connection)
+            self._start_keepalive()
+        self.execute(actions)
+
+    def connection_closed(self, connection: SignalingServerProtocol) -> None:
+        peer = connection.signaling_peer
+        if peer is None:
+            # The handshake never completed: the core never heard of it.
+            return
+        self.connections.discard(connection)
+        self.execute(self.signaling.disconnect(peer))
+        if not self.connections:
+            self._stop_keepalive()
+            waiters, self._all_closed = self._all_closed, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    # -- carrying out the core's actions --------------------------------------
+
+    def execute(self, actions: Iterable[Action]) -> None:
+        for action in actions:
+            # Send is by far the most frequent action: test for it first.
+            if type(action) is Send:
+                action.peer.handle.send_message(action.message)
+            elif type(action) is Close:
+                action.peer.handle.close_for(action.reason)
+            elif type(action) is StartTimer:
+                self._timers[action.timer] = self.clock.callLater(
+                    action.delay, self._timer_fired, action.timer
+                )
+            elif type(action) is CancelTimer:
+                call = self._timers.pop(action.timer, None)
+                if call is not None and call.active():
+                    call.cancel()
+            else:
+                _log_notice(action)
+
+    def _timer_fired(self, timer: Timer) -> None:
+        self._timers.pop(timer, None)
+        self.execute(self.signaling.timer_fired(timer))
+
+    @property
+    def pending_timers(self) -> int:
+        return len(self._timers)
+
+    # -- keepalive -------------------------------------------------------------
+
+    def _start_keepalive(self) -> None:
+        if self._keepalive is None and self.config.ping_interval > 0 and self.signaling.accepting:
+            self._keepalive = self.clock.callLater(self.config.ping_interval, self._ping_all)
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None and self._keepalive.active():
+            self._keepalive.cancel()
+        self._keepalive = None
+
+    def _ping_all(self) -> None:
+        """One ticker for all connections: a connection that has not answered
+        the previous ping by now is dropped, and leaves like any other."""
+        self._keepalive = None
+        for connection in list(self.connections):
+            if connection.awaiting_pong:
+                peer = connection.signaling_peer
+                _log.info(
+                    "peer {peer_id} did not answer a ping within {interval}s: dropping it",
+                    peer_id=peer.peer_id if peer else 0,
+                    interval=self.config.ping_interval,
+                )
+                connection.dropConnection(abort=True)
+            else:
+                connection.awaiting_pong = True
+                connection.sendPing()
+        if self.connections:
+            self._start_keepalive()
+
+    # -- shutdown --------------------------------------------------------------
+
+    def shutdown(self, timeout: float = 5.0) -> Deferred[None]:
+        """Close every client with 1001, cancel every timer, refuse newcomers.
+
+        The Deferred fires once every connection is gone, or after ``timeout``
+        seconds on `clock`, when stragglers are dropped without a handshake."""
+        self._stop_keepalive()
+        self.execute(self.signaling.shutdown())
+        for call in self._timers.values():
+            if call.active():
+                call.cancel()
+        self._timers.clear()
+        if not self.connections:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        self._all_closed.append(done)
+        deadline = self.clock.callLater(timeout, self._drop_stragglers)
+        done.addBoth(_cancel_then_pass, deadline)
+        return done
+
+    def _drop_stragglers(self) -> None:
+        for connection in list(self.connections):
+            _log.warn("dropping a connection that did not finish closing in time")
+            connection.dropConnection(abort=True)
+
+
+def _cancel_then_pass(result: object, call: IDelayedCall) -> object:
+    if call.active():
+        call.cancel()
+    return result
+
+
+def _log_notice(notice: Notice) -> None:
+    level, text = _NOTICE_LOG[notice.kind]
+    peer = notice.peer
+    reason = notice.reason
+    _log.emit(
+        level,
+        text,
+        event_kind=str(notice.kind),
+        peer_id=peer.peer_id if peer is not None else 0,
+        address=_address(peer),
+        lobby=notice.lobby or "-",
+        members=notice.members,
+        close_code=reason.code if reason is not None else None,
+        reason=reason.text if reason is not None else "",
+    )
+
+
+def _address(peer: Peer | None) -> str:
+    if peer is None:
+        return ""
+    address = peer.handle.transport.getPeer()  # type: ignore[attr-defined]
+    host = getattr(address, "host", None)
+    return f"{host}:{address.port}" if host is not None else str(address)
