@@ -395,6 +395,21 @@ async def test_relays_to_a_peer_that_is_closing_are_dropped_quietly(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_slow_client_still_gets_the_close_reason(server: RunningServer) -> None:
+    """A client that takes over a second to answer our close frame is not cut
+    off before it has read the code and reason."""
+    client = await server.connect()
+    answer_close = client.onCloseFrame
+
+    def answer_late(code: int, reason: bytes) -> None:
+        reactor.callLater(1.1, answer_close, code, reason)
+
+    client.onCloseFrame = answer_late  # type: ignore[method-assign]
+    client.send(OFFER, 1, "before joining")
+    assert await client.wait_closed() == (4000, "Invalid message when not in a lobby")
+
+
+@pytest_twisted.ensureDeferred
 async def test_plain_http_get_is_told_to_upgrade(server: RunningServer) -> None:
     received: defer.Deferred[bytes] = defer.Deferred()
 

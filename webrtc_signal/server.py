@@ -31,6 +31,9 @@ from .core import (
 from .messages import Message
 from .reasons import CloseReason
 
+# Seconds a closed client has to answer our close frame before its TCP is cut.
+CLOSE_HANDSHAKE_TIMEOUT = 5
+
 # Not `log`: that attribute is Autobahn's own, filtered logger.
 _log = Logger(namespace="webrtc_signal")
 
@@ -134,6 +137,10 @@ class SignalingServerFactory(WebSocketServerFactory):
             autoPingInterval=0,
             # A plain GET gets 426 Upgrade Required, not Autobahn's status page.
             webStatus=False,
+            # Autobahn truncates this timer to a whole second of the clock, so
+            # 1 s (its default) can expire at once and abort the TCP before the
+            # client has read our close frame: it then sees 1006, not the reason.
+            closeHandshakeTimeout=CLOSE_HANDSHAKE_TIMEOUT,
         )
 
     # -- connection events from the protocol ---------------------------------
