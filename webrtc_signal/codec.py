@@ -1,8 +1,9 @@
 """Wire framings: bytes of one WebSocket text message <-> `Message`.
 
-A codec is chosen per connection; the core never learns which one a peer
-speaks. Every malformed input raises `FormatError`, which the adapter turns
-into the protocol's "Invalid message format" close.
+Two framings exist: JSON (Godot 4) and the older line framing (Godot 3). A
+connection's first message picks its codec (`codec_for`) and the core never
+learns which one a peer speaks. Every malformed input raises `FormatError`,
+which the adapter turns into the protocol's "Invalid message format" close.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import math
 from typing import Protocol
 
-from .messages import Message
+from .messages import Message, MessageType
 
 
 class FormatError(ValueError):
@@ -75,3 +76,75 @@ class JsonCodec:
 
 
 JSON_CODEC = JsonCodec()
+
+
+# The line framing's command letters, both ways. I, N and D only ever go from
+# server to client; a client sending one gets what a JSON client sending that
+# type gets ("Invalid command" in a lobby).
+_LETTER_TYPES = {
+    "J": MessageType.JOIN,
+    "I": MessageType.ID,
+    "N": MessageType.PEER_CONNECT,
+    "D": MessageType.PEER_DISCONNECT,
+    "O": MessageType.OFFER,
+    "A": MessageType.ANSWER,
+    "C": MessageType.CANDIDATE,
+    "S": MessageType.SEAL,
+}
+_TYPE_LETTERS = {kind: letter for letter, kind in _LETTER_TYPES.items()}
+_RELAY_LETTERS = frozenset("OAC")
+# A letter no framing defines, decoded to a type no framing defines, so the
+# core answers it as it answers any unknown type. JSON types are never negative.
+UNKNOWN_LETTER_TYPE = -1
+
+
+class LineCodec:
+    """The Godot 3 framing: a command line ``X: <value>\n``, then a payload
+    (everything after the first newline, untouched). Its lobbies are mesh:
+    JOIN decodes with id 0, and ID goes out without the mesh flag."""
+
+    def decode(self, payload: bytes) -> Message:
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise FormatError("not UTF-8") from error
+        command, newline, data = text.partition("\n")
+        if not newline:
+            raise FormatError("no newline after the command")
+        if len(command) < 3 or command[1:3] != ": ":
+            raise FormatError("the command line is not 'X: value'")
+        letter, value = command[0], command[3:]
+        kind = _LETTER_TYPES.get(letter)
+        if kind is None:
+            return Message(UNKNOWN_LETTER_TYPE, 0, data)
+        if kind == MessageType.JOIN:
+            # Godot 3 clients send "J: \n" to create; the reference trims.
+            return Message(kind, 0, value.strip())
+        if letter in _RELAY_LETTERS:
+            destination = value.strip()
+            if not destination.isascii() or not destination.isdigit():
+                raise FormatError("the destination is not a peer id")
+            return Message(kind, int(destination), data)
+        return Message(kind, 0, data)
+
+    def encode(self, message: Message) -> bytes:
+        letter = _TYPE_LETTERS[MessageType(message.type)]
+        if message.type == MessageType.JOIN:
+            return f"J: {message.data}\n".encode()
+        if message.type == MessageType.SEAL:
+            return b"S: \n"
+        if letter in _RELAY_LETTERS:
+            # A lone surrogate (a JSON peer can send one as an escape) has no
+            # UTF-8 form: it arrives as "?" rather than as an invalid frame.
+            return f"{letter}: {message.id}\n{message.data}".encode("utf-8", "replace")
+        # ID, PEER_CONNECT, PEER_DISCONNECT: the id is all there is to say.
+        return f"{letter}: {message.id}\n".encode()
+
+
+LINE_CODEC = LineCodec()
+
+
+def codec_for(first_payload: bytes) -> Codec:
+    """The framing a connection speaks, from its first message: JSON objects
+    start with ``{``; anything else is the line framing."""
+    return JSON_CODEC if first_payload[:1] == b"{" else LINE_CODEC

@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger, LogLevel
 
-from .codec import JSON_CODEC, Codec, FormatError
+from .codec import Codec, FormatError, codec_for
 from .config import SignalingConfig
 from .core import (
     Action,
@@ -62,7 +62,8 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     """One client connection. It only translates; the rules live in the core."""
 
     factory: SignalingServerFactory
-    codec: Codec = JSON_CODEC
+    # Picked by the first text message; nothing is sent before that.
+    codec: Codec | None = None
     signaling_peer: Peer | None = None
     # Set on each keepalive ping, cleared by the pong.
     awaiting_pong = False
@@ -78,8 +79,11 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         if isBinary:
             actions = core.reject(peer, CloseReason.INVALID_TRANSFER_MODE)
         else:
+            codec = self.codec
+            if codec is None:
+                codec = self.codec = codec_for(payload)
             try:
-                message = self.codec.decode(payload)
+                message = codec.decode(payload)
             except FormatError:
                 actions = core.reject(peer, CloseReason.INVALID_FORMAT)
             else:
