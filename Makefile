@@ -1,12 +1,15 @@
 # Two commands on a fresh machine: `make serve` and `make test`.
-# Both build .venv from nothing (Python 3.11 + pip) the first time.
+# Both build what they need from nothing (Python 3.11 + pip, Node + npm, apt)
+# the first time: .venv/, node_modules/ and, for the browser tests, Chromium.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+CHROMIUM ?= /usr/bin/chromium
 ARGS ?=
 
-.PHONY: serve test lint venv clean
+.PHONY: serve test lint venv node browser clean
 
 venv: $(STAMP)
 
@@ -16,8 +19,27 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# Standalone server on ws://0.0.0.0:9080 with the defaults; pass options with
-# ARGS, e.g. make serve ARGS="--port tcp:9999 --seal-timeout 30".
+# Node packages for the browser tests (playwright-core), pinned by package-lock.json.
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium for the browser tests; installing it needs root. Without
+# it the browser tests skip (CI makes that an error).
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "note: $(CHROMIUM) is missing; run 'sudo apt-get install chromium' for the browser tests"; \
+	  fi; \
+	fi
+
+# Standalone server on ws://0.0.0.0:9080 (and the demo on http://localhost:9080/)
+# with the defaults; pass options with ARGS, e.g.
+# make serve ARGS="--port tcp:9999 --seal-timeout 30".
 serve: $(STAMP)
 	$(BIN)/twistd --pidfile= -n webrtc-signal $(ARGS)
 
@@ -25,8 +47,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(NODE_STAMP) browser
 	$(BIN)/python -m pytest $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache
+	rm -rf $(VENV) node_modules build *.egg-info twisted/plugins/dropin.cache test-artifacts

@@ -16,6 +16,7 @@ def test_defaults_are_the_references() -> None:
     assert (config.max_peers, config.max_lobbies) == (4096, 1024)
     assert (config.join_timeout, config.seal_timeout, config.ping_interval) == (1.0, 10.0, 10.0)
     assert config.max_message_size == 64 * 1024
+    assert config.serve_demo is True
 
 
 @pytest.mark.parametrize(
@@ -33,6 +34,8 @@ def test_defaults_are_the_references() -> None:
         ("seal_timeout", math.nan),
         ("ping_interval", -1),
         ("ping_interval", False),
+        ("serve_demo", 1),
+        ("serve_demo", "no"),
     ],
 )
 def test_invalid_settings_name_the_field(field: str, value: object) -> None:
@@ -67,6 +70,7 @@ def test_every_option_reaches_the_config() -> None:
         "--seal-timeout", "2",
         "--ping-interval", "0",
         "--max-message-size", "1000",
+        "--no-demo",
     )  # fmt: skip
     assert options["config"] == SignalingConfig(
         max_peers=10,
@@ -75,6 +79,7 @@ def test_every_option_reaches_the_config() -> None:
         seal_timeout=2.0,
         ping_interval=0.0,
         max_message_size=1000,
+        serve_demo=False,
     )
 
 

@@ -10,8 +10,7 @@ import json
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
-from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet import reactor
 
 from webrtc_signal import SignalingConfig
 
@@ -407,29 +406,6 @@ async def test_a_slow_client_still_gets_the_close_reason(server: RunningServer) 
     client.onCloseFrame = answer_late  # type: ignore[method-assign]
     client.send(OFFER, 1, "before joining")
     assert await client.wait_closed() == (4000, "Invalid message when not in a lobby")
-
-
-@pytest_twisted.ensureDeferred
-async def test_plain_http_get_is_told_to_upgrade(server: RunningServer) -> None:
-    received: defer.Deferred[bytes] = defer.Deferred()
-
-    class Fetch(Protocol):
-        buffer = b""
-
-        def connectionMade(self) -> None:
-            self.transport.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-
-        def dataReceived(self, data: bytes) -> None:
-            self.buffer += data
-
-        def connectionLost(self, reason: object) -> None:
-            received.callback(self.buffer)
-
-    factory = ClientFactory.forProtocol(Fetch)
-    port = server.service.port.getHost().port
-    reactor.connectTCP("127.0.0.1", port, factory)
-    response = await with_timeout(received, 5)
-    assert response.startswith(b"HTTP/1.1 426")
 
 
 # -- keepalive -----------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 
+from .http import http_get
 from .wsclient import connect, with_timeout
 
 ROOT = Path(__file__).parent.parent
@@ -127,6 +128,9 @@ async def test_twistd_serves_a_lobby_and_stops_on_sigterm(fresh_venv: Path) -> N
         await host.expect(PEER_CONNECT, guest_id)
         guest.send(OFFER, 1, "hello from a subprocess test")
         await host.expect(OFFER, guest_id, "hello from a subprocess test")
+        # The wheel carries the demo's files, served on the same port.
+        status, _, page = await http_get(port, "/")
+        assert status == 200 and b"<title>webrtc-signal demo</title>" in page
     finally:
         if not process.ended.called:
             transport.signalProcess(signal.SIGTERM)

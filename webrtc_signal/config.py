@@ -26,8 +26,13 @@ class SignalingConfig:
     # 0 turns keepalive pings off.
     ping_interval: float = 10.0
     max_message_size: int = 64 * 1024
+    # Answer plain HTTP GETs (no WebSocket upgrade) with the browser demo;
+    # off, they get 426 Upgrade Required. Not a rule of the core.
+    serve_demo: bool = True
 
     def __post_init__(self) -> None:
+        if type(self.serve_demo) is not bool:
+            raise InvalidSetting("serve_demo", f"must be True or False, not {self.serve_demo!r}")
         for name in ("max_peers", "max_lobbies", "max_message_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:

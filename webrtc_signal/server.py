@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger, LogLevel
 
+from . import demo
 from .codec import Codec, FormatError, codec_for
 from .config import SignalingConfig
 from .core import (
@@ -90,6 +91,15 @@ class SignalingServerProtocol(WebSocketServerProtocol):
                 actions = core.receive(peer, message)
         self.factory.execute(actions)
 
+    # Autobahn answers a GET without "Upgrade: websocket" with a status page
+    # (or a redirect, given ?redirect=) when webStatus is on, which it is only
+    # when the demo is served: answer with the demo instead.
+    def sendServerStatus(self, redirectUrl: str | None = None, redirectAfter: int = 0) -> None:
+        self.sendData(demo.http_response(self.http_request_path))
+
+    def sendRedirect(self, url: str) -> None:
+        self.sendServerStatus()
+
     def onPong(self, payload: bytes) -> None:
         self.awaiting_pong = False
 
@@ -139,8 +149,9 @@ class SignalingServerFactory(WebSocketServerFactory):
             maxFramePayloadSize=self.config.max_message_size,
             # Autobahn's own pinger rounds to whole seconds; ours runs on `clock`.
             autoPingInterval=0,
-            # A plain GET gets 426 Upgrade Required, not Autobahn's status page.
-            webStatus=False,
+            # A plain GET gets the demo (see sendServerStatus), or else 426
+            # Upgrade Required.
+            webStatus=self.config.serve_demo,
             # Autobahn truncates this timer to a whole second of the clock, so
             # 1 s (its default) can expire at once and abort the TCP before the
             # client has read our close frame: it then sees 1006, not the reason.

@@ -87,6 +87,9 @@ class Options(usage.Options):
         "WebRTC signaling server for games, wire-compatible with Godot's "
         "webrtc_signaling demo (ws://host:9080 by default)."
     )
+    optFlags: ClassVar[list[list[Any]]] = [
+        ["no-demo", None, "Do not serve the browser demo page at http://host:port/ (426 instead)."],
+    ]
     optParameters: ClassVar[list[list[Any]]] = [
         [
             "port",
@@ -100,7 +103,7 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"serve_demo": not self["no-demo"]}
         for setting in _SETTINGS:
             try:
                 values[setting.field] = setting.parse(self[setting.option])

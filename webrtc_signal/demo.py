@@ -1,0 +1,57 @@
+"""The browser demo: the static page a plain HTTP GET to the server gets.
+
+The files live in ``static/`` and are read once, into complete HTTP responses,
+so answering a request is one write. Only GET reaches here (Autobahn refuses
+other methods); the query string is ignored.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# The page talks to its own origin's WebSocket (or one typed in) and nothing else.
+_SECURITY_HEADERS = (
+    "X-Content-Type-Options: nosniff\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+    "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; "
+    "img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'\r\n"
+)
+
+
+def _response(status: str, content_type: str, body: bytes) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Cache-Control: no-cache\r\n"
+        f"{_SECURITY_HEADERS}"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def _load() -> dict[str, bytes]:
+    responses = {}
+    for item in files(__package__).joinpath("static").iterdir():
+        suffix = item.name[item.name.rfind(".") :]
+        if item.is_file() and suffix in _CONTENT_TYPES:
+            responses[f"/{item.name}"] = _response(
+                "200 OK", _CONTENT_TYPES[suffix], item.read_bytes()
+            )
+    responses["/"] = responses["/index.html"]
+    return responses
+
+
+_RESPONSES = _load()
+_NOT_FOUND = _response("404 Not Found", "text/plain; charset=utf-8", b"Not found\n")
+
+
+def http_response(path: str) -> bytes:
+    """The whole HTTP response for a GET of ``path``."""
+    return _RESPONSES.get(path, _NOT_FOUND)

@@ -1,0 +1,337 @@
+// webrtc-signal browser demo: a lobby client that follows the Godot 4
+// webrtc_signaling client's conventions, so a tab and a Godot game can share
+// a lobby:
+//   - JOIN with id 0 asks for a mesh lobby, any other id for client-server;
+//   - the ID message's data is "true" in a mesh lobby;
+//   - on PEER_CONNECT(id) both sides make a connection to that peer, and only
+//     the side whose own id is larger offers (so the host, id 1, never does);
+//   - a candidate travels as data "\n<mid>\n<index>\n<candidate>".
+// Chat runs over one negotiated data channel per peer; the server never sees it.
+"use strict";
+
+const TYPE = { JOIN: 0, ID: 1, PEER_CONNECT: 2, PEER_DISCONNECT: 3, OFFER: 4, ANSWER: 5, CANDIDATE: 6, SEAL: 7 };
+const TYPE_NAME = Object.fromEntries(Object.entries(TYPE).map(([name, value]) => [value, name]));
+// Pre-agreed on both sides (no in-band negotiation); clear of Godot's own 1-3.
+const CHAT_CHANNEL = { label: "chat", negotiated: true, id: 64, ordered: true };
+const MAX_LOG_LINES = 400;
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const iceServers = (params.get("ice") || "").split(",").filter(Boolean).map((url) => ({ urls: url }));
+
+const state = {
+  ws: null,
+  myId: 0,
+  mesh: true,
+  lobby: "",
+  sealed: false,
+  peers: new Map(), // id -> { id, pc, channel, chain }
+};
+
+// -- signaling -----------------------------------------------------------------
+
+function start(event) {
+  event.preventDefault();
+  stop();
+  const url = $("server-url").value.trim();
+  const lobby = $("lobby-input").value.trim();
+  const mesh = $("mesh").checked;
+  let ws;
+  try {
+    ws = new WebSocket(url);
+  } catch (error) {
+    log(`cannot connect to ${url}: ${error.message}`, "error");
+    return;
+  }
+  Object.assign(state, { ws, myId: 0, mesh, lobby: "", sealed: false });
+  setStatus("connecting", `Connecting to ${url}`);
+  log(`connecting to ${url}`, "note");
+  ws.onopen = () => {
+    send(TYPE.JOIN, mesh ? 0 : 1, lobby);
+    log(lobby ? `→ JOIN lobby ${lobby}` : `→ JOIN create a ${mesh ? "mesh" : "client-server"} lobby`, "out");
+  };
+  ws.onmessage = (message) => receive(message.data);
+  ws.onclose = (closed) => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    log(`signaling closed: ${closed.code} ${closed.reason || "(no reason)"}`, closed.code === 1000 ? "note" : "error");
+    if (state.sealed) {
+      setStatus("sealed", `Sealed; the server closed signaling (${closed.code} ${closed.reason}). Peers stay connected.`);
+    } else {
+      // As the Godot client does: losing signaling before the seal ends the session.
+      closePeers();
+      setStatus("closed", `Closed: ${closed.code} ${closed.reason || ""}`.trim());
+    }
+    render();
+  };
+  render();
+}
+
+function stop() {
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) {
+    ws.close(1000);
+    log("stopped", "note");
+  }
+  closePeers();
+  Object.assign(state, { myId: 0, lobby: "", sealed: false });
+  setStatus("idle", "Not connected");
+  render();
+}
+
+function seal() {
+  send(TYPE.SEAL, 0, "");
+  log("→ SEAL", "out");
+}
+
+function send(type, id, data) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify({ type, id, data }));
+  }
+}
+
+function receive(text) {
+  let message;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    log(`← unparsable message: ${text.slice(0, 80)}`, "error");
+    return;
+  }
+  const { type, id, data } = message;
+  if (!Number.isInteger(type) || !Number.isInteger(id) || typeof data !== "string") {
+    log(`← malformed message: ${text.slice(0, 80)}`, "error");
+    return;
+  }
+  switch (type) {
+    case TYPE.ID:
+      state.myId = id;
+      state.mesh = data === "true";
+      log(`← ID ${id}${id === 1 ? " (host)" : ""}, ${state.mesh ? "mesh" : "client-server"}`);
+      break;
+    case TYPE.JOIN:
+      state.lobby = data;
+      setStatus("in-lobby", `In lobby as peer ${state.myId}`);
+      log(`← JOIN ${data}`);
+      break;
+    case TYPE.PEER_CONNECT:
+      log(`← PEER_CONNECT ${id}`);
+      createPeer(id);
+      break;
+    case TYPE.PEER_DISCONNECT:
+      log(`← PEER_DISCONNECT ${id}`);
+      removePeer(id);
+      break;
+    case TYPE.OFFER:
+    case TYPE.ANSWER:
+      log(`← ${TYPE_NAME[type]} from ${id} (${data.length} bytes)`);
+      remoteDescription(id, type === TYPE.OFFER ? "offer" : "answer", data);
+      break;
+    case TYPE.CANDIDATE:
+      remoteCandidate(id, data);
+      break;
+    case TYPE.SEAL:
+      state.sealed = true;
+      setStatus("sealed", "Sealed: the server closes signaling soon; peers stay connected");
+      log("← SEAL");
+      break;
+    default:
+      log(`← unknown message type ${type}`, "error");
+  }
+  render();
+}
+
+// -- WebRTC --------------------------------------------------------------------
+
+function createPeer(id) {
+  removePeer(id);
+  const pc = new RTCPeerConnection({ iceServers });
+  const { label, ...options } = CHAT_CHANNEL;
+  const channel = pc.createDataChannel(label, options);
+  const peer = { id, pc, channel, chain: Promise.resolve() };
+  state.peers.set(id, peer);
+
+  pc.onicecandidate = ({ candidate }) => {
+    if (candidate && candidate.candidate) {
+      send(TYPE.CANDIDATE, id, `\n${candidate.sdpMid}\n${candidate.sdpMLineIndex}\n${candidate.candidate}`);
+      log(`→ CANDIDATE to ${id}: ${candidate.candidate}`, "out");
+    }
+  };
+  pc.onconnectionstatechange = () => {
+    log(`peer ${id}: ${pc.connectionState}`, "note");
+    render();
+  };
+  channel.onopen = () => { log(`peer ${id}: data channel open`, "note"); render(); };
+  channel.onclose = () => render();
+  channel.onmessage = (event) => addChat(id, String(event.data));
+
+  if (id < state.myId) {
+    queue(peer, async () => {
+      await pc.setLocalDescription(await pc.createOffer());
+      send(TYPE.OFFER, id, pc.localDescription.sdp);
+      log(`→ OFFER to ${id}`, "out");
+    });
+  }
+}
+
+// Each peer's WebRTC calls run one after another, so a candidate that arrives
+// right behind its offer waits for the offer to be applied.
+function queue(peer, step) {
+  peer.chain = peer.chain.then(step).catch((error) => log(`peer ${peer.id}: ${error.message}`, "error"));
+}
+
+function remoteDescription(id, type, sdp) {
+  const peer = state.peers.get(id);
+  if (!peer) return; // the Godot client ignores peers it was not told about
+  queue(peer, async () => {
+    await peer.pc.setRemoteDescription({ type, sdp });
+    if (type === "offer") {
+      await peer.pc.setLocalDescription(await peer.pc.createAnswer());
+      send(TYPE.ANSWER, id, peer.pc.localDescription.sdp);
+      log(`→ ANSWER to ${id}`, "out");
+    }
+  });
+}
+
+function remoteCandidate(id, data) {
+  const parts = data.split("\n").filter((part) => part.length > 0);
+  if (parts.length !== 3 || !/^\d+$/.test(parts[1])) {
+    log(`← CANDIDATE from ${id} is not "\\n<mid>\\n<index>\\n<sdp>"`, "error");
+    return;
+  }
+  const peer = state.peers.get(id);
+  if (!peer) return;
+  const [sdpMid, index, candidate] = parts;
+  log(`← CANDIDATE from ${id}: ${candidate}`);
+  queue(peer, () => peer.pc.addIceCandidate({ sdpMid, sdpMLineIndex: Number(index), candidate }));
+}
+
+function removePeer(id) {
+  const peer = state.peers.get(id);
+  if (!peer) return;
+  state.peers.delete(id);
+  peer.channel.close();
+  peer.pc.close();
+}
+
+function closePeers() {
+  for (const id of [...state.peers.keys()]) removePeer(id);
+}
+
+// -- chat ----------------------------------------------------------------------
+
+function sendChat(event) {
+  event.preventDefault();
+  const text = $("chat-input").value;
+  if (!text) return;
+  const open = [...state.peers.values()].filter((peer) => peer.channel.readyState === "open");
+  for (const peer of open) peer.channel.send(text);
+  addChat(state.myId, text, true);
+  $("chat-input").value = "";
+}
+
+function addChat(from, text, mine = false) {
+  const item = document.createElement("li");
+  item.dataset.from = String(from);
+  if (mine) item.className = "mine";
+  const who = document.createElement("span");
+  who.className = "from";
+  who.textContent = mine ? `me (${from})` : from === 1 ? "host (1)" : String(from);
+  item.append(who, document.createTextNode(text));
+  $("chat-log").append(item);
+  item.scrollIntoView({ block: "nearest" });
+}
+
+// -- the page ------------------------------------------------------------------
+
+function setStatus(value, text) {
+  $("status").dataset.state = value;
+  $("status").textContent = text;
+}
+
+function log(text, kind = "") {
+  const item = document.createElement("li");
+  if (kind) item.className = kind;
+  const time = document.createElement("time");
+  time.textContent = new Date().toLocaleTimeString([], { hour12: false });
+  item.append(time, document.createTextNode(text));
+  const list = $("log");
+  list.append(item);
+  while (list.childElementCount > MAX_LOG_LINES) list.firstElementChild.remove();
+  list.scrollTop = list.scrollHeight;
+}
+
+function badge(kind, value) {
+  const span = document.createElement("span");
+  span.className = `badge ${kind}`;
+  span.dataset.value = value;
+  span.title = kind === "pc" ? "WebRTC connection" : "data channel";
+  span.textContent = kind === "pc" ? value : `channel ${value}`;
+  return span;
+}
+
+function render() {
+  const connected = state.ws !== null;
+  $("start").disabled = connected;
+  $("stop").disabled = !connected && state.peers.size === 0;
+  $("seal").disabled = !(connected && state.myId === 1 && state.lobby && !state.sealed);
+  $("my-id").textContent = state.myId ? String(state.myId) + (state.myId === 1 ? " (host)" : "") : "–";
+  $("mode").textContent = state.myId ? (state.mesh ? "mesh" : "client-server") : "–";
+  $("lobby-name").textContent = state.lobby || "–";
+  $("copy-lobby").disabled = $("copy-link").disabled = !state.lobby;
+
+  const list = $("peers");
+  list.replaceChildren(...[...state.peers.values()].sort((a, b) => a.id - b.id).map((peer) => {
+    const item = document.createElement("li");
+    item.dataset.peerId = String(peer.id);
+    item.dataset.connection = peer.pc.connectionState;
+    item.dataset.channel = peer.channel.readyState;
+    const name = document.createElement("span");
+    name.className = "peer-id";
+    name.textContent = peer.id === 1 ? "1 (host)" : String(peer.id);
+    item.append(name, badge("pc", peer.pc.connectionState), badge("dc", peer.channel.readyState));
+    return item;
+  }));
+  $("peer-count").textContent = String(state.peers.size);
+  $("no-peers").hidden = state.peers.size > 0;
+  $("no-peers").textContent = connected ? "Nobody yet. Share the lobby name." : "No peers.";
+  const anyOpen = [...state.peers.values()].some((peer) => peer.channel.readyState === "open");
+  $("chat-input").disabled = $("chat-send").disabled = !anyOpen;
+}
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch {
+    // No clipboard on plain http off localhost: let the user copy by hand.
+    window.prompt("Copy:", text);
+  }
+  setTimeout(() => { button.textContent = button.id === "copy-link" ? "Copy link" : "Copy"; }, 1200);
+}
+
+function shareLink() {
+  const url = new URL(location.href);
+  url.search = "";
+  url.searchParams.set("lobby", state.lobby);
+  if ($("server-url").value !== defaultServer()) url.searchParams.set("server", $("server-url").value);
+  return url.toString();
+}
+
+function defaultServer() {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
+}
+
+$("server-url").value = params.get("server") || defaultServer();
+$("lobby-input").value = params.get("lobby") || "";
+$("mesh").checked = params.get("mesh") !== "0";
+$("connect-form").addEventListener("submit", start);
+$("stop").addEventListener("click", stop);
+$("seal").addEventListener("click", seal);
+$("chat-form").addEventListener("submit", sendChat);
+$("copy-lobby").addEventListener("click", (event) => copy(state.lobby, event.currentTarget));
+$("copy-link").addEventListener("click", (event) => copy(shareLink(), event.currentTarget));
+$("clear-log").addEventListener("click", () => $("log").replaceChildren());
+window.addEventListener("beforeunload", () => state.ws && state.ws.close(1000));
+render();
