@@ -1,0 +1,336 @@
+// Load generator for the benchmark: Node + `ws`, so that the load is cheap
+// next to either server. bench/run.py starts it pinned to its own core:
+//
+//   node bench/loadgen.mjs <scenario> '<json parameters>'
+//
+// and reads one JSON line of figures from its stdout. It samples the server's
+// CPU time and RSS from /proc/<serverPid> itself, at the exact edges of its
+// measuring window, and reports its own CPU use beside the server's so a
+// reader can see that it was not the bottleneck.
+import { readFileSync } from "node:fs";
+import WebSocket from "ws";
+
+const [scenario, rawParams] = process.argv.slice(2);
+const P = JSON.parse(rawParams);
+const CLK_TCK = P.clockTicks || 100;
+const T = { JOIN: 0, ID: 1, PEER_CONNECT: 2, PEER_DISCONNECT: 3, CANDIDATE: 6 };
+
+// -- measuring ----------------------------------------------------------------
+
+function serverCpu() {
+  const stat = readFileSync(`/proc/${P.serverPid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
+}
+
+function serverRssKb() {
+  const status = readFileSync(`/proc/${P.serverPid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+}
+
+function ownCpu() {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e9;
+const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+/** Marks a window: wall time, server CPU, own CPU. */
+function mark() {
+  return { wall: now(), server: serverCpu(), own: ownCpu() };
+}
+
+function spent(start, end) {
+  const wall = end.wall - start.wall;
+  return {
+    wall,
+    serverCpu: end.server - start.server,
+    serverUtil: (end.server - start.server) / wall,
+    loadgenUtil: (end.own - start.own) / wall,
+  };
+}
+
+function fail(message) {
+  console.error(`loadgen: ${message}`);
+  process.exit(2);
+}
+
+function bounded(promise, seconds, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${seconds}s: ${what}`)), seconds * 1000);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// -- a signaling client --------------------------------------------------------
+
+class Client {
+  constructor(url) {
+    this.ws = new WebSocket(url, { perMessageDeflate: false });
+    this.id = 0;
+    this.onRelay = null;
+    this.waiters = [];
+    this.closed = new Promise((resolve) => this.ws.on("close", resolve));
+    // A close while something is awaited fails the wait, naming the reason.
+    this.ws.on("close", (code, reason) => {
+      for (const { reject } of this.waiters) reject(new Error(`server closed the connection: ${code} ${reason}`));
+      this.waiters = [];
+    });
+    this.ws.on("message", (data) => this.receive(data.toString()));
+    this.ws.on("error", () => {});
+  }
+
+  opened() {
+    return new Promise((resolve, reject) => {
+      this.ws.once("open", resolve);
+      this.ws.once("close", (code) => reject(new Error(`closed before open (${code})`)));
+    });
+  }
+
+  send(type, id, data) {
+    this.ws.send(JSON.stringify({ type, id, data }));
+  }
+
+  receive(text) {
+    const message = JSON.parse(text);
+    if (message.type === T.CANDIDATE && this.onRelay) {
+      this.onRelay(message);
+      return;
+    }
+    if (message.type === T.ID) this.id = message.id;
+    this.waiters = this.waiters.filter(({ test, resolve }) => !(test(message) && (resolve(message), true)));
+  }
+
+  next(test) {
+    return new Promise((resolve, reject) => this.waiters.push({ test, resolve, reject }));
+  }
+}
+
+/** A lobby of `size` clients: the host (id 1) and size - 1 joiners, all of
+ * whom know each other's ids. */
+async function lobby(url, size) {
+  const host = new Client(url);
+  await host.opened();
+  const joined = host.next((m) => m.type === T.JOIN);
+  host.send(T.JOIN, 0, "");
+  const name = (await joined).data;
+  const members = [host];
+  for (let i = 1; i < size; i += 1) {
+    const guest = new Client(url);
+    await guest.opened();
+    const guestJoined = guest.next((m) => m.type === T.JOIN);
+    const seen = host.next((m) => m.type === T.PEER_CONNECT);
+    guest.send(T.JOIN, 0, name);
+    await guestJoined;
+    await seen;
+    members.push(guest);
+  }
+  return members;
+}
+
+/** `count` lobbies of `size`, `parallel` at a time. */
+async function lobbies(url, count, size, parallel = 50) {
+  const made = [];
+  for (let start = 0; start < count; start += parallel) {
+    const batch = Math.min(parallel, count - start);
+    made.push(...(await Promise.all(Array.from({ length: batch }, () => lobby(url, size)))));
+  }
+  return made;
+}
+
+function closeAll(clients) {
+  for (const client of clients) client.ws.terminate();
+}
+
+// -- scenarios -----------------------------------------------------------------
+
+/** Pairs keep `window` CANDIDATE messages in flight each way. */
+async function relay({ url, pairs, window, dataBytes, warmup, duration }) {
+  const made = await bounded(lobbies(url, pairs, 2), 120, "setting up the relay pairs");
+  return runRelay(made, { window, dataBytes, warmup, duration });
+}
+
+async function runRelay(made, { window, dataBytes, warmup, duration }) {
+  const data = "x".repeat(dataBytes);
+  let received = 0;
+  let running = true;
+  for (const [host, guest] of made) {
+    const toGuest = JSON.stringify({ type: T.CANDIDATE, id: guest.id, data });
+    const toHost = JSON.stringify({ type: T.CANDIDATE, id: 1, data });
+    host.onRelay = () => { received += 1; if (running) host.ws.send(toGuest); };
+    guest.onRelay = () => { received += 1; if (running) guest.ws.send(toHost); };
+    for (let i = 0; i < window; i += 1) {
+      host.ws.send(toGuest);
+      guest.ws.send(toHost);
+    }
+  }
+  await sleep(warmup);
+  const start = mark();
+  const before = received;
+  await sleep(duration);
+  const end = mark();
+  const messages = received - before;
+  running = false;
+  const rssKb = serverRssKb();
+  closeAll(made.flat());
+  const used = spent(start, end);
+  if (messages === 0) fail("no message was relayed");
+  return {
+    messages,
+    messagesPerS: messages / used.wall,
+    serverCpuSPer100k: (used.serverCpu / messages) * 1e5,
+    serverUtil: used.serverUtil,
+    loadgenUtil: used.loadgenUtil,
+    serverRssKb: rssKb,
+  };
+}
+
+/** A fixed offered rate; each message carries its send time. */
+async function latency({ url, pairs, rate, dataBytes, warmup, duration }) {
+  const made = await bounded(lobbies(url, pairs, 2), 120, "setting up the latency pairs");
+  const senders = [];
+  const samples = [];
+  let recording = false;
+  const pad = " ".repeat(dataBytes);
+  for (const [host, guest] of made) {
+    const onRelay = (message) => {
+      if (recording) samples.push(now() - Number(message.data.slice(0, message.data.indexOf(" "))));
+    };
+    host.onRelay = onRelay;
+    guest.onRelay = onRelay;
+    senders.push([host, guest.id], [guest, 1]);
+  }
+  const began = now();
+  let sent = 0;
+  let next = 0;
+  const ticker = setInterval(() => {
+    const due = Math.floor((now() - began) * rate);
+    for (; sent < due; sent += 1) {
+      const [client, to] = senders[next];
+      next = (next + 1) % senders.length;
+      const data = `${now()} ${pad}`.slice(0, Math.max(dataBytes, 24));
+      client.ws.send(JSON.stringify({ type: T.CANDIDATE, id: to, data }));
+    }
+  }, 1);
+  await sleep(warmup);
+  recording = true;
+  const start = mark();
+  await sleep(duration);
+  const end = mark();
+  recording = false;
+  clearInterval(ticker);
+  closeAll(made.flat());
+  if (samples.length === 0) fail("no latency sample");
+  samples.sort((a, b) => a - b);
+  const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] * 1000;
+  const used = spent(start, end);
+  return {
+    rate,
+    samples: samples.length,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    maxMs: samples[samples.length - 1] * 1000,
+    serverUtil: used.serverUtil,
+    loadgenUtil: used.loadgenUtil,
+  };
+}
+
+/** Workers loop: create a lobby, a second client joins, both see each other, both close. */
+async function churn({ url, workers, warmup, duration }) {
+  let roundTrips = 0;
+  let running = true;
+  const errors = [];
+  async function worker() {
+    while (running) {
+      const host = new Client(url);
+      await host.opened();
+      const joined = host.next((m) => m.type === T.JOIN);
+      host.send(T.JOIN, 0, "");
+      const name = (await joined).data;
+      const guest = new Client(url);
+      await guest.opened();
+      const guestJoined = guest.next((m) => m.type === T.JOIN);
+      const seen = host.next((m) => m.type === T.PEER_CONNECT);
+      guest.send(T.JOIN, 0, name);
+      await Promise.all([guestJoined, seen]);
+      guest.ws.close(1000);
+      host.ws.close(1000);
+      await Promise.all([guest.closed, host.closed]);
+      roundTrips += 1;
+    }
+  }
+  const running_workers = Array.from({ length: workers }, () => worker().catch((e) => errors.push(e)));
+  await sleep(warmup);
+  const start = mark();
+  const before = roundTrips;
+  await sleep(duration);
+  const end = mark();
+  const count = roundTrips - before;
+  running = false;
+  await bounded(Promise.all(running_workers), 30, "churn workers to finish");
+  if (errors.length) fail(`churn: ${errors[0].message}`);
+  const used = spent(start, end);
+  return {
+    roundTrips: count,
+    roundTripsPerS: count / used.wall,
+    serverCpuMsPerRoundTrip: (used.serverCpu / count) * 1000,
+    serverUtil: used.serverUtil,
+    loadgenUtil: used.loadgenUtil,
+  };
+}
+
+/** Many joined connections doing nothing: memory per connection, setup time. */
+async function idle({ url, connections, lobbySize, settle }) {
+  const baseKb = serverRssKb();
+  const start = mark();
+  const made = await bounded(lobbies(url, connections / lobbySize, lobbySize), 300, "establishing idle connections");
+  const end = mark();
+  await sleep(settle);
+  const rssKb = serverRssKb();
+  closeAll(made.flat());
+  const used = spent(start, end);
+  return {
+    connections,
+    establishS: used.wall,
+    serverCpuMsPerConnection: (used.serverCpu / connections) * 1000,
+    baseRssKb: baseKb,
+    rssKb,
+    kbPerConnection: (rssKb - baseKb) / connections,
+  };
+}
+
+/** `connections` in all: 50 relaying pairs, the rest idle in lobbies of 10
+ * (both servers allow 1024 lobbies). Does the cost of a relayed message or of
+ * a connection grow with the number of connections? */
+async function scale({ url, connections, window, dataBytes, warmup, duration, settle }) {
+  const active = 50;
+  const idleLobbySize = 10;
+  if ((connections - 2 * active) % idleLobbySize !== 0) fail(`scale: connections must be 100 + a multiple of ${idleLobbySize}`);
+  const baseKb = serverRssKb();
+  const idleCount = (connections - 2 * active) / idleLobbySize;
+  const idleLobbies = await bounded(lobbies(url, idleCount, idleLobbySize), 300, "establishing idle lobbies");
+  const activePairs = await bounded(lobbies(url, active, 2), 120, "establishing relaying pairs");
+  await sleep(settle);
+  const rssKb = serverRssKb();
+  const result = await runRelay(activePairs, { window, dataBytes, warmup, duration });
+  closeAll(idleLobbies.flat());
+  return {
+    connections,
+    serverCpuSPer100k: result.serverCpuSPer100k,
+    messagesPerS: result.messagesPerS,
+    kbPerConnection: (rssKb - baseKb) / connections,
+    loadgenUtil: result.loadgenUtil,
+  };
+}
+
+const SCENARIOS = { relay, latency, churn, idle, scale };
+if (!(scenario in SCENARIOS)) fail(`unknown scenario ${scenario}`);
+try {
+  const result = await SCENARIOS[scenario](P);
+  console.log(JSON.stringify(result));
+  process.exit(0);
+} catch (error) {
+  fail(`${scenario}: ${error.message}`);
+}
