@@ -57,7 +57,14 @@ QUICK: dict[str, list[dict[str, Any]]] = {
     "churn": [{"workers": 4, "warmup": 0.2, "duration": 0.5}],
     "idle": [{"connections": 40, "lobbySize": 4, "settle": 0.2}],
     "scale": [
-        {"connections": n, "window": 2, "dataBytes": 200, "warmup": 0.2, "duration": 0.5, "settle": 0.2}
+        {
+            "connections": n,
+            "window": 2,
+            "dataBytes": 200,
+            "warmup": 0.2,
+            "duration": 0.5,
+            "settle": 0.2,
+        }
         for n in (100, 200)
     ],
 }
@@ -112,8 +119,18 @@ def free_port() -> int:
 def ours(port: int) -> Server:
     twistd = Path(sys.executable).parent / "twistd"
     if not twistd.exists():
-        sys.exit(f"bench: no twistd next to {sys.executable}; run it with the project's venv (make bench)")
-    command = [str(twistd), "-n", "--pidfile=", "webrtc-signal", "--port", "tcp:{port}:interface=127.0.0.1"]
+        sys.exit(
+            f"bench: no twistd next to {sys.executable}; "
+            "run it with the project's venv (make bench)"
+        )
+    command = [
+        str(twistd),
+        "-n",
+        "--pidfile=",
+        "webrtc-signal",
+        "--port",
+        "tcp:{port}:interface=127.0.0.1",
+    ]
     return Server("ours", command, ROOT)
 
 
@@ -121,12 +138,16 @@ def reference(source: Path, work: Path) -> Server:
     """A private copy of the Node reference, with its port made settable."""
     server_js = source / "server.js"
     if not server_js.is_file():
-        sys.exit(f"bench: {source} has no server.js; --ref wants godot-demo-projects' "
-                 "networking/webrtc_signaling/server_node folder")
+        sys.exit(
+            f"bench: {source} has no server.js; --ref wants godot-demo-projects' "
+            "networking/webrtc_signaling/server_node folder"
+        )
     copy = work / "server_node"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("node_modules", ".git"))
     text = (copy / "server.js").read_text()
-    patched, count = re.subn(r"^const PORT = \d+;", "const PORT = Number(process.env.PORT);", text, flags=re.M)
+    patched, count = re.subn(
+        r"^const PORT = \d+;", "const PORT = Number(process.env.PORT);", text, flags=re.M
+    )
     if count != 1:
         sys.exit("bench: could not find `const PORT = <number>;` in the reference's server.js")
     (copy / "server.js").write_text(patched)
@@ -215,7 +236,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(scenarios) - set(sizes)
     if unknown:
-        sys.exit(f"bench: unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(sizes)}")
+        sys.exit(
+            f"bench: unknown scenario(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(sizes)}"
+        )
     server_core, load_core = (int(c) for c in args.cores.split(","))
     port = free_port()
     records: list[dict[str, Any]] = []
@@ -225,9 +249,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.ref:
             servers.append(reference(Path(args.ref).resolve(), work))
         else:
-            print("bench: no --ref given, so the Node reference is not measured; ours alone.\n"
-                  "       (get it with: git clone https://github.com/godotengine/godot-demo-projects, "
-                  "then --ref godot-demo-projects/networking/webrtc_signaling/server_node)")
+            print(
+                "bench: no --ref given, so the Node reference is not measured; ours alone.\n"
+                "       (get it with: git clone "
+                "https://github.com/godotengine/godot-demo-projects, then\n"
+                "       --ref godot-demo-projects/networking/webrtc_signaling/server_node)"
+            )
         log = Path(args.server_log) if args.server_log else work / "servers.log"
         for round_number in range(1, args.rounds + 1):
             order = servers if round_number % 2 else list(reversed(servers))
@@ -250,15 +277,23 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         records.append(record)
                         print(json.dumps(record), file=args.out_file, flush=True)
                         if args.verbose:
-                            print(f"  round {round_number} {scenario} {label(params)} {server.name}: "
-                                  + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()), flush=True)
+                            print(
+                                f"  round {round_number} {scenario} {label(params)} {server.name}: "
+                                + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()),
+                                flush=True,
+                            )
     return records
 
 
-def summarize(records: list[dict[str, Any]], info: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def summarize(
+    records: list[dict[str, Any]], info: dict[str, Any]
+) -> tuple[str, list[dict[str, Any]]]:
     """The table, and one summary record per figure."""
     rows: list[dict[str, Any]] = []
-    keys = sorted({(r["scenario"], r["size"]) for r in records}, key=lambda k: (list(FIGURES).index(k[0]), k[1]))
+    keys = sorted(
+        {(r["scenario"], r["size"]) for r in records},
+        key=lambda k: (list(FIGURES).index(k[0]), k[1]),
+    )
     for scenario, size in keys:
         mine = [r for r in records if (r["scenario"], r["size"]) == (scenario, size)]
         for key, name, unit, _, target in FIGURES[scenario]:
@@ -286,37 +321,59 @@ def summarize(records: list[dict[str, Any]], info: dict[str, Any]) -> tuple[str,
     lines = [
         f"webrtc-signal benchmark, {info['date']}: {info['cpu']}, {info['cores']} cores, "
         f"Linux {info['kernel']}, Python {info['python']}, Node {info['node']}",
-        f"medians over {max(r['round'] for r in records)} round(s); ratio = median of per-round ours/reference",
+        f"medians over {max(r['round'] for r in records)} round(s); "
+        "ratio = median of per-round ours/reference",
         "",
-        f"| scenario | figure | ours | reference | ratio | per round | target |",
+        "| scenario | figure | ours | reference | ratio | per round | target |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+
         def show(value: float | None) -> str:
-            return "–" if value is None else f"{value:.3g}"
+            return "-" if value is None else f"{value:.3g}"
 
         scenario = row["scenario"] + (f" ({row['size']})" if row["size"] else "")
         target = f"≤ {row['target']:.1f}x" if row["target"] else ""
         per_round = " ".join(f"{r:.2f}" for r in row["ratios"])
-        ratio = "–" if row["ratio"] is None else f"{row['ratio']:.2f}x"
-        lines.append(f"| {scenario} | {row['name']} ({row['unit']}) | {show(row['ours'])} | "
-                     f"{show(row['reference'])} | {ratio} | {per_round} | {target} |")
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        lines.append(
+            f"| {scenario} | {row['name']} ({row['unit']}) | {show(row['ours'])} | "
+            f"{show(row['reference'])} | {ratio} | {per_round} | {target} |"
+        )
     return "\n".join(lines), rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ref", help="path of the reference's server_node folder (has server.js)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
-    parser.add_argument("--scenarios", default="relay,latency,churn,idle,scale",
-                        help="comma-separated subset of relay,latency,churn,idle,scale")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
-    parser.add_argument("--cores", default="0,1", help="server core,load generator core (default 0,1)")
-    parser.add_argument("--out", default="-", help="JSON lines file for every result (default: stdout)")
-    parser.add_argument("--server-log", help="file for the servers' own output (default: discarded)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print each result as it comes")
-    parser.add_argument("--sizes", help="JSON object overriding a scenario's sizes, e.g. "
-                        "'{\"scale\": [{\"connections\": 4000, ...}]}'")
+    parser.add_argument(
+        "--scenarios",
+        default="relay,latency,churn,idle,scale",
+        help="comma-separated subset of relay,latency,churn,idle,scale",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes: checks that everything runs"
+    )
+    parser.add_argument(
+        "--cores", default="0,1", help="server core,load generator core (default 0,1)"
+    )
+    parser.add_argument(
+        "--out", default="-", help="JSON lines file for every result (default: stdout)"
+    )
+    parser.add_argument(
+        "--server-log", help="file for the servers' own output (default: discarded)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print each result as it comes"
+    )
+    parser.add_argument(
+        "--sizes",
+        help="JSON object overriding a scenario's sizes, e.g. "
+        '\'{"scale": [{"connections": 4000, ...}]}\'',
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import defer, endpoints, reactor
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.python.failure import Failure
 
 WAIT = 5.0
 
@@ -103,7 +104,9 @@ async def with_timeout(d: defer.Deferred[Any], timeout: float) -> Any:
     def relay(result: Any) -> Any:
         if not waiter.called:
             waiter.callback(result)
-        return result
+        # The waiter now carries a failure; leaving it on ``d`` too would log
+        # it again as unhandled when ``d`` is collected.
+        return None if isinstance(result, Failure) else result
 
     d.addBoth(relay)
     waiter.addTimeout(timeout, reactor)

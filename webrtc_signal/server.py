@@ -29,6 +29,7 @@ from .core import (
     StartTimer,
     Timer,
 )
+from .frames import read_text_frames, text_frame
 from .messages import Message
 from .reasons import CloseReason
 
@@ -72,23 +73,48 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         self.factory.connection_opened(self)
 
+    def dataReceived(self, data: bytes) -> None:
+        """The hot path: plain text frames are read here (see `frames`);
+        anything else, and the opening handshake, goes through Autobahn."""
+        if self.state != self.STATE_OPEN or self.current_frame is not None or self.inside_message:
+            super().dataReceived(data)
+            return
+        if self.data:
+            data = self.data + data
+        texts, used, waiting = read_text_frames(data, self.maxMessagePayloadSize)
+        self.data = data[used:]
+        for text in texts:
+            self.on_text(text)
+        if self.data and not waiting:
+            # Autobahn takes over at the frame it understands and we do not,
+            # and keeps the connection until its parser is idle again.
+            self.consumeData()
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """Messages Autobahn read (fragmented ones, or any after a frame the
+        hot path left to it). Autobahn has checked a text message's UTF-8."""
+        if isBinary:
+            peer = self.signaling_peer
+            if peer is not None:
+                self.factory.execute(
+                    self.factory.signaling.reject(peer, CloseReason.INVALID_TRANSFER_MODE)
+                )
+        else:
+            self.on_text(payload.decode("utf-8"))
+
+    def on_text(self, text: str) -> None:
         peer = self.signaling_peer
         if peer is None:
             return
-        core = self.factory.signaling
-        if isBinary:
-            actions = core.reject(peer, CloseReason.INVALID_TRANSFER_MODE)
+        codec = self.codec
+        if codec is None:
+            codec = self.codec = codec_for(text)
+        try:
+            message = codec.decode(text)
+        except FormatError:
+            actions = self.factory.signaling.reject(peer, CloseReason.INVALID_FORMAT)
         else:
-            codec = self.codec
-            if codec is None:
-                codec = self.codec = codec_for(payload)
-            try:
-                message = codec.decode(payload)
-            except FormatError:
-                actions = core.reject(peer, CloseReason.INVALID_FORMAT)
-            else:
-                actions = core.receive(peer, message)
+            actions = self.factory.signaling.receive(peer, message)
         self.factory.execute(actions)
 
     # Autobahn answers a GET without "Upgrade: websocket" with a status page
@@ -111,7 +137,9 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # overflowed) stays in its lobby until its socket is gone. Autobahn
         # raises on sends to it, which would break the *sender's* connection.
         if self.state == self.STATE_OPEN:
-            self.sendMessage(self.codec.encode(message))
+            # One unfragmented frame, written directly: Autobahn's sendMessage
+            # adds checks and bookkeeping this server never needs per message.
+            self.transport.write(text_frame(self.codec.encode(message)))
 
     def close_for(self, reason: CloseReason) -> None:
         # sendClose() refuses 1001 (going away), which shutdown needs; the frame

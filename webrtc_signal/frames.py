@@ -1,0 +1,77 @@
+"""The WebSocket frames of the hot path, read and written without Autobahn.
+
+Almost everything a signaling client sends is one small text message per
+frame: final, unfragmented, masked, no extension bits. Autobahn handles such a
+frame with a general state machine, a masker object and futures per frame,
+which costs several times the rest of a relay. `read_text_frames` takes the
+common case straight off the wire and stops, leaving the bytes untouched, at
+the first frame that is anything else: control frames (ping, pong, close),
+fragments, binary, reserved bits, unmasked, over the size limit, non-minimal
+lengths, or invalid UTF-8. Those go to Autobahn, which answers them exactly as
+before (1002, 1007, 1009, pongs, the closing handshake).
+"""
+
+from __future__ import annotations
+
+# First byte of a final text frame without reserved bits; MASK bit of the second.
+_FINAL_TEXT = 0x81
+_MASKED = 0x80
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """XOR ``payload`` with the 4-byte ``mask`` repeated (RFC 6455, 5.3), as
+    one big-integer operation: far cheaper than a masker object per frame."""
+    size = len(payload)
+    key = (mask * ((size >> 2) + 1))[:size]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        size, "little"
+    )
+
+
+def read_text_frames(data: bytes, max_size: int) -> tuple[list[str], int, bool]:
+    """Read the complete, plain text frames at the start of ``data``.
+
+    Returns the decoded texts, how many bytes they took, and whether reading
+    stopped only for want of more bytes (``True``: keep the rest and wait) or
+    at a frame this function leaves to Autobahn (``False``).
+    """
+    texts: list[str] = []
+    end = len(data)
+    at = 0
+    while end - at >= 2:
+        if data[at] != _FINAL_TEXT or data[at + 1] < _MASKED:
+            return texts, at, False
+        size = data[at + 1] & 0x7F
+        if size < 126:
+            start = at + 6
+        elif size == 126:
+            start = at + 8
+            if end < start:
+                return texts, at, True
+            size = (data[at + 2] << 8) | data[at + 3]
+            if size < 126:
+                return texts, at, False  # not the minimal length encoding
+        else:
+            return texts, at, False  # 64-bit lengths: over any sane limit
+        if size > max_size:
+            return texts, at, False
+        stop = start + size
+        if stop > end:
+            return texts, at, True
+        payload = unmask(data[start:stop], data[start - 4 : start]) if size else b""
+        try:
+            texts.append(payload.decode("utf-8"))
+        except UnicodeDecodeError:
+            return texts, at, False
+        at = stop
+    return texts, at, True
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One final, unmasked text frame carrying ``payload`` (server to client)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((_FINAL_TEXT, size)) + payload
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
