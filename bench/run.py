@@ -43,7 +43,7 @@ LOADGEN = ROOT / "bench" / "loadgen.mjs"
 # Sizes of each scenario; every one is bounded in time and count.
 FULL: dict[str, list[dict[str, Any]]] = {
     "relay": [{"pairs": 100, "window": 16, "dataBytes": 200, "warmup": 2, "duration": 5}],
-    "latency": [{"pairs": 100, "rate": 2000, "dataBytes": 200, "warmup": 2, "duration": 5}],
+    "latency": [{"pairs": 100, "rate": 2000, "dataBytes": 200, "warmup": 2, "duration": 10}],
     "churn": [{"workers": 32, "warmup": 2, "duration": 5}],
     "idle": [{"connections": 4000, "lobbySize": 4, "settle": 2}],
     "scale": [
@@ -79,7 +79,9 @@ FIGURES: dict[str, list[tuple[str, str, str, bool, float | None]]] = {
     ],
     "latency": [
         ("p50Ms", "relay latency p50", "ms", True, None),
+        ("p90Ms", "relay latency p90", "ms", True, None),
         ("p99Ms", "relay latency p99", "ms", True, 1.0),
+        ("p999Ms", "relay latency p99.9", "ms", True, None),
         ("maxMs", "relay latency max", "ms", True, None),
         ("serverUtil", "server CPU use", "cores", True, None),
         ("loadgenUtil", "load generator CPU use", "cores", True, None),

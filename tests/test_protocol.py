@@ -10,7 +10,7 @@ import json
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 
 from webrtc_signal import SignalingConfig
 
@@ -507,7 +507,7 @@ async def test_lobby_life_and_protocol_errors_are_logged_as_structured_events(
     kinds = [e["event_kind"] for e in ours]
     assert kinds.count("connected") == 2
     assert kinds.count("lobby created") == 1
-    assert kinds.count("lobby joined") == 2
+    assert kinds.count("lobby joined") == 1
     assert kinds.count("lobby sealed") == 1
     assert kinds.count("lobby deleted") == 1
     (error,) = [e for e in ours if e["event_kind"] == "closed"]
@@ -515,3 +515,87 @@ async def test_lobby_life_and_protocol_errors_are_logged_as_structured_events(
     assert (error["lobby"], error["close_code"]) == (lobby, 4000)
     assert error["reason"] == "Only host can seal the lobby"
     assert all("relayed" not in repr(e) for e in events)
+
+
+# -- writing --------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_reader_gets_everything_in_order(server: RunningServer) -> None:
+    """A receiver that stops reading makes the server's socket buffer fill up:
+    the rest waits in Twisted's buffer while later frames keep coming, and
+    everything still arrives whole and in order."""
+    host, lobby = await server.create()
+    a, a_id = await server.join(lobby)
+    await host.expect(PEER_CONNECT, a_id)
+    a.transport.pauseProducing()
+    chunk = "z" * 30_000
+    for n in range(150):  # ~4.5 MB, far more than the socket buffers hold
+        host.send(CANDIDATE, a_id, f"{n}:{chunk}")
+        if n % 50 == 0:
+            await task.deferLater(reactor, 0.01, lambda: None)
+    await task.deferLater(reactor, 0.1, lambda: None)
+    a.transport.resumeProducing()
+    for n in range(150):
+        message = await a.next(timeout=10)
+        assert message["data"] == f"{n}:{chunk}"
+
+
+def test_direct_writes_only_where_they_keep_order_and_encryption() -> None:
+    from twisted.internet import tcp
+
+    from webrtc_signal.server import _write
+
+    class Socketish(tcp.Connection):
+        """A TCP connection's write state, without a socket."""
+
+        def __init__(self, accept: int | Exception, **state: object) -> None:
+            self.connected, self.disconnecting, self.TLS = True, False, False
+            self.dataBuffer, self.offset, self._tempDataLen = b"", 0, 0
+            self.accept = accept
+            self.direct: list[bytes] = []
+            self.queued: list[bytes] = []
+            self.__dict__.update(state)
+
+        def writeSomeData(self, data: bytes):  # type: ignore[no-untyped-def]
+            self.direct.append(bytes(data))
+            return (
+                self.accept if isinstance(self.accept, Exception) else min(self.accept, len(data))
+            )
+
+        def write(self, data: bytes) -> None:
+            self.queued.append(bytes(data))
+
+    whole = Socketish(accept=100)
+    _write(whole, b"x" * 10)
+    assert (whole.direct, whole.queued) == ([b"x" * 10], [])
+
+    partial = Socketish(accept=4)
+    _write(partial, b"abcdefgh")
+    assert (partial.direct, partial.queued) == ([b"abcdefgh"], [b"efgh"])
+
+    broken = Socketish(accept=ConnectionResetError())
+    _write(broken, b"abc")
+    assert broken.queued == [b"abc"]  # Twisted meets the error and closes
+
+    for state in (
+        {"TLS": True},
+        {"disconnecting": True},
+        {"connected": False},
+        {"_tempDataLen": 5},
+        {"dataBuffer": b"pending", "offset": 2},
+    ):
+        held = Socketish(accept=100, **state)
+        _write(held, b"abc")
+        assert (held.direct, held.queued) == ([], [b"abc"]), state
+
+    class NotTcp:
+        def __init__(self) -> None:
+            self.queued: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.queued.append(data)
+
+    tls_wrapper = NotTcp()
+    _write(tls_wrapper, b"abc")  # type: ignore[arg-type]
+    assert tls_wrapper.queued == [b"abc"]

@@ -139,7 +139,7 @@ async def test_twistd_serves_a_lobby_and_stops_on_sigterm(fresh_venv: Path) -> N
     # twistd ends itself with the signal it got, so its parent sees SIGTERM.
     assert await with_timeout(process.ended, 15) == f"signal {signal.SIGTERM}", process.output
     log = process.output
-    assert f"created lobby {lobby}" in log
+    assert f"created mesh lobby {lobby}" in log
     assert f"peer {guest_id} joined lobby {lobby} (members: 2)" in log
     assert "hello from a subprocess test" not in log  # relays are not logged
     assert "webrtc-signal stopped" in log

@@ -30,6 +30,8 @@ from .reasons import CloseReason
 
 LOBBY_NAME_ALPHABET = string.ascii_letters + string.digits
 LOBBY_NAME_LENGTH = 16
+_LOBBY_NAMES = len(LOBBY_NAME_ALPHABET) ** LOBBY_NAME_LENGTH
+_LOBBY_NAME_BITS = _LOBBY_NAMES.bit_length()
 # Peer ids are drawn from [2, 2^31-1]: 0 means "no peer" and 1 is the host's alias.
 MIN_PEER_ID = 2
 MAX_PEER_ID = 2**31 - 1
@@ -123,6 +125,7 @@ class Notice:
     lobby: str = ""
     reason: CloseReason | None = None
     members: int = 0
+    mode: str = ""
 
 
 Action = Send | Close | StartTimer | CancelTimer | Notice
@@ -225,7 +228,7 @@ class Signaling:
                 return self._close(peer, CloseReason.TOO_MANY_LOBBIES)
             lobby = Lobby(self._new_lobby_name(), host=peer, mesh=message.id == 0)
             self.lobbies[lobby.name] = lobby
-            actions.append(Notice(NoticeKind.LOBBY_CREATED, peer, lobby.name))
+            actions.append(Notice(NoticeKind.LOBBY_CREATED, peer, lobby.name, mode=_mode(lobby)))
         else:
             found = self.lobbies.get(message.data)
             if found is None:
@@ -246,9 +249,10 @@ class Signaling:
         lobby.members[newcomer_id] = peer
         peer.lobby = lobby
         actions.append(Send(peer, Message(MessageType.JOIN, 0, lobby.name)))
-        actions.append(
-            Notice(NoticeKind.LOBBY_JOINED, peer, lobby.name, members=len(lobby.members))
-        )
+        if peer is not lobby.host:  # the host's join is told by LOBBY_CREATED
+            actions.append(
+                Notice(NoticeKind.LOBBY_JOINED, peer, lobby.name, members=len(lobby.members))
+            )
         return actions
 
     def _seal(self, peer: Peer, lobby: Lobby) -> list[Action]:
@@ -320,9 +324,23 @@ class Signaling:
 
     def _new_lobby_name(self) -> str:
         while True:
-            name = "".join(self._rng.choices(LOBBY_NAME_ALPHABET, k=LOBBY_NAME_LENGTH))
+            # One draw of random bits (one system call with SystemRandom), not
+            # one per character; redrawn rather than reduced, so every name
+            # is equally likely.
+            number = self._rng.getrandbits(_LOBBY_NAME_BITS)
+            if number >= _LOBBY_NAMES:
+                continue
+            characters = []
+            for _ in range(LOBBY_NAME_LENGTH):
+                number, digit = divmod(number, len(LOBBY_NAME_ALPHABET))
+                characters.append(LOBBY_NAME_ALPHABET[digit])
+            name = "".join(characters)
             if name not in self.lobbies:
                 return name
+
+
+def _mode(lobby: Lobby) -> str:
+    return "mesh" if lobby.mesh else "client-server"
 
 
 def _lobby_name(peer: Peer) -> str:

@@ -7,11 +7,14 @@ connection, and closes everything on shutdown.
 
 from __future__ import annotations
 
+import pprint
 from collections.abc import Iterable
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket import protocol as autobahn_protocol
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 from twisted.logger import Logger, LogLevel
 
 from . import demo
@@ -33,6 +36,29 @@ from .frames import read_text_frames, text_frame
 from .messages import Message
 from .reasons import CloseReason
 
+
+class _PrettyWhenFormatted:
+    """Stands in for ``pprint.pformat(value)`` until someone formats it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.value)
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+# Autobahn pretty-prints its ~50 settings for a debug line on every new
+# connection, even when debug lines are discarded: a quarter of the server's
+# CPU per connection when clients come and go. Same text, made only when read.
+autobahn_protocol.pformat = _PrettyWhenFormatted
+
 # Seconds a closed client has to answer our close frame before its TCP is cut.
 CLOSE_HANDSHAKE_TIMEOUT = 5
 
@@ -42,7 +68,7 @@ _log = Logger(namespace="webrtc_signal")
 _NOTICE_LOG: dict[NoticeKind, tuple[LogLevel, str]] = {
     NoticeKind.CONNECTED: (LogLevel.info, "peer {peer_id} connected from {address}"),
     NoticeKind.REFUSED: (LogLevel.warn, "connection from {address} refused: {reason}"),
-    NoticeKind.LOBBY_CREATED: (LogLevel.info, "peer {peer_id} created lobby {lobby}"),
+    NoticeKind.LOBBY_CREATED: (LogLevel.info, "peer {peer_id} created {mode} lobby {lobby}"),
     NoticeKind.LOBBY_JOINED: (
         LogLevel.info,
         "peer {peer_id} joined lobby {lobby} (members: {members})",
@@ -64,6 +90,12 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     """One client connection. It only translates; the rules live in the core."""
 
     factory: SignalingServerFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Frames waiting for the end of the current batch of input (see flush).
+        self.outgoing: list[bytes] = []
+
     # Picked by the first text message; nothing is sent before that.
     codec: Codec | None = None
     signaling_peer: Peer | None = None
@@ -78,17 +110,18 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         anything else, and the opening handshake, goes through Autobahn."""
         if self.state != self.STATE_OPEN or self.current_frame is not None or self.inside_message:
             super().dataReceived(data)
-            return
-        if self.data:
-            data = self.data + data
-        texts, used, waiting = read_text_frames(data, self.maxMessagePayloadSize)
-        self.data = data[used:]
-        for text in texts:
-            self.on_text(text)
-        if self.data and not waiting:
-            # Autobahn takes over at the frame it understands and we do not,
-            # and keeps the connection until its parser is idle again.
-            self.consumeData()
+        else:
+            if self.data:
+                data = self.data + data
+            texts, used, waiting = read_text_frames(data, self.maxMessagePayloadSize)
+            self.data = data[used:]
+            for text in texts:
+                self.on_text(text)
+            if self.data and not waiting:
+                # Autobahn takes over at the frame it understands and we do
+                # not, and keeps the connection until its parser is idle again.
+                self.consumeData()
+        self.factory.flush()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Messages Autobahn read (fragmented ones, or any after a frame the
@@ -134,12 +167,29 @@ class SignalingServerProtocol(WebSocketServerProtocol):
 
     def send_message(self, message: Message) -> None:
         # A peer whose closing handshake has begun (it sent a close frame, or
-        # overflowed) stays in its lobby until its socket is gone. Autobahn
-        # raises on sends to it, which would break the *sender's* connection.
+        # overflowed) stays in its lobby until its socket is gone; what is
+        # sent to it meanwhile is dropped, as Autobahn would refuse it.
         if self.state == self.STATE_OPEN:
-            # One unfragmented frame, written directly: Autobahn's sendMessage
-            # adds checks and bookkeeping this server never needs per message.
-            self.transport.write(text_frame(self.codec.encode(message)))
+            if not self.outgoing:
+                self.factory.unflushed.append(self)
+            # One unfragmented frame per message, built here: Autobahn's
+            # sendMessage adds checks and bookkeeping this server never needs.
+            self.outgoing.append(text_frame(self.codec.encode(message)))
+
+    def flush(self) -> None:
+        """Write the frames queued since the last flush, in one piece."""
+        outgoing = self.outgoing
+        if outgoing:
+            data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
+            outgoing.clear()
+            _write(self.transport, data)
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        # Everything Autobahn writes itself (handshake, pings, pongs, close
+        # frames) goes out after the messages queued before it.
+        if self.outgoing:
+            self.flush()
+        super().sendData(data, sync, chopsize)
 
     def close_for(self, reason: CloseReason) -> None:
         # sendClose() refuses 1001 (going away), which shutdown needs; the frame
@@ -167,6 +217,8 @@ class SignalingServerFactory(WebSocketServerFactory):
         self.clock: IReactorTime = clock
         self.signaling = Signaling(self.config)
         self.connections: set[SignalingServerProtocol] = set()
+        # Connections with frames queued by the current batch of input.
+        self.unflushed: list[SignalingServerProtocol] = []
         self._timers: dict[Timer, IDelayedCall] = {}
         self._keepalive: IDelayedCall | None = None
         self._all_closed: list[Deferred[None]] = []
@@ -203,6 +255,7 @@ class SignalingServerFactory(WebSocketServerFactory):
             return
         self.connections.discard(connection)
         self.execute(self.signaling.disconnect(peer))
+        self.flush()
         if not self.connections:
             self._stop_keepalive()
             waiters, self._all_closed = self._all_closed, []
@@ -229,9 +282,21 @@ class SignalingServerFactory(WebSocketServerFactory):
             else:
                 _log_notice(action)
 
+    def flush(self) -> None:
+        """Write out what the core's actions queued. Every way into the
+        factory (input, a closed connection, a timer, shutdown) ends here, so
+        the reactor never idles with frames queued; and each connection gets
+        one write per batch of input, however many messages it holds."""
+        unflushed = self.unflushed
+        if unflushed:
+            for connection in unflushed:
+                connection.flush()
+            unflushed.clear()
+
     def _timer_fired(self, timer: Timer) -> None:
         self._timers.pop(timer, None)
         self.execute(self.signaling.timer_fired(timer))
+        self.flush()
 
     @property
     def pending_timers(self) -> int:
@@ -276,6 +341,7 @@ class SignalingServerFactory(WebSocketServerFactory):
         seconds on `clock`, when stragglers are dropped without a handshake."""
         self._stop_keepalive()
         self.execute(self.signaling.shutdown())
+        self.flush()
         for call in self._timers.values():
             if call.active():
                 call.cancel()
@@ -292,6 +358,29 @@ class SignalingServerFactory(WebSocketServerFactory):
         for connection in list(self.connections):
             _log.warn("dropping a connection that did not finish closing in time")
             connection.dropConnection(abort=True)
+
+
+def _write(transport: ITransport, data: bytes) -> None:
+    """Write ``data`` now. ``transport.write`` would queue it, register the
+    socket for writability and send on the reactor's next turn: two extra
+    system calls and a turn of latency per write. When Twisted holds nothing
+    for this plain TCP connection, sending directly keeps the bytes in order
+    and saves both. What the socket does not take, and any error, go the
+    usual way, so Twisted finishes the job and reports failures as always."""
+    if (
+        isinstance(transport, tcp.Connection)
+        and not transport.TLS
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._tempDataLen
+        and transport.offset == len(transport.dataBuffer)
+    ):
+        sent = transport.writeSomeData(data)
+        if type(sent) is int:
+            if sent == len(data):
+                return
+            data = data[sent:]
+    transport.write(data)
 
 
 def _cancel_then_pass(result: object, call: IDelayedCall) -> object:
@@ -312,6 +401,7 @@ def _log_notice(notice: Notice) -> None:
         address=_address(peer),
         lobby=notice.lobby or "-",
         members=notice.members,
+        mode=notice.mode,
         close_code=reason.code if reason is not None else None,
         reason=reason.text if reason is not None else "",
     )
