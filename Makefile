@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 ARGS ?=
 
-.PHONY: serve test lint venv node browser clean
+.PHONY: serve test lint bench venv node browser clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,13 @@ lint: $(STAMP)
 
 test: lint $(NODE_STAMP) browser
 	$(BIN)/python -m pytest $(ARGS)
+
+# Benchmark against Godot's Node reference server (README, "Benchmarks"):
+# make bench REF=path/to/godot-demo-projects/networking/webrtc_signaling/server_node
+# Without REF it measures ours alone. More options: make bench ARGS="--help".
+REF ?=
+bench: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python bench/run.py $(if $(REF),--ref $(REF)) $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info twisted/plugins/dropin.cache test-artifacts

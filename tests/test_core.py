@@ -135,7 +135,7 @@ def test_any_nonzero_id_creates_a_client_server_lobby(h: Harness, mode_id: int) 
 
 def test_lobby_names_are_distinct_and_drawn_from_a_cryptographic_source() -> None:
     core = Signaling()
-    assert type(core._rng).__name__ == "SystemRandom"
+    assert type(core._name_rng).__name__ == "SystemRandom"
     names = set()
     for n in range(50):
         peer, _ = core.connect(f"p{n}")

@@ -599,3 +599,16 @@ def test_direct_writes_only_where_they_keep_order_and_encryption() -> None:
     tls_wrapper = NotTcp()
     _write(tls_wrapper, b"abc")  # type: ignore[arg-type]
     assert tls_wrapper.queued == [b"abc"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_nagles_algorithm_is_off_on_every_connection(server: RunningServer) -> None:
+    """Small writes must not wait for the client's delayed ACK (up to 40 ms)."""
+    import socket
+
+    host, lobby = await server.create()
+    await server.join(lobby)
+    assert len(server.factory.connections) == 2
+    for connection in server.factory.connections:
+        handle = connection.transport.getHandle()
+        assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -136,8 +136,12 @@ class Signaling:
 
     def __init__(self, config: SignalingConfig | None = None, rng: random.Random | None = None):
         self.config = config or SignalingConfig()
-        # Lobby names must be unguessable: a cryptographic source unless a test injects one.
-        self._rng = rng or secrets.SystemRandom()
+        # Lobby names are the secret that lets one join: a cryptographic
+        # source. Peer ids grant nothing (a peer only ever reaches the peers
+        # its lobby shows it), so a fast generator, seeded from the system's,
+        # spares a system call per connection. Tests inject one for both.
+        self._name_rng = rng or secrets.SystemRandom()
+        self._id_rng = rng or random.Random()
         self.peers: dict[int, Peer] = {}
         self.lobbies: dict[str, Lobby] = {}
         self.accepting = True
@@ -318,7 +322,7 @@ class Signaling:
 
     def _new_peer_id(self) -> int:
         while True:
-            candidate = self._rng.randint(MIN_PEER_ID, MAX_PEER_ID)
+            candidate = self._id_rng.randint(MIN_PEER_ID, MAX_PEER_ID)
             if candidate not in self.peers:
                 return candidate
 
@@ -327,7 +331,7 @@ class Signaling:
             # One draw of random bits (one system call with SystemRandom), not
             # one per character; redrawn rather than reduced, so every name
             # is equally likely.
-            number = self._rng.getrandbits(_LOBBY_NAME_BITS)
+            number = self._name_rng.getrandbits(_LOBBY_NAME_BITS)
             if number >= _LOBBY_NAMES:
                 continue
             characters = []
