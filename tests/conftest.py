@@ -5,13 +5,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import endpoints, reactor, task
+from twisted.internet import endpoints, task
 
 from webrtc_signal import SignalingConfig
 from webrtc_signal.server import SignalingServerFactory
 from webrtc_signal.service import SignalingService
 
 from .wsclient import RecordingClient, connect, with_timeout
+
+
+def _reactor() -> Any:
+    # Imported when used: conftest loads before pytest-twisted installs the
+    # reactor the suite runs on (asyncio, for aiortc), and importing it here
+    # would install the default one first.
+    from twisted.internet import reactor
+
+    return reactor
 
 
 @dataclass
@@ -59,7 +68,7 @@ async def start_server(
 ) -> RunningServer:
     clock = task.Clock()
     if endpoint is None:
-        endpoint = endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        endpoint = endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1")
     service = SignalingService(config, endpoint, clock=clock)
     service.startService()
     await with_timeout(service.listening, 5)

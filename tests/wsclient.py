@@ -7,11 +7,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from twisted.internet import defer, endpoints, reactor
+from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.python.failure import Failure
 
 WAIT = 5.0
+
+
+def _reactor() -> Any:
+    # Imported when used: conftest imports this module before pytest-twisted
+    # installs the suite's reactor (asyncio).
+    from twisted.internet import reactor
+
+    return reactor
 
 
 class RecordingClient(WebSocketClientProtocol):
@@ -77,7 +85,7 @@ class RecordingClient(WebSocketClientProtocol):
 
     def next(self, timeout: float = WAIT) -> defer.Deferred[Any]:
         d = self.inbox.get()
-        d.addTimeout(timeout, reactor)
+        d.addTimeout(timeout, _reactor())
         return d
 
     async def expect(self, type_: int, id_: int | None = None, data: str | None = None) -> Any:
@@ -109,7 +117,7 @@ async def with_timeout(d: defer.Deferred[Any], timeout: float) -> Any:
         return None if isinstance(result, Failure) else result
 
     d.addBoth(relay)
-    waiter.addTimeout(timeout, reactor)
+    waiter.addTimeout(timeout, _reactor())
     return await waiter
 
 
@@ -131,7 +139,9 @@ async def connect(
     """Open a WebSocket to ``url`` (``ws://`` or, with ``tls``, ``wss://``)."""
     parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None, url
-    endpoint: Any = endpoints.TCP4ClientEndpoint(reactor, parts.hostname, parts.port, timeout=WAIT)
+    endpoint: Any = endpoints.TCP4ClientEndpoint(
+        _reactor(), parts.hostname, parts.port, timeout=WAIT
+    )
     if parts.scheme == "wss":
         assert tls is not None, "wss:// needs client TLS options"
         endpoint = endpoints.wrapClientTLS(tls, endpoint)
