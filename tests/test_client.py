@@ -3,7 +3,6 @@ every event, every error path, and the command-line tool."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from webrtc_signal.client import (
 
 from .certs import make_localhost_certificate
 from .conftest import RunningServer, ServerMaker, _reactor
+from .processes import Spawned, spawn
 from .wsclient import with_timeout
 
 
@@ -256,40 +256,11 @@ def test_candidate_data_is_read_as_godot_reads_it() -> None:
 # -- the command-line tool --------------------------------------------------------
 
 
-class Cli(protocol.ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = ""
-        self.lines: defer.DeferredQueue[str] = defer.DeferredQueue()
-        self.ended: defer.Deferred[int] = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        text = data.decode()
-        self.output += text
-        for line in text.splitlines():
-            self.lines.put(line)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(reason.value.exitCode)
-
-    async def wait_for(self, wanted: str) -> None:
-        while wanted not in await with_timeout(self.lines.get(), 10):
-            pass
+def run_cli_module(module: str, *argv: str) -> Spawned:
+    return spawn([sys.executable, "-m", module, *argv], env={"PYTHONUNBUFFERED": "1"})
 
 
-def run_cli_module(module: str, *argv: str) -> Cli:
-    cli = Cli()
-    cli.transport = _reactor().spawnProcess(
-        cli,
-        sys.executable,
-        [sys.executable, "-m", module, *argv],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    return cli
-
-
-def run_cli(*argv: str) -> Cli:
+def run_cli(*argv: str) -> Spawned:
     return run_cli_module("webrtc_signal.client_cli", *argv)
 
 
@@ -299,7 +270,7 @@ async def test_cli_creates_seals_and_exits_0(make_server: ServerMaker) -> None:
     cli = run_cli(server.url, "--seal-after", "0")
     await cli.wait_for("lobby sealed")
     server.clock.advance(3)
-    assert await with_timeout(cli.ended, 20) == 0, cli.output
+    assert await cli.finished(20) == 0, cli.output
     lines = cli.output.splitlines()
     assert lines[0] == f"connected to {server.url}"
     assert lines[1] == "my id is 1 (host), mesh lobby"
@@ -321,7 +292,7 @@ async def test_cli_prints_peers_and_relays_as_they_come(server: RunningServer) -
     host.send_candidate(guest_id, "0", 0, "candidate:1 1 udp 1 192.0.2.2 9 typ host")
     await cli.wait_for("candidate from 1: mid 0, index 0: candidate:1 1 udp 1 192.0.2.2 9 typ host")
     await with_timeout(host.close(), 5)
-    assert await with_timeout(cli.ended, 20) == 4, cli.output
+    assert await cli.finished(20) == 4, cli.output
     assert "client-server lobby" in cli.output
     assert "disconnected: 4000 Room host has disconnected" in cli.output
 
@@ -329,11 +300,11 @@ async def test_cli_prints_peers_and_relays_as_they_come(server: RunningServer) -
 @pytest_twisted.ensureDeferred
 async def test_cli_exit_statuses_for_refusal_and_unreachable(server: RunningServer) -> None:
     refused = run_cli(server.url, "--lobby", "NoSuchLobby00000", "--no-commands")
-    assert await with_timeout(refused.ended, 20) == 4, refused.output
+    assert await refused.finished(20) == 4, refused.output
     assert "disconnected: 4000 Lobby does not exists" in refused.output
     unreachable = run_cli(f"ws://127.0.0.1:{await closed_port()}", "--no-commands")
-    assert await with_timeout(unreachable.ended, 20) == 3, unreachable.output
+    assert await unreachable.finished(20) == 3, unreachable.output
     assert "could not connect" in unreachable.output
     usage = run_cli("http://not-websocket")
-    assert await with_timeout(usage.ended, 20) == 2
+    assert await usage.finished(20) == 2
     assert "not a ws:// or wss:// URL" in usage.output

@@ -16,15 +16,15 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, endpoints, protocol
+from twisted.internet import defer, endpoints
 
 from webrtc_signal import SignalingConfig, SignalingService
 
 from .conftest import _reactor
+from .processes import Spawned, spawn
 from .wsclient import with_timeout
 
 ROOT = Path(__file__).parent.parent
@@ -47,46 +47,9 @@ def require_browser() -> None:
     pytest.skip(missing)
 
 
-class NodeRun(protocol.ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = ""
-        self.lines: defer.DeferredQueue[str] = defer.DeferredQueue()
-        self.ended: defer.Deferred[int] = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        text = data.decode(errors="replace")
-        self.output += text
-        for line in text.splitlines():
-            self.lines.put(line)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(reason.value.exitCode)
-
-    async def finished(self, seconds: float) -> int:
-        try:
-            return await with_timeout(self.ended, seconds)
-        except defer.TimeoutError:
-            self.transport.signalProcess("KILL")
-            pytest.fail(f"the browser script did not finish in {seconds} s:\n{self.output}")
-
-
-def run_node(script: str, *argv: str) -> NodeRun:
-    run = NodeRun()
+def run_node(script: str, *argv: str) -> Spawned:
     node = shutil.which("node") or "node"
-    run.transport = _reactor().spawnProcess(
-        run,
-        node,
-        [
-            node,
-            str(E2E / script),
-            *argv,
-        ],
-        env={**os.environ, "CHROMIUM": CHROMIUM},
-        path=str(ROOT),
-    )
-    return run
+    return spawn([node, str(E2E / script), *argv], env={"CHROMIUM": CHROMIUM}, path=str(ROOT))
 
 
 @pytest_twisted.async_yield_fixture
@@ -140,11 +103,8 @@ async def test_a_browser_page_and_a_python_peer_share_a_lobby(
             run = run_node("interop.e2e.mjs", demo_server, str(ARTIFACTS), "join", joined.lobby)
         else:
             run = run_node("interop.e2e.mjs", demo_server, str(ARTIFACTS), "host")
-            while not (line := await with_timeout(run.lines.get(), 30)).startswith("LOBBY "):
-                pass
-            joined = await defer.Deferred.fromFuture(
-                asyncio.ensure_future(peer.join(line.split()[1]))
-            )
+            lobby = (await run.wait_for_match(r"^LOBBY (\w+)$")).group(1)
+            joined = await defer.Deferred.fromFuture(asyncio.ensure_future(peer.join(lobby)))
             assert joined.peer_id > 1
         sender, text = await with_timeout(
             defer.Deferred.fromFuture(asyncio.ensure_future(received.get())), 60

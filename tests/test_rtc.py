@@ -203,5 +203,5 @@ async def test_peer_command_line_tools_chat_through_a_lobby(server: RunningServe
     # guest's signaling before the seal, a session end of its own (status 4).
     for process in (guest, host):
         process.transport.signalProcess("INT")
-        assert await with_timeout(process.ended, 20) == 0, process.output
+        assert await process.finished(20) == 0, process.output
     assert "peer" in host.output and "left the lobby" in host.output

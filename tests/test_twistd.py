@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor
 
 from .http import http_get
-from .wsclient import connect, with_timeout
+from .processes import spawn
+from .wsclient import connect
 
 ROOT = Path(__file__).parent.parent
 JOIN, ID, PEER_CONNECT, OFFER = 0, 1, 2, 4
@@ -77,44 +77,22 @@ def test_a_bad_option_is_a_usage_error_and_exits_non_zero(fresh_venv: Path) -> N
     assert "Traceback" not in result.stdout + result.stderr
 
 
-class TwistdProcess(protocol.ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = ""
-        self.port: defer.Deferred[int] = defer.Deferred()
-        self.ended: defer.Deferred[int | str] = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data.decode(errors="replace")
-        found = re.search(r"webrtc-signal listening on 127\.0\.0\.1 port (\d+)", self.output)
-        if found and not self.port.called:
-            self.port.callback(int(found.group(1)))
-
-    errReceived = outReceived
-
-    def processEnded(self, reason) -> None:  # type: ignore[no-untyped-def]
-        ended = reason.value
-        code = ended.exitCode if ended.exitCode is not None else f"signal {ended.signal}"
-        if not self.port.called:
-            self.port.errback(RuntimeError(f"twistd ended before listening:\n{self.output}"))
-        self.ended.callback(code)
-
-
 @pytest_twisted.ensureDeferred
 async def test_twistd_serves_a_lobby_and_stops_on_sigterm(fresh_venv: Path) -> None:
-    process = TwistdProcess()
-    argv = [
-        "twistd", "-n", "--pidfile=", "webrtc-signal",
-        "--port", "tcp:0:interface=127.0.0.1",
-    ]  # fmt: skip
-    transport = reactor.spawnProcess(
-        process,
-        str(fresh_venv / "bin" / "twistd"),
-        argv,
+    process = spawn(
+        [
+            str(fresh_venv / "bin" / "twistd"), "-n", "--pidfile=", "webrtc-signal",
+            "--port", "tcp:0:interface=127.0.0.1",
+        ],
         env={"PATH": os.environ.get("PATH", "")},
+        inherit_env=False,  # nothing of this checkout's environment
         path=str(fresh_venv),
-    )
+    )  # fmt: skip
     try:
-        port = await with_timeout(process.port, 30)
+        listening = await process.wait_for_match(
+            r"webrtc-signal listening on 127\.0\.0\.1 port (\d+)"
+        )
+        port = int(listening.group(1))
         url = f"ws://127.0.0.1:{port}"
         host = await connect(url)
         host.send(JOIN, 0, "")
@@ -133,11 +111,11 @@ async def test_twistd_serves_a_lobby_and_stops_on_sigterm(fresh_venv: Path) -> N
         assert status == 200 and b"<title>webrtc-signal demo</title>" in page
     finally:
         if not process.ended.called:
-            transport.signalProcess(signal.SIGTERM)
+            process.transport.signalProcess(signal.SIGTERM)
     assert await host.wait_closed(10) == (1001, "Server shutting down")
     assert await guest.wait_closed(10) == (1001, "Server shutting down")
     # twistd ends itself with the signal it got, so its parent sees SIGTERM.
-    assert await with_timeout(process.ended, 15) == f"signal {signal.SIGTERM}", process.output
+    assert await process.finished(15) == f"signal {signal.SIGTERM}", process.output
     log = process.output
     assert f"created mesh lobby {lobby}" in log
     assert f"peer {guest_id} joined lobby {lobby} (members: 2)" in log

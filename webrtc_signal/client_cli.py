@@ -157,6 +157,25 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_lobby_arguments(parse)
+    parse.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="connect timeout (default 10)",
+    )
+    parse.add_argument(
+        "--no-commands",
+        dest="commands",
+        action="store_false",
+        help="do not read seal/quit commands from standard input",
+    )
+    return parse
+
+
+def add_lobby_arguments(parse: argparse.ArgumentParser) -> None:
+    """The server and lobby arguments both command-line tools take."""
     parse.add_argument(
         "url", type=_url, help="the server, e.g. ws://localhost:9080 or wss://example.org"
     )
@@ -172,20 +191,6 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seal the lobby this long after joining",
     )
-    parse.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=10.0,
-        metavar="SECONDS",
-        help="connect timeout (default 10)",
-    )
-    parse.add_argument(
-        "--no-commands",
-        dest="commands",
-        action="store_false",
-        help="do not read seal/quit commands from standard input",
-    )
-    return parse
 
 
 def _url(text: str) -> str:

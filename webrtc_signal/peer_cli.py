@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .client import Disconnected, LobbySealed, PeerConnected, PeerDisconnected, SignalingClosed
-from .client_cli import EXIT_OK, EXIT_UNREACHABLE, _seconds, _url, exit_status
+from .client_cli import EXIT_OK, EXIT_UNREACHABLE, _seconds, add_lobby_arguments, exit_status
 
 if TYPE_CHECKING:
     from .rtc import RtcPeer
@@ -28,11 +28,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Type lines to send them to every connected peer; end with Ctrl-D or Ctrl-C. "
         "Exit statuses are those of webrtc-signal-client.",
     )
-    parse.add_argument("url", type=_url, help="the server, e.g. ws://localhost:9080")
-    parse.add_argument("--lobby", default="", help="lobby to join (default: create one)")
-    parse.add_argument(
-        "--client-server", action="store_true", help="create a client-server lobby, not a mesh"
-    )
+    add_lobby_arguments(parse)
     parse.add_argument(
         "--send", action="append", default=[], metavar="TEXT",
         help="send TEXT to each peer as its channel opens (may be repeated)",
@@ -41,12 +37,6 @@ def parser() -> argparse.ArgumentParser:
         "--ice", action="append", default=[], metavar="URL",
         help="an ICE server, e.g. stun:stun.l.google.com:19302 (none by default)",
     )  # fmt: skip
-    parse.add_argument(
-        "--seal-after",
-        type=_seconds,
-        metavar="SECONDS",
-        help="seal the lobby this long after joining",
-    )
     parse.add_argument(
         "--exit-after", type=_seconds, metavar="SECONDS", help="leave after this many seconds"
     )
