@@ -95,17 +95,16 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     # here, Nagle stays on, and a small write that follows one the client has
     # not yet acknowledged waits for the client's delayed ACK (40 ms).
     tcpNoDelay = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        # Frames waiting for the end of the current batch of input (see flush).
-        self.outgoing: list[bytes] = []
-
     # Picked by the first text message; nothing is sent before that.
     codec: Codec | None = None
     signaling_peer: Peer | None = None
     # Set on each keepalive ping, cleared by the pong.
     awaiting_pong = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Frames waiting for the end of the current batch of input (see flush).
+        self.outgoing: list[bytes] = []
 
     def onOpen(self) -> None:
         self.factory.connection_opened(self)
