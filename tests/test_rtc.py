@@ -199,9 +199,10 @@ async def test_peer_command_line_tools_chat_through_a_lobby(server: RunningServe
     )  # fmt: skip
     await guest.wait_for("1: hello from the host")
     await host.wait_for(": hello from a guest")
-    # Ctrl-C each, the guest first: the host leaving first would close the
-    # guest's signaling before the seal, a session end of its own (status 4).
+    # Stop each (SIGTERM, as a service manager would; Ctrl-C does the same),
+    # the guest first: the host leaving first would close the guest's
+    # signaling before the seal, a session end of its own (status 4).
     for process in (guest, host):
-        process.transport.signalProcess("INT")
+        process.transport.signalProcess("TERM")
         assert await process.finished(20) == 0, process.output
     assert "peer" in host.output and "left the lobby" in host.output
