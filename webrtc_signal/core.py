@@ -82,13 +82,16 @@ class SealDeadline:
 Timer = JoinDeadline | SealDeadline
 
 
-@dataclass(frozen=True, slots=True)
+# Actions are made per message and never changed: plain (not frozen)
+# dataclasses, which are three times cheaper to make. Timers stay frozen:
+# they are dictionary keys.
+@dataclass(slots=True)
 class Send:
     peer: Peer
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Close:
     peer: Peer
     reason: CloseReason
@@ -116,7 +119,7 @@ class NoticeKind(StrEnum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notice:
     """Something worth a log line. Relays never produce one."""
 
