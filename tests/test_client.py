@@ -47,9 +47,6 @@ class Recorder:
     async def next(self) -> Event:
         return await with_timeout(self.events.get(), 5)
 
-    def pending(self) -> list[Event]:
-        return list(self.events.pending)
-
 
 async def connected(server: RunningServer, **kwargs: Any) -> tuple[SignalingClient, Recorder]:
     client = SignalingClient(server.url, **kwargs)

@@ -27,7 +27,7 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReacto
 from twisted.logger import Logger
 
 from .codec import JSON_CODEC, FormatError
-from .messages import HOST_ID, Message, MessageType
+from .messages import Message, MessageType
 
 _log = Logger(namespace="webrtc_signal.client")
 
@@ -423,7 +423,6 @@ class _ClientProtocol(WebSocketClientProtocol):
 
 
 __all__ = [
-    "HOST_ID",
     "AnswerReceived",
     "CandidateReceived",
     "Disconnected",
