@@ -8,10 +8,10 @@ import pytest_twisted
 from twisted.internet import endpoints, task
 
 from webrtc_signal import SignalingConfig
-from webrtc_signal.server import SignalingServerFactory
-from webrtc_signal.service import SignalingService
+from webrtc_signal.server.adapter import SignalingServerFactory
+from webrtc_signal.server.service import SignalingService
 
-from .wsclient import RecordingClient, connect, with_timeout
+from .support.wsclient import RecordingClient, connect, with_timeout
 
 
 def _reactor() -> Any:

@@ -1,21 +1,23 @@
 """WebRTC signaling server for games, wire-compatible with Godot's webrtc_signaling demo.
 
-The pure core (`config`, `core`, `codec`, `messages`, `reasons`) imports neither
-Twisted nor Autobahn; the Twisted-facing names below load on first use so that
-importing the core stays free of them.
+Layers: `webrtc_signal.protocol` is the pure core (no Twisted or Autobahn
+import); `webrtc_signal.server` the Twisted/Autobahn adapter, service and
+twistd options; `webrtc_signal.client` and `webrtc_signal.rtc` the Python
+clients. The public names are listed in ``__all__``; the Twisted-facing ones
+load on first use, so that importing the pure names stays free of Twisted.
 """
 
 from importlib import import_module
 from typing import Any
 
-from .config import InvalidSetting, SignalingConfig
-from .core import Signaling
-from .reasons import CloseReason
+from .protocol.config import InvalidSetting, SignalingConfig
+from .protocol.core import Signaling
+from .protocol.reasons import CloseReason
 
 _TWISTED_NAMES = {
-    "SignalingServerFactory": "server",
-    "SignalingServerProtocol": "server",
-    "SignalingService": "service",
+    "SignalingServerFactory": ".server.adapter",
+    "SignalingServerProtocol": ".server.adapter",
+    "SignalingService": ".server.service",
 }
 
 __all__ = ["CloseReason", "InvalidSetting", "Signaling", "SignalingConfig", *_TWISTED_NAMES]
@@ -25,4 +27,4 @@ def __getattr__(name: str) -> Any:
     module = _TWISTED_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{module}", __name__), name)
+    return getattr(import_module(module, __name__), name)

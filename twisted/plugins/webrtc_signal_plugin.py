@@ -5,7 +5,7 @@ from twisted.application.service import ServiceMaker
 
 webrtc_signal = ServiceMaker(
     "webrtc-signal",
-    "webrtc_signal.tap",
+    "webrtc_signal.server.tap",
     "WebRTC signaling server for games (Godot webrtc_signaling protocol)",
     "webrtc-signal",
 )

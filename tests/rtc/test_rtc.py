@@ -1,0 +1,208 @@
+"""WebRTC peers (layer 2, aiortc) through a real server: a full mesh of real
+data channels, a client-server lobby, and channels that outlive signaling.
+
+The suite runs Twisted on the asyncio reactor (setup.cfg), which aiortc
+needs; these tests drive asyncio coroutines from Twisted-driven tests through
+Deferred.fromFuture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer
+
+from webrtc_signal import SignalingConfig
+
+from ..conftest import RunningServer, ServerMaker
+from ..support.wsclient import with_timeout
+
+pytest.importorskip("aiortc", reason="aiortc is not installed: pip install 'webrtc-signal[rtc]'")
+
+from webrtc_signal.rtc import RtcPeer
+
+WAIT = 30.0
+
+
+def aio(work: Coroutine[Any, Any, Any]) -> defer.Deferred[Any]:
+    """An asyncio coroutine, run on the shared loop, as a Deferred."""
+    return defer.Deferred.fromFuture(asyncio.ensure_future(work))
+
+
+class Inbox:
+    """Every message each peer received, by receiver and sender."""
+
+    def __init__(self) -> None:
+        self.messages: dict[int, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+        self.changed = asyncio.Event()
+
+    def handler(self, receiver: list[int]):  # type: ignore[no-untyped-def]
+        def received(sender: int, data: str | bytes) -> None:
+            self.messages[receiver[0]][sender].append(str(data))
+            self.changed.set()
+
+        return received
+
+    async def wait_for(self, receiver: int, sender: int, text: str) -> None:
+        async def arrived() -> None:
+            while text not in self.messages[receiver][sender]:
+                self.changed.clear()
+                await self.changed.wait()
+
+        try:
+            await asyncio.wait_for(arrived(), WAIT)
+        except TimeoutError:
+            raise AssertionError(
+                f"peer {receiver} never got {text!r} from {sender}; it got "
+                f"{dict(self.messages[receiver])}"
+            ) from None
+
+
+async def lobby_of(server: RunningServer, inbox: Inbox, size: int, mesh: bool) -> list[RtcPeer]:
+    peers = []
+    for _ in range(size):
+        me: list[int] = [0]
+        peer = RtcPeer(server.url, on_message=inbox.handler(me))
+        joined = await peer.join(peers[0].lobby if peers else "", mesh=mesh)
+        me[0] = joined.peer_id
+        peers.append(peer)
+    return peers
+
+
+@pytest_twisted.ensureDeferred
+async def test_three_peers_form_a_full_mesh_and_all_hear_each_other(
+    server: RunningServer,
+) -> None:
+    inbox = Inbox()
+
+    async def scenario() -> None:
+        peers = await lobby_of(server, inbox, 3, mesh=True)
+        ids = [peer.peer_id for peer in peers]
+        assert ids[0] == 1
+        try:
+            for peer in peers:
+                await peer.wait_for_open(set(ids) - {peer.peer_id}, WAIT)
+            for peer in peers:
+                assert peer.broadcast(f"hello from {peer.peer_id} ✓") == set(ids) - {peer.peer_id}
+            for receiver in ids:
+                for sender in set(ids) - {receiver}:
+                    await inbox.wait_for(receiver, sender, f"hello from {sender} ✓")
+        finally:
+            for peer in peers:
+                await peer.close()
+
+    await with_timeout(aio(scenario()), 90)
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_server_non_hosts_reach_only_the_host(server: RunningServer) -> None:
+    inbox = Inbox()
+
+    async def scenario() -> None:
+        host, a, b = await lobby_of(server, inbox, 3, mesh=False)
+        try:
+            await host.wait_for_open({a.peer_id, b.peer_id}, WAIT)
+            await a.wait_for_open({1}, WAIT)
+            await b.wait_for_open({1}, WAIT)
+            assert a.broadcast("from a") == {1}
+            host.send(b.peer_id, "from the host to b")
+            await inbox.wait_for(1, a.peer_id, "from a")
+            await inbox.wait_for(b.peer_id, 1, "from the host to b")
+            with pytest.raises(KeyError):
+                a.send(b.peer_id, "a cannot reach b")
+            assert inbox.messages[b.peer_id].get(a.peer_id, []) == []
+        finally:
+            for peer in (host, a, b):
+                await peer.close()
+
+    await with_timeout(aio(scenario()), 90)
+
+
+@pytest_twisted.ensureDeferred
+async def test_channels_keep_working_after_the_seal_closes_signaling(
+    make_server: ServerMaker,
+) -> None:
+    server = await make_server(SignalingConfig(seal_timeout=5))
+    inbox = Inbox()
+
+    async def mesh_up() -> list[RtcPeer]:
+        peers = await lobby_of(server, inbox, 3, mesh=True)
+        ids = {peer.peer_id for peer in peers}
+        for peer in peers:
+            await peer.wait_for_open(ids - {peer.peer_id}, WAIT)
+        peers[0].seal()
+        return peers
+
+    peers = await with_timeout(aio(mesh_up()), 90)
+    try:
+        while not all(peer.signaling.sealed for peer in peers):
+            await with_timeout(aio(asyncio.sleep(0.05)), 5)
+        server.clock.advance(5)  # the server closes every signaling socket
+        for peer in peers:
+            ended = await with_timeout(peer.signaling.closed, 10)
+            assert (ended.code, ended.reason) == (1000, "Seal complete")
+        assert server.factory.connections == set()
+
+        async def after_the_seal() -> None:
+            ids = [peer.peer_id for peer in peers]
+            for peer in peers:
+                assert peer.open_peers == set(ids) - {peer.peer_id}
+                peer.broadcast(f"after the seal, from {peer.peer_id}")
+            for receiver in ids:
+                for sender in set(ids) - {receiver}:
+                    await inbox.wait_for(receiver, sender, f"after the seal, from {sender}")
+
+        await with_timeout(aio(after_the_seal()), 60)
+    finally:
+        for peer in peers:
+            await with_timeout(aio(peer.close()), 20)
+
+
+@pytest_twisted.ensureDeferred
+async def test_losing_signaling_before_the_seal_ends_the_session(server: RunningServer) -> None:
+    inbox = Inbox()
+
+    async def scenario() -> None:
+        host, guest = await lobby_of(server, inbox, 2, mesh=True)
+        await guest.wait_for_open({1}, WAIT)
+        await host.close()  # the host leaves: the server closes the guest
+        await guest.wait_for_open(set(), WAIT)
+        assert (guest.signaling.ended.code, guest.signaling.ended.reason) == (
+            4000,
+            "Room host has disconnected",
+        )
+
+    await with_timeout(aio(scenario()), 90)
+
+
+# -- the webrtc-signal-peer command ---------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_peer_command_line_tools_chat_through_a_lobby(server: RunningServer) -> None:
+    from ..client.test_client import run_cli_module
+
+    host = run_cli_module(
+        "webrtc_signal.rtc.cli", server.url, "--send", "hello from the host",
+        "--exit-after", "20", "--no-input",
+    )  # fmt: skip
+    await host.wait_for("joined mesh lobby")
+    lobby = next(line.split()[3] for line in host.output.splitlines() if line.startswith("joined"))
+    guest = run_cli_module(
+        "webrtc_signal.rtc.cli", server.url, "--lobby", lobby, "--send", "hello from a guest",
+        "--exit-after", "20", "--no-input",
+    )  # fmt: skip
+    await guest.wait_for("1: hello from the host")
+    await host.wait_for(": hello from a guest")
+    # Stop each (SIGTERM, as a service manager would; Ctrl-C does the same),
+    # the guest first: the host leaving first would close the guest's
+    # signaling before the seal, a session end of its own (status 4).
+    for process in (guest, host):
+        process.transport.signalProcess("TERM")
+        assert await process.finished(20) == 0, process.output
+    assert "peer" in host.output and "left the lobby" in host.output

@@ -1,0 +1,109 @@
+"""Settings: the dataclass embedders use and the twistd options on top of it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from twisted.python import usage
+
+from webrtc_signal import InvalidSetting, SignalingConfig
+from webrtc_signal.server.tap import Options
+
+
+def test_defaults_are_the_references() -> None:
+    config = SignalingConfig()
+    assert (config.max_peers, config.max_lobbies) == (4096, 1024)
+    assert (config.join_timeout, config.seal_timeout, config.ping_interval) == (1.0, 10.0, 10.0)
+    assert config.max_message_size == 64 * 1024
+    assert config.serve_demo is True
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_peers", 0),
+        ("max_peers", -1),
+        ("max_peers", 1.5),
+        ("max_peers", True),
+        ("max_lobbies", "10"),
+        ("max_message_size", 0),
+        ("join_timeout", 0),
+        ("join_timeout", -0.1),
+        ("seal_timeout", math.inf),
+        ("seal_timeout", math.nan),
+        ("ping_interval", -1),
+        ("ping_interval", False),
+        ("serve_demo", 1),
+        ("serve_demo", "no"),
+    ],
+)
+def test_invalid_settings_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(InvalidSetting) as raised:
+        SignalingConfig(**{field: value})
+    assert raised.value.setting == field
+    assert str(raised.value).startswith(field)
+
+
+def test_ping_interval_zero_turns_keepalive_off() -> None:
+    assert SignalingConfig(ping_interval=0).ping_interval == 0
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_options_defaults() -> None:
+    options = parse()
+    assert options["config"] == SignalingConfig()
+    assert options["port"] == "tcp:9080"
+
+
+def test_every_option_reaches_the_config() -> None:
+    options = parse(
+        "--port", "tcp:0:interface=127.0.0.1",
+        "--max-peers", "10",
+        "--max-lobbies", "3",
+        "--join-timeout", "0.5",
+        "--seal-timeout", "2",
+        "--ping-interval", "0",
+        "--max-message-size", "1000",
+        "--no-demo",
+    )  # fmt: skip
+    assert options["config"] == SignalingConfig(
+        max_peers=10,
+        max_lobbies=3,
+        join_timeout=0.5,
+        seal_timeout=2.0,
+        ping_interval=0.0,
+        max_message_size=1000,
+        serve_demo=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-peers", "many"], "--max-peers must be a whole number, not 'many'"),
+        (["--max-peers", "0"], "--max-peers must be a whole number of at least 1, not 0"),
+        (["--max-lobbies", "2.5"], "--max-lobbies must be a whole number, not '2.5'"),
+        (["--join-timeout", "soon"], "--join-timeout must be a number of seconds, not 'soon'"),
+        (["--join-timeout", "0"], "--join-timeout must be more than 0 seconds"),
+        (["--seal-timeout", "-3"], "--seal-timeout must be a finite number of seconds >= 0"),
+        (["--ping-interval", "inf"], "--ping-interval must be a finite number of seconds >= 0"),
+        (["--max-message-size", "-1"], "--max-message-size must be a whole number of at least 1"),
+        (["--port", "nonsense:1"], "--port 'nonsense:1' is not usable: Unknown endpoint type"),
+        (["--port", "tcp:notaport"], "--port 'tcp:notaport' is not usable"),
+        (
+            ["--port", "ssl:9443:privateKey=/no/such.pem"],
+            "--port 'ssl:9443:privateKey=/no/such.pem'",
+        ),
+        (["--port", "tls:/no/such/dir:port=9443"], "is not a directory holding .pem files"),
+    ],
+)
+def test_bad_values_are_usage_errors_naming_the_option(argv: list[str], message: str) -> None:
+    with pytest.raises(usage.UsageError) as raised:
+        parse(*argv)
+    assert str(raised.value).startswith(message) or message in str(raised.value)

@@ -1,0 +1,68 @@
+"""The package's layers, checked: the pure protocol imports neither Twisted
+nor Autobahn (nor any other layer of ours), and the public names stay where
+the README says they are."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import webrtc_signal
+
+PACKAGE = Path(webrtc_signal.__file__).parent
+FOREIGN_TO_THE_CORE = ("twisted", "autobahn", "txaio", "zope")
+OUR_OUTER_LAYERS = ("webrtc_signal.server", "webrtc_signal.client", "webrtc_signal.rtc")
+
+
+def _imports(path: Path) -> list[str]:
+    """Absolute module names a file imports (relative imports resolved)."""
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            names.append(module)
+            names += [f"{module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def test_the_protocol_package_imports_no_io_library_and_no_outer_layer() -> None:
+    offenders = []
+    for path in sorted((PACKAGE / "protocol").rglob("*.py")):
+        for name in _imports(path):
+            if name.split(".")[0] in FOREIGN_TO_THE_CORE or name.startswith(OUR_OUTER_LAYERS):
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_importing_the_package_and_its_protocol_loads_no_twisted() -> None:
+    code = (
+        "import sys, pkgutil, importlib, webrtc_signal, webrtc_signal.protocol as p\n"
+        "for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('twisted', 'autobahn'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_names_are_curated_and_importable() -> None:
+    for name in webrtc_signal.__all__:
+        assert getattr(webrtc_signal, name) is not None, name
+    from webrtc_signal import SignalingConfig, SignalingService  # noqa: F401
+    from webrtc_signal.client import SignalingClient  # noqa: F401
+    from webrtc_signal.rtc import RtcPeer, run  # noqa: F401
+
+
+def test_every_module_outside_the_public_surface_is_in_a_subpackage() -> None:
+    top_level = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top_level == ["__init__.py"], top_level

@@ -1,0 +1,442 @@
+"""A signaling client over Twisted and Autobahn: the raw protocol, as Godot's
+``ws_webrtc_client.gd`` speaks it (JSON framing).
+
+    client = SignalingClient("ws://localhost:9080")
+    client.add_listener(print)              # every event, in order
+    await client.connect()
+    joined = await client.join()            # "" creates a lobby; a name joins it
+    client.send_offer(peer_id, sdp)
+    ...
+    disconnected = await client.closed      # Disconnected(code, reason, ...)
+
+Deferreds for the things a caller waits for (connected, joined, closed); a
+listener callback for the stream of events. What the server sends is checked;
+anything malformed becomes a `ProtocolError` event instead of an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import defer, endpoints, ssl
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.logger import Logger
+
+from ..protocol.codec import JSON_CODEC, FormatError
+from ..protocol.messages import Message, MessageType
+
+_log = Logger(namespace="webrtc_signal.client")
+
+# -- events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IdAssigned:
+    """My id in the lobby (1 = I am the host) and whether the lobby is a mesh."""
+
+    peer_id: int
+    mesh: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LobbyJoined:
+    lobby: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    """A peer I should open a WebRTC connection to."""
+
+    peer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDisconnected:
+    peer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferReceived:
+    peer_id: int
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerReceived:
+    peer_id: int
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateReceived:
+    peer_id: int
+    mid: str
+    index: int
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class LobbySealed:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The connection is gone. ``code`` is the close code the server sent
+    (1006 when there was no closing handshake) and ``reason`` its text."""
+
+    code: int
+    reason: str
+    was_clean: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError:
+    """The server sent something this client cannot read; it was ignored."""
+
+    problem: str
+    message: str
+
+
+Event = (
+    IdAssigned
+    | LobbyJoined
+    | PeerConnected
+    | PeerDisconnected
+    | OfferReceived
+    | AnswerReceived
+    | CandidateReceived
+    | LobbySealed
+    | Disconnected
+    | ProtocolError
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What `SignalingClient.join` fires with."""
+
+    lobby: str
+    peer_id: int
+    mesh: bool
+    peers: frozenset[int]
+
+
+class SignalingClosed(Exception):
+    """The server closed the connection before what was awaited happened."""
+
+    def __init__(self, disconnected: Disconnected) -> None:
+        super().__init__(f"{disconnected.code} {disconnected.reason}".strip())
+        self.disconnected = disconnected
+
+
+def candidate_data(mid: str, index: int, sdp: str) -> str:
+    """A candidate as Godot clients carry it: ``"\\n<mid>\\n<index>\\n<sdp>"``."""
+    return f"\n{mid}\n{index}\n{sdp}"
+
+
+def parse_candidate_data(data: str) -> tuple[str, int, str]:
+    """Read ``"\\n<mid>\\n<index>\\n<sdp>"`` as the Godot client does (empty
+    parts skipped); a `ValueError` says what is wrong."""
+    parts = [part for part in data.split("\n") if part]
+    if len(parts) != 3:
+        raise ValueError(f"a candidate has 3 parts (mid, index, sdp), not {len(parts)}")
+    mid, index, sdp = parts
+    if not index.isascii() or not index.lstrip("-").isdigit():
+        raise ValueError(f"a candidate's index is an integer, not {index!r}")
+    return mid, int(index), sdp
+
+
+# -- the client -----------------------------------------------------------------
+
+
+class SignalingClient:
+    """One connection to a signaling server, in the Godot 4 (JSON) framing."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        tls: IOpenSSLClientConnectionCreator | None = None,
+        reactor: Any = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
+        if reactor is None:
+            from twisted.internet import reactor
+        self.url = url
+        self.reactor: IReactorTime = reactor
+        self._tls = tls
+        self._connect_timeout = connect_timeout
+        self._listeners: list[Callable[[Event], object]] = []
+        self._protocol: _ClientProtocol | None = None
+        self._connected: defer.Deferred[None] | None = None
+        self._joining: defer.Deferred[Joined] | None = None
+        self._ending: Disconnected | None = None
+        self._closed_waiters: list[defer.Deferred[Disconnected]] = []
+        # What the server has told us so far.
+        self.peer_id = 0
+        self.mesh = True
+        self.lobby = ""
+        self.peers: set[int] = set()
+        self.sealed = False
+
+    # -- listening ---------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[Event], object]) -> None:
+        """Call ``listener(event)`` for every event from now on, in order."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Event], object]) -> None:
+        self._listeners.remove(listener)
+
+    # -- doing -------------------------------------------------------------------
+
+    def connect(self) -> defer.Deferred[None]:
+        """Open the WebSocket; fires once it is open."""
+        if self._connected is not None:
+            return self._connected
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        secure = parts.scheme == "wss"
+        port = parts.port or (443 if secure else 80)
+        endpoint: Any = endpoints.HostnameEndpoint(
+            self.reactor, host.encode("idna"), port, timeout=self._connect_timeout
+        )
+        if secure:
+            endpoint = endpoints.wrapClientTLS(self._tls or ssl.optionsForClientTLS(host), endpoint)
+        factory = WebSocketClientFactory(self.url)
+        factory.protocol = _ClientProtocol
+        factory.client = self  # type: ignore[attr-defined]
+        factory.noisy = False
+        factory.setProtocolOptions(failByDrop=False, openHandshakeTimeout=self._connect_timeout)
+        self._connected = defer.Deferred()
+        connecting = endpoint.connect(factory)
+        connecting.addErrback(self._connect_failed)
+        return self._connected
+
+    def join(self, lobby: str = "", mesh: bool = True) -> defer.Deferred[Joined]:
+        """Create a lobby (``lobby=""``; ``mesh`` picks its mode) or join one.
+        Fires once the server confirms, with my id and the peers I was told
+        about; fails with `SignalingClosed` if the server refuses."""
+        if self._joining is not None:
+            raise RuntimeError("join() was already called on this connection")
+        self._joining = defer.Deferred()
+        self._send(Message(MessageType.JOIN, 0 if mesh else 1, lobby))
+        return self._joining
+
+    def seal(self) -> None:
+        """Seal my lobby (the server closes non-hosts that try)."""
+        self._send(Message(MessageType.SEAL, 0))
+
+    def send_offer(self, peer_id: int, sdp: str) -> None:
+        self._send(Message(MessageType.OFFER, peer_id, sdp))
+
+    def send_answer(self, peer_id: int, sdp: str) -> None:
+        self._send(Message(MessageType.ANSWER, peer_id, sdp))
+
+    def send_candidate(self, peer_id: int, mid: str, index: int, sdp: str) -> None:
+        self._send(Message(MessageType.CANDIDATE, peer_id, candidate_data(mid, index, sdp)))
+
+    @property
+    def ended(self) -> Disconnected | None:
+        """How the connection ended, or ``None`` while it has not."""
+        return self._ending
+
+    @property
+    def closed(self) -> defer.Deferred[Disconnected]:
+        """A new Deferred, each time asked, that fires with how the
+        connection ended (at once if it already has)."""
+        if self._ending is not None:
+            return defer.succeed(self._ending)
+        waiter: defer.Deferred[Disconnected] = defer.Deferred()
+        self._closed_waiters.append(waiter)
+        return waiter
+
+    def close(self, code: int = 1000) -> defer.Deferred[Disconnected]:
+        """Close the connection (if open); fires with how it ended."""
+        protocol = self._protocol
+        if protocol is not None and protocol.state == protocol.STATE_OPEN:
+            protocol.sendClose(code)
+        elif protocol is None and self._ending is None:
+            self._ended(Disconnected(1006, "never connected", False))
+        return self.closed
+
+    # -- from the protocol -------------------------------------------------------
+
+    def _opened(self, protocol: _ClientProtocol) -> None:
+        self._protocol = protocol
+        if self._connected is not None and not self._connected.called:
+            self._connected.callback(None)
+
+    def _connect_failed(self, failure: Any) -> None:
+        if self._connected is not None and not self._connected.called:
+            self._connected.errback(failure)
+        self._ended(Disconnected(1006, f"could not connect: {failure.value}", False))
+
+    def _receive(self, text: str) -> None:
+        try:
+            message = JSON_CODEC.decode(text)
+        except FormatError as error:
+            self._protocol_error(f"not a signaling message ({error})", text)
+            return
+        handler = _HANDLERS.get(message.type)
+        if handler is None:
+            self._protocol_error(f"unknown message type {message.type}", text)
+            return
+        problem = handler(self, message)
+        if problem is not None:
+            self._protocol_error(problem, text)
+
+    def _ended(self, disconnected: Disconnected) -> None:
+        self._protocol = None
+        if self._connected is not None and not self._connected.called:
+            self._connected.errback(SignalingClosed(disconnected))
+        if self._joining is not None and not self._joining.called:
+            self._joining.errback(SignalingClosed(disconnected))
+        if self._ending is not None:
+            return
+        self._ending = disconnected
+        self._emit(disconnected)
+        waiters, self._closed_waiters = self._closed_waiters, []
+        for waiter in waiters:
+            waiter.callback(disconnected)
+
+    # -- the server's messages ---------------------------------------------------
+
+    def _on_id(self, message: Message) -> str | None:
+        if message.id < 1:
+            return f"my id must be a peer id, not {message.id}"
+        self.peer_id = message.id
+        self.mesh = message.data == "true"
+        self._emit(IdAssigned(message.id, self.mesh))
+        return None
+
+    def _on_join(self, message: Message) -> str | None:
+        if not self.peer_id:
+            return "lobby joined before my id was given"
+        self.lobby = message.data
+        self._emit(LobbyJoined(message.data))
+        if self._joining is not None and not self._joining.called:
+            self._joining.callback(
+                Joined(self.lobby, self.peer_id, self.mesh, frozenset(self.peers))
+            )
+        return None
+
+    def _on_peer(self, message: Message) -> str | None:
+        if not self.peer_id:
+            return "a peer announced before my id was given"
+        if message.id < 1 or message.id == self.peer_id:
+            return f"{message.id} cannot be another peer's id"
+        if message.type == MessageType.PEER_CONNECT:
+            self.peers.add(message.id)
+            self._emit(PeerConnected(message.id))
+        else:
+            self.peers.discard(message.id)
+            self._emit(PeerDisconnected(message.id))
+        return None
+
+    def _on_relay(self, message: Message) -> str | None:
+        if not self.peer_id:
+            return "a relayed message before my id was given"
+        if message.id < 1:
+            return f"a relayed message from {message.id}, which is no peer"
+        if message.type == MessageType.OFFER:
+            self._emit(OfferReceived(message.id, message.data))
+        elif message.type == MessageType.ANSWER:
+            self._emit(AnswerReceived(message.id, message.data))
+        else:
+            try:
+                mid, index, sdp = parse_candidate_data(message.data)
+            except ValueError as error:
+                return str(error)
+            self._emit(CandidateReceived(message.id, mid, index, sdp))
+        return None
+
+    def _on_seal(self, message: Message) -> str | None:
+        self.sealed = True
+        self._emit(LobbySealed())
+        return None
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _send(self, message: Message) -> None:
+        protocol = self._protocol
+        if protocol is None or protocol.state != protocol.STATE_OPEN:
+            raise RuntimeError("not connected")
+        protocol.sendMessage(JSON_CODEC.encode(message))
+
+    def _emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                _log.failure("a listener failed on {event!r}", event=event)
+
+    def _protocol_error(self, problem: str, text: str) -> None:
+        _log.warn(
+            "unreadable message from the server ({problem}): {text!r}",
+            problem=problem,
+            text=text[:200],
+        )
+        self._emit(ProtocolError(problem, text))
+
+
+_HANDLERS: dict[int, Callable[[SignalingClient, Message], str | None]] = {
+    MessageType.ID: SignalingClient._on_id,
+    MessageType.JOIN: SignalingClient._on_join,
+    MessageType.PEER_CONNECT: SignalingClient._on_peer,
+    MessageType.PEER_DISCONNECT: SignalingClient._on_peer,
+    MessageType.OFFER: SignalingClient._on_relay,
+    MessageType.ANSWER: SignalingClient._on_relay,
+    MessageType.CANDIDATE: SignalingClient._on_relay,
+    MessageType.SEAL: SignalingClient._on_seal,
+}
+
+
+class _ClientProtocol(WebSocketClientProtocol):
+    """Translates between Autobahn and `SignalingClient`."""
+
+    factory: WebSocketClientFactory
+
+    @property
+    def client(self) -> SignalingClient:
+        return self.factory.client  # type: ignore[attr-defined,no-any-return]
+
+    def onOpen(self) -> None:
+        self.client._opened(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if isBinary:
+            self.client._protocol_error("a binary frame", repr(payload[:60]))
+            return
+        self.client._receive(payload.decode("utf-8"))
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.client._ended(Disconnected(code if code is not None else 1006, reason or "", wasClean))
+
+
+__all__ = [
+    "AnswerReceived",
+    "CandidateReceived",
+    "Disconnected",
+    "Event",
+    "IdAssigned",
+    "Joined",
+    "LobbyJoined",
+    "LobbySealed",
+    "OfferReceived",
+    "PeerConnected",
+    "PeerDisconnected",
+    "ProtocolError",
+    "SignalingClient",
+    "SignalingClosed",
+    "candidate_data",
+    "parse_candidate_data",
+]
