@@ -46,6 +46,12 @@ class Peer:
     peer_id: int
     lobby: Lobby | None = None
     closing: bool = False
+    # The client's IP address as the adapter saw it (after any trusted proxy
+    # header), for per-address limits and logs; "" when unknown.
+    address: str = ""
+    # What the game server's authentication said about this connection
+    # (None = anonymous). The core never looks inside.
+    identity: object = None
 
 
 @dataclass(eq=False, slots=True)
@@ -151,13 +157,16 @@ class Signaling:
 
     # -- events -------------------------------------------------------------
 
-    def connect(self, handle: Hashable) -> tuple[Peer, list[Action]]:
-        """A connection opened. Returns its `Peer`, to pass to later events."""
+    def connect(
+        self, handle: Hashable, address: str = "", identity: object = None
+    ) -> tuple[Peer, list[Action]]:
+        """A connection opened from ``address`` (an IP address as text).
+        Returns its `Peer`, to pass to later events."""
         if not self.accepting:
             return self._refuse(handle, CloseReason.SHUTDOWN)
         if len(self.peers) >= self.config.max_peers:
             return self._refuse(handle, CloseReason.TOO_MANY_PEERS)
-        peer = Peer(handle, self._new_peer_id())
+        peer = Peer(handle, self._new_peer_id(), address=address, identity=identity)
         self.peers[peer.peer_id] = peer
         return peer, [
             Notice(NoticeKind.CONNECTED, peer),

@@ -109,6 +109,10 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         self.factory.connection_opened(self)
 
+    def client_address(self) -> str:
+        """The client's IP address, as text ("" if the transport has none)."""
+        return str(getattr(self.transport.getPeer(), "host", ""))
+
     def dataReceived(self, data: bytes) -> None:
         """The hot path: plain text frames are read here (see `frames`);
         anything else, and the opening handshake, goes through Autobahn."""
@@ -250,7 +254,7 @@ class SignalingServerFactory(WebSocketServerFactory):
     # -- connection events from the protocol ---------------------------------
 
     def connection_opened(self, connection: SignalingServerProtocol) -> None:
-        peer, actions = self.signaling.connect(connection)
+        peer, actions = self.signaling.connect(connection, connection.client_address())
         connection.signaling_peer = peer
         if not peer.closing:
             self.connections.add(connection)
