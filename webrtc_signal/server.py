@@ -14,8 +14,14 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket import protocol as autobahn_protocol
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IProtocolNegotiationFactory,
+    IReactorTime,
+    ITransport,
+)
 from twisted.logger import Logger, LogLevel
+from zope.interface import implementer
 
 from . import demo
 from .codec import Codec, FormatError, codec_for
@@ -206,6 +212,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         self.sendCloseFrame(code=reason.code, reasonUtf8=reason.text.encode(), isReply=False)
 
 
+@implementer(IProtocolNegotiationFactory)
 class SignalingServerFactory(WebSocketServerFactory):
     """Owns one `Signaling` core and everything with a lifetime around it."""
 
@@ -246,6 +253,13 @@ class SignalingServerFactory(WebSocketServerFactory):
             # client has read our close frame: it then sees 1006, not the reason.
             closeHandshakeTimeout=CLOSE_HANDSHAKE_TIMEOUT,
         )
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """ALPN for wss://. Every browser offers ALPN (h2, http/1.1), and
+        Twisted's TLS (ssl:, tls: endpoints) aborts a handshake when the
+        factory it wraps names no protocol in common: without this, no
+        browser could connect. WebSocket upgrades are HTTP/1.1."""
+        return [b"http/1.1"]
 
     # -- connection events from the protocol ---------------------------------
 
