@@ -5,12 +5,19 @@ Twisted nor Autobahn; the Twisted-facing names below load on first use so that
 importing the core stays free of them.
 """
 
-from importlib import import_module
+from importlib import import_module, metadata
 from typing import Any
 
 from .config import InvalidSetting, SignalingConfig
 from .core import Signaling
 from .reasons import CloseReason
+
+# setup.cfg is the one place the version is written; the installed package's
+# metadata carries it here (an editable install included).
+try:
+    __version__ = metadata.version("webrtc-signal")
+except metadata.PackageNotFoundError:  # a checkout on sys.path, never installed
+    __version__ = "0+unknown"
 
 _TWISTED_NAMES = {
     "SignalingServerFactory": "server",
