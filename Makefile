@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# What serving needs (the package and its dependencies), then everything for
+# development on top: `make serve` on a fresh clone installs only the first.
+SERVE_STAMP := $(VENV)/.installed-serve
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
@@ -13,9 +16,14 @@ ARGS ?=
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(SERVE_STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# The test tools, and aiortc for the Python WebRTC peers.
+$(STAMP): $(SERVE_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,rtc]'
 	touch $@
 
@@ -37,11 +45,15 @@ browser:
 	  fi; \
 	fi
 
-# Standalone server on ws://0.0.0.0:9080 (and the demo on http://localhost:9080/)
-# with the defaults; pass options with ARGS, e.g.
+# Standalone server on port 9080, IPv6 and IPv4 (and the demo on
+# http://localhost:9080/) with the defaults; pass options with ARGS, e.g.
 # make serve ARGS="--port tcp:9999 --seal-timeout 30".
-serve: $(STAMP)
-	$(BIN)/twistd --pidfile= -n webrtc-signal $(ARGS)
+# Ctrl-C reaches make and twistd alike. twistd shuts down and ends itself
+# with SIGINT, which make would report as "*** [serve] Interrupt"; the trap
+# makes the recipe's shell exit 0 once twistd has gone instead, so make
+# stops quietly (itself still ended by the SIGINT, as a caller expects).
+serve: $(SERVE_STAMP)
+	@trap 'exit 0' INT; $(BIN)/twistd --pidfile= -n webrtc-signal $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

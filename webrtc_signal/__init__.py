@@ -7,12 +7,19 @@ clients. The public names are listed in ``__all__``; the Twisted-facing ones
 load on first use, so that importing the pure names stays free of Twisted.
 """
 
-from importlib import import_module
+from importlib import import_module, metadata
 from typing import Any
 
 from .protocol.config import InvalidSetting, SignalingConfig
 from .protocol.core import Signaling
 from .protocol.reasons import CloseReason
+
+# setup.cfg is the one place the version is written; the installed package's
+# metadata carries it here (an editable install included).
+try:
+    __version__ = metadata.version("webrtc-signal")
+except metadata.PackageNotFoundError:  # a checkout on sys.path, never installed
+    __version__ = "0+unknown"
 
 _TWISTED_NAMES = {
     "SignalingServerFactory": ".server.adapter",

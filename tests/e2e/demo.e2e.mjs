@@ -1,7 +1,11 @@
 // End-to-end test of the browser demo in headless Chromium (Debian's, driven
 // by playwright-core). tests/test_demo_browser.py starts a server and runs:
 //
-//   node tests/e2e/demo.e2e.mjs <server http url> <artifact dir>
+//   node tests/e2e/demo.e2e.mjs <server http(s) url> <artifact dir>
+//
+// For an https:// URL, E2E_TRUST_SPKI is the base64 SHA-256 of the test
+// certificate's public key: Chromium trusts that key alone, and the page then
+// talks wss:// to the same origin.
 //
 // Every wait is bounded and, on failure, says which page waited for what.
 // Screenshots of each state land in <artifact dir>. Exit status 0 = passed.
@@ -12,6 +16,8 @@ import { chromium } from "playwright-core";
 const [baseUrl, artifacts] = process.argv.slice(2);
 const WAIT_MS = 20_000;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const TRUST_SPKI = process.env.E2E_TRUST_SPKI || "";
+const WS_SCHEME = baseUrl.startsWith("https:") ? "wss://" : "ws://";
 
 mkdirSync(artifacts, { recursive: true });
 const step = (text) => console.log(`[e2e] ${text}`);
@@ -100,7 +106,7 @@ async function meshScenario(browser) {
   const host = await openPage(browser, "mesh-host");
   await host.screenshot("1-idle.png");
   const defaultServer = await host.page.inputValue("#server-url");
-  if (!defaultServer.startsWith("ws://") || !defaultServer.includes(new URL(baseUrl).host)) {
+  if (!defaultServer.startsWith(WS_SCHEME) || !defaultServer.includes(new URL(baseUrl).host)) {
     throw new Error(`the server field should default to this origin, got ${defaultServer}`);
   }
   const { myId: hostId, lobby } = await host.start();
@@ -205,6 +211,9 @@ const browser = await chromium.launch({
     // Real host addresses in candidates instead of mDNS names nobody resolves here.
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--allow-loopback-in-peer-connection",
+    // Trust the test's certificate and nothing else (not a blanket
+    // --ignore-certificate-errors): the TLS handshake, ALPN included, is real.
+    ...(TRUST_SPKI ? [`--ignore-certificate-errors-spki-list=${TRUST_SPKI}`] : []),
   ],
 });
 let failed = false;

@@ -12,18 +12,24 @@ playwright-core the tests are skipped, unless WEBRTC_SIGNAL_REQUIRE_BROWSER=1
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_twisted
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer, endpoints
 
 from webrtc_signal import SignalingConfig, SignalingService
 
 from ..conftest import _reactor
+from ..support.certs import make_localhost_certificate
 from ..support.processes import Spawned, spawn
 from ..support.wsclient import with_timeout
 
@@ -47,34 +53,89 @@ def require_browser() -> None:
     pytest.skip(missing)
 
 
-def run_node(script: str, *argv: str) -> Spawned:
+def run_node(script: str, *argv: str, env: dict[str, str] | None = None) -> Spawned:
     node = shutil.which("node") or "node"
-    return spawn([node, str(E2E / script), *argv], env={"CHROMIUM": CHROMIUM}, path=str(ROOT))
+    return spawn(
+        [node, str(E2E / script), *argv],
+        env={"CHROMIUM": CHROMIUM, **(env or {})},
+        path=str(ROOT),
+    )
 
 
-@pytest_twisted.async_yield_fixture
-async def demo_server() -> AsyncIterator[str]:
+def spki_hash(cert_pem: bytes) -> str:
+    """What Chromium's --ignore-certificate-errors-spki-list takes: the
+    base64 SHA-256 of the certificate's public key, trusting that key alone."""
+    public_key = x509.load_pem_x509_certificate(cert_pem).public_key()
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@dataclass(frozen=True)
+class DemoServer:
+    url: str  # the page's URL, http:// or https://
+    # For https://, the SPKI hash the browser is told to trust.
+    spki: str = ""
+
+
+async def serve_demo(endpoint: object) -> AsyncIterator[int]:
     """A real server with real timers: the scripts wait for the seal's close
-    as a user would. Yields the page's URL."""
-    require_browser()
-    endpoint = endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1")
-    service = SignalingService(SignalingConfig(seal_timeout=2.0), endpoint)
+    as a user would. Yields the port."""
+    service = SignalingService(SignalingConfig(seal_timeout=2.0), endpoint)  # type: ignore[arg-type]
     service.startService()
     try:
-        port = (await with_timeout(service.listening, 5)).getHost().port
-        yield f"http://127.0.0.1:{port}/"
+        yield (await with_timeout(service.listening, 5)).getHost().port
     finally:
         await with_timeout(service.stopService(), 10)
 
 
+@pytest_twisted.async_yield_fixture
+async def demo_server() -> AsyncIterator[str]:
+    """The demo over plain HTTP and ws://. Yields the page's URL."""
+    require_browser()
+    endpoint = endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1")
+    async for port in serve_demo(endpoint):
+        yield f"http://127.0.0.1:{port}/"
+
+
+@pytest_twisted.async_yield_fixture(params=["ws", "wss"])
+async def any_demo_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[DemoServer]:
+    """The demo over ws:// and, with a certificate made for the test, over
+    wss://, as browsers connect: offering ALPN h2 and http/1.1."""
+    require_browser()
+    if request.param == "ws":
+        endpoint = endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1")
+        async for port in serve_demo(endpoint):
+            yield DemoServer(f"http://127.0.0.1:{port}/")
+        return
+    files = make_localhost_certificate(tmp_path / "pems")
+    endpoint = endpoints.serverFromString(
+        _reactor(), f"tls:{tmp_path / 'pems'}:port=0:interface=127.0.0.1"
+    )
+    async for port in serve_demo(endpoint):
+        yield DemoServer(f"https://127.0.0.1:{port}/", spki_hash(files.cert_pem))
+
+
 @pytest_twisted.ensureDeferred
-async def test_demo_pages_connect_chat_seal_and_survive_signaling(demo_server: str) -> None:
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    run = run_node("demo.e2e.mjs", demo_server, str(ARTIFACTS))
+async def test_demo_pages_connect_chat_seal_and_survive_signaling(
+    any_demo_server: DemoServer,
+) -> None:
+    scheme = any_demo_server.url.partition(":")[0]
+    artifacts = ARTIFACTS / scheme
+    shutil.rmtree(artifacts, ignore_errors=True)
+    run = run_node(
+        "demo.e2e.mjs",
+        any_demo_server.url,
+        str(artifacts),
+        env={"E2E_TRUST_SPKI": any_demo_server.spki},
+    )
     assert await run.finished(150) == 0, run.output
     assert "[e2e] all scenarios passed" in run.output
     for shot in ("1-idle", "2-mesh-host-in-lobby", "4-mesh-host-sealed", "6-client-server-host"):
-        assert (ARTIFACTS / f"{shot}.png").stat().st_size > 10_000
+        assert (artifacts / f"{shot}.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("browser_role", ["joins", "hosts"])

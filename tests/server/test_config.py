@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
 import math
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from twisted.python import usage
 
 from webrtc_signal import InvalidSetting, SignalingConfig
-from webrtc_signal.server.tap import Options
+from webrtc_signal.protocol.config import MIN_MESSAGE_SIZE
+from webrtc_signal.server.tap import Options, default_port_description
+
+from ..support.certs import make_localhost_certificate
 
 
 def test_defaults_are_the_references() -> None:
@@ -28,6 +37,8 @@ def test_defaults_are_the_references() -> None:
         ("max_peers", True),
         ("max_lobbies", "10"),
         ("max_message_size", 0),
+        ("max_message_size", 10),
+        ("max_message_size", MIN_MESSAGE_SIZE - 1),
         ("join_timeout", 0),
         ("join_timeout", -0.1),
         ("seal_timeout", math.inf),
@@ -45,6 +56,11 @@ def test_invalid_settings_name_the_field(field: str, value: object) -> None:
     assert str(raised.value).startswith(field)
 
 
+def test_the_smallest_message_size_allowed_holds_a_real_offer() -> None:
+    assert MIN_MESSAGE_SIZE == 4096
+    assert SignalingConfig(max_message_size=MIN_MESSAGE_SIZE).max_message_size == 4096
+
+
 def test_ping_interval_zero_turns_keepalive_off() -> None:
     assert SignalingConfig(ping_interval=0).ping_interval == 0
 
@@ -58,7 +74,7 @@ def parse(*argv: str) -> Options:
 def test_options_defaults() -> None:
     options = parse()
     assert options["config"] == SignalingConfig()
-    assert options["port"] == "tcp:9080"
+    assert options["port"] == default_port_description(9080)
 
 
 def test_every_option_reaches_the_config() -> None:
@@ -69,7 +85,7 @@ def test_every_option_reaches_the_config() -> None:
         "--join-timeout", "0.5",
         "--seal-timeout", "2",
         "--ping-interval", "0",
-        "--max-message-size", "1000",
+        "--max-message-size", "5000",
         "--no-demo",
     )  # fmt: skip
     assert options["config"] == SignalingConfig(
@@ -78,7 +94,7 @@ def test_every_option_reaches_the_config() -> None:
         join_timeout=0.5,
         seal_timeout=2.0,
         ping_interval=0.0,
-        max_message_size=1000,
+        max_message_size=5000,
         serve_demo=False,
     )
 
@@ -93,7 +109,10 @@ def test_every_option_reaches_the_config() -> None:
         (["--join-timeout", "0"], "--join-timeout must be more than 0 seconds"),
         (["--seal-timeout", "-3"], "--seal-timeout must be a finite number of seconds >= 0"),
         (["--ping-interval", "inf"], "--ping-interval must be a finite number of seconds >= 0"),
-        (["--max-message-size", "-1"], "--max-message-size must be a whole number of at least 1"),
+        (
+            ["--max-message-size", "10"],
+            "--max-message-size must be a whole number of at least 4096, not 10",
+        ),
         (["--port", "nonsense:1"], "--port 'nonsense:1' is not usable: Unknown endpoint type"),
         (["--port", "tcp:notaport"], "--port 'tcp:notaport' is not usable"),
         (
@@ -101,9 +120,64 @@ def test_every_option_reaches_the_config() -> None:
             "--port 'ssl:9443:privateKey=/no/such.pem'",
         ),
         (["--port", "tls:/no/such/dir:port=9443"], "is not a directory holding .pem files"),
+        (["--port", "tcp:99999"], "--port 'tcp:99999' is not usable: port 99999 is out of range"),
+        (["--port", "tcp6:65536"], "port 65536 is out of range (0-65535)"),
+        (["--port", "ssl:port=70000:privateKey=k.pem"], "port 70000 is out of range"),
+        (["--port", "tls:/tmp:port=99999"], "port 99999 is out of range"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option(argv: list[str], message: str) -> None:
     with pytest.raises(usage.UsageError) as raised:
         parse(*argv)
     assert str(raised.value).startswith(message) or message in str(raised.value)
+
+
+def test_a_tls_directory_with_a_certificate_and_its_key_is_accepted(tmp_path: Path) -> None:
+    make_localhost_certificate(tmp_path)
+    options = parse("--port", f"tls:{tmp_path}:port=0:interface=127.0.0.1")
+    assert options["endpoint"] is not None
+
+
+def test_a_tls_directory_without_the_key_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """Twisted's tls: endpoint would start, and then fail every handshake."""
+    files = make_localhost_certificate(tmp_path)
+    files.key.unlink()
+    with pytest.raises(usage.UsageError) as raised:
+        parse("--port", f"tls:{tmp_path}:port=0")
+    assert str(raised.value).startswith(f"--port 'tls:{tmp_path}:port=0' is not usable")
+    assert f"no private key for the certificate in {str(files.cert)!r}" in str(raised.value)
+
+
+def test_a_tls_directory_with_someone_elses_key_is_refused(tmp_path: Path) -> None:
+    files = make_localhost_certificate(tmp_path / "mine")
+    other = make_localhost_certificate(tmp_path / "other")
+    files.key.write_bytes(other.key.read_bytes())
+    with pytest.raises(usage.UsageError, match="no private key for the certificate in"):
+        parse("--port", f"tls:{tmp_path / 'mine'}:port=0")
+
+
+def test_a_tls_certificate_without_a_dns_name_is_refused(tmp_path: Path) -> None:
+    """The tls: endpoint picks certificates by DNS name: one with none is never served."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "both.pem").write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(usage.UsageError, match="names no DNS name"):
+        parse("--port", f"tls:{tmp_path}:port=0")

@@ -1,17 +1,24 @@
-"""The server answers plain HTTP GETs with the browser demo, on the same port
-as the WebSocket endpoint; --no-demo turns that off."""
+"""The server answers plain HTTP GETs (and HEADs) with the browser demo, on
+the same port as the WebSocket endpoint; --no-demo turns that off."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from importlib.resources import files
+from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.task import deferLater
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from webrtc_signal import SignalingConfig
 
 from ..conftest import RunningServer, ServerMaker
 from ..support.http import http_get
+from ..support.wsclient import with_timeout
 
 STATIC = files("webrtc_signal.server") / "static"
 
@@ -77,3 +84,91 @@ async def test_no_demo_answers_426(make_server: ServerMaker) -> None:
     status, _, body = await http_get(port_of(server), "/")
     assert status == 426
     assert b"<html" not in body.lower()
+
+
+async def http_request(port: int, method: str, path: str) -> bytes:
+    """The raw response to a bare ``method`` request (no client library)."""
+    received: defer.Deferred[bytes] = defer.Deferred()
+
+    class Fetch(Protocol):
+        buffer = b""
+
+        def connectionMade(self) -> None:
+            request = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+            self.transport.write(request.encode())
+
+        def dataReceived(self, data: bytes) -> None:
+            self.buffer += data
+
+        def connectionLost(self, reason: object) -> None:
+            received.callback(self.buffer)
+
+    reactor.connectTCP("127.0.0.1", port, ClientFactory.forProtocol(Fetch))
+    return await with_timeout(received, 5)
+
+
+@pytest.mark.parametrize("path", ["/", "/demo.js", "/nope"])
+@pytest_twisted.ensureDeferred
+async def test_head_gets_the_get_headers_and_no_body(server: RunningServer, path: str) -> None:
+    """Health and link checkers send HEAD."""
+    get = await http_request(port_of(server), "GET", path)
+    head = await http_request(port_of(server), "HEAD", path)
+    get_head, _, body = get.partition(b"\r\n\r\n")
+    assert body
+    assert head == get_head + b"\r\n\r\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_with_the_demo_off_gets_426_too(make_server: ServerMaker) -> None:
+    server = await make_server(SignalingConfig(serve_demo=False))
+    head = await http_request(port_of(server), "HEAD", "/")
+    assert head.startswith(b"HTTP/1.1 426 ")
+
+
+@pytest_twisted.ensureDeferred
+async def test_other_methods_are_still_refused(server: RunningServer) -> None:
+    response = await http_request(port_of(server), "POST", "/")
+    assert response.startswith(b"HTTP/1.1 405 ")
+
+
+@pytest.fixture
+def warnings_logged() -> Iterator[list[dict[str, Any]]]:
+    """Every event at warn or above that anyone logs during the test."""
+    events: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_level", LogLevel.info) >= LogLevel.warn:
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield events
+    globalLogPublisher.removeObserver(observe)
+
+
+@pytest.mark.parametrize("serve_demo", [True, False])
+@pytest_twisted.ensureDeferred
+async def test_plain_http_requests_log_no_warning(
+    make_server: ServerMaker, warnings_logged: list[dict[str, Any]], serve_demo: bool
+) -> None:
+    """A page and its assets, or a scanner, is no cause for a warning."""
+    server = await make_server(SignalingConfig(serve_demo=serve_demo))
+    for method, path in [("GET", "/"), ("GET", "/demo.js"), ("GET", "/nope"), ("HEAD", "/")]:
+        await http_request(port_of(server), method, path)
+    # The server's side of each connection has closed by now (the client saw
+    # the end of the response), but give its log one more turn of the reactor.
+    await deferLater(reactor, 0.05, lambda: None)
+    assert [formatEvent(event) for event in warnings_logged] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_genuine_protocol_violation_still_warns(
+    server: RunningServer, warnings_logged: list[dict[str, Any]]
+) -> None:
+    """Only the plain-HTTP drops went quiet: a client breaking the WebSocket
+    protocol (an unmasked frame) is still a warning."""
+    client = await server.connect(raw=True)
+    client.transport.write(b"\x81\x02hi")  # a client frame must be masked
+    await client.wait_closed()
+    assert any("unmasked" in formatEvent(event) for event in warnings_logged), [
+        formatEvent(event) for event in warnings_logged
+    ]

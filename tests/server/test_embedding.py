@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.application.service import MultiService
 from twisted.internet import defer, endpoints, reactor
+from twisted.internet.error import CannotListenError
 from twisted.web.client import Agent, readBody
+
+from webrtc_signal import SignalingService
 
 from ..support.wsclient import connect, with_timeout
 
@@ -81,3 +85,56 @@ async def test_site_serves_its_page_and_signaling_side_by_side() -> None:
     assert await host.wait_closed() == (1001, "Server shutting down")
     assert await guest.wait_closed() == (1001, "Server shutting down")
     await with_timeout(stopped, 5)
+
+
+class CountingEndpoint:
+    """Listens on a fresh port of 127.0.0.1 each time, and counts."""
+
+    def __init__(self) -> None:
+        self.listens = 0
+
+    def listen(self, factory: Any) -> defer.Deferred[Any]:
+        self.listens += 1
+        inner = endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        return inner.listen(factory)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_port_opens_in_privileged_start_and_only_once() -> None:
+    """twistd calls privilegedStartService (as root) before startService: the
+    port opens in the first, once; `listening` may be taken before either."""
+    endpoint = CountingEndpoint()
+    tree = MultiService()
+    signaling = SignalingService(endpoint=endpoint)
+    signaling.setServiceParent(tree)
+    listening = signaling.listening
+    tree.privilegedStartService()
+    assert endpoint.listens == 1
+    port = await with_timeout(listening, 5)
+    assert port is signaling.port
+    tree.startService()
+    assert endpoint.listens == 1
+    await with_timeout(tree.stopService(), 5)
+    # Started again (startService alone, as an embedder may): a new port.
+    signaling.startService()
+    assert endpoint.listens == 2
+    assert await with_timeout(signaling.listening, 5) is signaling.port is not port
+    await with_timeout(signaling.stopService(), 5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_port_in_use_is_raised_from_start() -> None:
+    first = SignalingService(
+        endpoint=endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+    )
+    first.startService()
+    port = (await with_timeout(first.listening, 5)).getHost().port
+    try:
+        second = SignalingService(
+            endpoint=endpoints.TCP4ServerEndpoint(reactor, port, interface="127.0.0.1")
+        )
+        with pytest.raises(CannotListenError):
+            second.privilegedStartService()
+        assert not second.running
+    finally:
+        await with_timeout(first.stopService(), 5)

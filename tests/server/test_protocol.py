@@ -358,32 +358,32 @@ async def test_unknown_type_in_a_lobby(server: RunningServer) -> None:
 async def test_oversized_message_closes_only_that_connection_with_1009(
     make_server: ServerMaker,
 ) -> None:
-    server = await make_server(SignalingConfig(max_message_size=1024))
+    server = await make_server(SignalingConfig(max_message_size=4096))
     host, lobby = await server.create()
     a, a_id = await server.join(lobby)
     b, b_id = await server.join(lobby)
     await host.expect(PEER_CONNECT, a_id)
     await host.expect(PEER_CONNECT, b_id)
-    a.send(CANDIDATE, 1, "x" * 1024)
+    a.send(CANDIDATE, 1, "x" * 4096)
     code, _ = await a.wait_closed()
     assert code == 1009
     await host.expect(PEER_DISCONNECT, a_id)
-    b.send(CANDIDATE, 1, "y" * 900)
-    await host.expect(CANDIDATE, b_id, "y" * 900)
+    b.send(CANDIDATE, 1, "y" * 4000)
+    await host.expect(CANDIDATE, b_id, "y" * 4000)
 
 
 @pytest_twisted.ensureDeferred
 async def test_relays_to_a_peer_that_is_closing_are_dropped_quietly(
     make_server: ServerMaker,
 ) -> None:
-    server = await make_server(SignalingConfig(max_message_size=100))
+    server = await make_server(SignalingConfig(max_message_size=4096))
     host, lobby = await server.create()
     a, a_id = await server.join(lobby)
     await host.expect(PEER_CONNECT, a_id)
     # The server starts closing a (1009) but a never answers the close frame,
     # so a stays in the lobby, half closed, until Autobahn's handshake timeout.
     a.onCloseFrame = lambda code, reason: None  # type: ignore[method-assign]
-    a.send(CANDIDATE, 1, "x" * 200)
+    a.send(CANDIDATE, 1, "x" * 5000)
     await _wait_for(lambda: _connection_of(server, a_id).state != a.STATE_OPEN)
     for _ in range(3):
         host.send(OFFER, a_id, "into the void")

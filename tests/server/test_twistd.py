@@ -4,15 +4,20 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pytest_twisted
+
+import webrtc_signal
 
 from ..support.http import http_get
 from ..support.processes import spawn
@@ -20,6 +25,10 @@ from ..support.wsclient import connect
 
 ROOT = Path(__file__).parents[2]
 JOIN, ID, PEER_CONNECT, OFFER = 0, 1, 2, 4
+# The one place the version is written.
+VERSION = configparser.ConfigParser()
+VERSION.read(ROOT / "setup.cfg")
+SETUP_VERSION = VERSION["metadata"]["version"]
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +99,10 @@ async def test_twistd_serves_a_lobby_and_stops_on_sigterm(fresh_venv: Path) -> N
     )  # fmt: skip
     try:
         listening = await process.wait_for_match(
-            r"webrtc-signal listening on 127\.0\.0\.1 port (\d+)"
+            r"webrtc-signal (\S+) listening on 127\.0\.0\.1 port (\d+)"
         )
-        port = int(listening.group(1))
+        assert listening.group(1) == SETUP_VERSION
+        port = int(listening.group(2))
         url = f"ws://127.0.0.1:{port}"
         host = await connect(url)
         host.send(JOIN, 0, "")
@@ -121,3 +131,122 @@ async def test_twistd_serves_a_lobby_and_stops_on_sigterm(fresh_venv: Path) -> N
     assert f"peer {guest_id} joined lobby {lobby} (members: 2)" in log
     assert "hello from a subprocess test" not in log  # relays are not logged
     assert "webrtc-signal stopped" in log
+
+
+def test_the_version_comes_from_setup_cfg() -> None:
+    assert webrtc_signal.__version__ == SETUP_VERSION
+
+
+@pytest.mark.parametrize("argv", [["-n", "webrtc-signal"], ["webrtc-signal"]])
+def test_version_option_prints_our_version(fresh_venv: Path, argv: list[str]) -> None:
+    result = run_outside_the_checkout(fresh_venv, "twistd", "--pidfile=", *argv, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"webrtc-signal {SETUP_VERSION}\n"
+
+
+def test_the_wheel_carries_the_license(fresh_venv: Path) -> None:
+    (dist_info,) = fresh_venv.glob("lib/python3*/site-packages/webrtc_signal-*.dist-info")
+    (license_file,) = dist_info.rglob("LICENSE")
+    assert license_file.read_text() == (ROOT / "LICENSE").read_text()
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that something else is listening on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+def test_a_busy_port_ends_the_foreground_server_with_one_line(
+    fresh_venv: Path, busy_port: int
+) -> None:
+    result = run_outside_the_checkout(
+        fresh_venv, "twistd", "-n", "--pidfile=", "webrtc-signal",
+        "--port", f"tcp:{busy_port}:interface=127.0.0.1",
+    )  # fmt: skip
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    problems = [line for line in output.splitlines() if "webrtc-signal:" in line]
+    assert len(problems) == 1, output
+    assert problems[0].endswith(
+        f"webrtc-signal: cannot listen on tcp:{busy_port}:interface=127.0.0.1: "
+        "[Errno 98] Address already in use"
+    )
+
+
+def test_a_busy_port_ends_the_daemon_at_once(
+    fresh_venv: Path, busy_port: int, tmp_path: Path
+) -> None:
+    """Without -n, twistd forks a daemon and waits for its report: a failure
+    to listen must reach it, or the command waits forever (bounded here)."""
+    pidfile, logfile = tmp_path / "s.pid", tmp_path / "s.log"
+    description = f"tcp:{busy_port}:interface=127.0.0.1"
+    result = run_outside_the_checkout(
+        fresh_venv, "twistd", "--pidfile", str(pidfile), "--logfile", str(logfile),
+        "webrtc-signal", "--port", description,
+    )  # fmt: skip
+    assert result.returncode == 1
+    message = f"webrtc-signal: cannot listen on {description}: [Errno 98] Address already in use"
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + logfile.read_text()
+    assert message in logfile.read_text()
+    # Not a pidfile naming a process that is gone.
+    assert not pidfile.exists()
+
+
+def test_a_port_out_of_range_is_a_usage_error(fresh_venv: Path) -> None:
+    result = run_outside_the_checkout(
+        fresh_venv, "twistd", "-n", "--pidfile=", "webrtc-signal", "--port", "tcp:99999"
+    )
+    assert result.returncode == 1
+    assert "--port 'tcp:99999' is not usable: port 99999 is out of range (0-65535)" in (
+        result.stdout
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def free_privileged_port() -> int:
+    """A port below 1024 that nothing listens on, 1023 if free (root only)."""
+    for port in range(1023, 900, -1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port between 901 and 1023 on 127.0.0.1")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: twistd --uid/--gid drops privileges")
+@pytest_twisted.ensureDeferred
+async def test_root_opens_a_privileged_port_then_runs_as_nobody() -> None:
+    """twistd opens ports in privilegedStartService, as root, then switches
+    to --uid/--gid. The checkout's own twistd, as the unprivileged user must
+    be able to read the code it runs."""
+    port = free_privileged_port()
+    process = spawn(
+        [
+            str(Path(sys.executable).parent / "twistd"),
+            "--uid", "65534", "--gid", "65534", "-n", "--pidfile=", "webrtc-signal",
+            "--port", f"tcp:{port}:interface=127.0.0.1",
+        ],
+        path="/",
+    )  # fmt: skip
+    try:
+        await process.wait_for(f"listening on 127.0.0.1 port {port}")
+        await process.wait_for("set uid/gid 65534/65534")
+        status = Path(f"/proc/{process.transport.pid}/status").read_text()
+        assert re.search(r"^Uid:\s+65534\s+65534\s+65534\s+65534$", status, re.M), status
+        assert re.search(r"^Gid:\s+65534\s+65534\s+65534\s+65534$", status, re.M), status
+        client = await connect(f"ws://127.0.0.1:{port}")
+        client.send(JOIN, 0, "")
+        await client.expect(ID, 1, "true")
+        await client.expect(JOIN, 0)
+    finally:
+        if not process.ended.called:
+            process.transport.signalProcess(signal.SIGTERM)
+    assert await client.wait_closed(10) == (1001, "Server shutting down")
+    assert await process.finished(15) == f"signal {signal.SIGTERM}", process.output

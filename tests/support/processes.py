@@ -71,12 +71,16 @@ def spawn(
     env: dict[str, str] | None = None,
     inherit_env: bool = True,
     path: str | None = None,
+    terminal: bool = False,
 ) -> Spawned:
     """Start ``argv`` (``argv[0]`` is the executable's path). ``env`` adds to
-    this process's environment, or replaces it with ``inherit_env=False``."""
+    this process's environment, or replaces it with ``inherit_env=False``.
+    With ``terminal``, the child runs in a session of its own on a new
+    pseudo-terminal, as from a shell: ``Spawned.transport.write(b"\\x03")``
+    is then a Ctrl-C that reaches its whole foreground process group."""
     from twisted.internet import reactor
 
     child = Spawned(argv)
     environment = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
-    reactor.spawnProcess(child, argv[0], list(argv), env=environment, path=path)
+    reactor.spawnProcess(child, argv[0], list(argv), env=environment, path=path, usePTY=terminal)
     return child

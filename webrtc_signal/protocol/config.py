@@ -3,6 +3,13 @@
 import math
 from dataclasses import dataclass
 
+# The smallest --max-message-size accepted. A real browser's offer for a data
+# channel alone is about 0.5-1 KB of SDP; with audio and video m-lines and a
+# handful of candidates it is several KB. Below 4 KiB a server would close
+# ordinary clients with 1009 in the middle of signaling, which no setting
+# should do silently.
+MIN_MESSAGE_SIZE = 4096
+
 
 class InvalidSetting(ValueError):
     """A setting's value is out of range; ``setting`` names the field."""
@@ -33,10 +40,16 @@ class SignalingConfig:
     def __post_init__(self) -> None:
         if type(self.serve_demo) is not bool:
             raise InvalidSetting("serve_demo", f"must be True or False, not {self.serve_demo!r}")
-        for name in ("max_peers", "max_lobbies", "max_message_size"):
+        for name, least in (
+            ("max_peers", 1),
+            ("max_lobbies", 1),
+            ("max_message_size", MIN_MESSAGE_SIZE),
+        ):
             value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise InvalidSetting(name, f"must be a whole number of at least 1, not {value!r}")
+            if type(value) is not int or value < least:
+                raise InvalidSetting(
+                    name, f"must be a whole number of at least {least}, not {value!r}"
+                )
         for name in ("join_timeout", "seal_timeout", "ping_interval"):
             value = getattr(self, name)
             if type(value) not in (int, float) or not math.isfinite(value) or value < 0:

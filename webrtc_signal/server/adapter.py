@@ -12,10 +12,17 @@ from collections.abc import Iterable
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IProtocolNegotiationFactory,
+    IReactorTime,
+    ITransport,
+)
 from twisted.logger import Logger, LogLevel
+from zope.interface import implementer
 
 from ..protocol.codec import Codec, FormatError, codec_for
 from ..protocol.config import SignalingConfig
@@ -100,6 +107,8 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     signaling_peer: Peer | None = None
     # Set on each keepalive ping, cleared by the pong.
     awaiting_pong = False
+    # A HEAD request, answered like the GET it mirrors but without the body.
+    head_request = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -158,14 +167,47 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             actions = self.factory.signaling.receive(peer, message)
         self.factory.execute(actions)
 
+    def processHandshake(self) -> None:
+        # Autobahn refuses every method but GET with 405, HEAD included, which
+        # health and link checkers send. A HEAD goes through Autobahn's checks
+        # as the GET it mirrors and is answered without the body (see
+        # sendServerStatus); one that asks for a WebSocket is refused in
+        # onConnect. Called again as more of the request arrives: the rewrite
+        # happens once, as the request then starts with GET.
+        if self.data.startswith(b"HEAD "):
+            self.data = b"GET " + self.data[5:]
+            self.head_request = True
+        super().processHandshake()
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        if self.head_request:
+            raise ConnectionDeny(405, "HEAD cannot open a WebSocket")
+
     # Autobahn answers a GET without "Upgrade: websocket" with a status page
     # (or a redirect, given ?redirect=) when webStatus is on, which it is only
     # when the demo is served: answer with the demo instead.
     def sendServerStatus(self, redirectUrl: str | None = None, redirectAfter: int = 0) -> None:
-        self.sendData(http.http_response(self.http_request_path))
+        self.sendData(http.http_response(self.http_request_path, self.head_request))
+        self._http_answered()
 
     def sendRedirect(self, url: str) -> None:
         self.sendServerStatus()
+
+    def failHandshake(
+        self, reason: str, code: int = 400, responseHeaders: object | None = None
+    ) -> None:
+        if code == 426:
+            # A plain HTTP request with the demo off: "Upgrade Required" is the answer.
+            self._http_answered()
+        super().failHandshake(reason, code, responseHeaders)
+
+    def _http_answered(self) -> None:
+        # Autobahn drops the TCP after its answer to a plain HTTP request, and
+        # logs that drop as a warning because no WebSocket closing handshake
+        # came first (wasClean). One warning per demo asset or scanner request
+        # is noise: the exchange ended as HTTP means it to. Marked clean, the
+        # drop is logged at debug; every other unclean drop still warns.
+        self.wasClean = True
 
     def onPong(self, payload: bytes) -> None:
         self.awaiting_pong = False
@@ -210,6 +252,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         self.sendCloseFrame(code=reason.code, reasonUtf8=reason.text.encode(), isReply=False)
 
 
+@implementer(IProtocolNegotiationFactory)
 class SignalingServerFactory(WebSocketServerFactory):
     """Owns one `Signaling` core and everything with a lifetime around it."""
 
@@ -250,6 +293,13 @@ class SignalingServerFactory(WebSocketServerFactory):
             # client has read our close frame: it then sees 1006, not the reason.
             closeHandshakeTimeout=CLOSE_HANDSHAKE_TIMEOUT,
         )
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """ALPN for wss://. Every browser offers ALPN (h2, http/1.1), and
+        Twisted's TLS (ssl:, tls: endpoints) aborts a handshake when the
+        factory it wraps names no protocol in common: without this, no
+        browser could connect. WebSocket upgrades are HTTP/1.1."""
+        return [b"http/1.1"]
 
     # -- connection events from the protocol ---------------------------------
 

@@ -1,8 +1,8 @@
 """The browser demo: the static page a plain HTTP GET to the server gets.
 
 The files live in ``static/`` and are read once, into complete HTTP responses,
-so answering a request is one write. Only GET reaches here (Autobahn refuses
-other methods); the query string is ignored.
+so answering a request is one write. Only GET and HEAD reach here (Autobahn
+refuses other methods); the query string is ignored.
 """
 
 from __future__ import annotations
@@ -24,19 +24,27 @@ _SECURITY_HEADERS = (
 )
 
 
-def _response(status: str, content_type: str, body: bytes) -> bytes:
-    head = (
+def _head(status: str, content_type: str, body: bytes) -> bytes:
+    return (
         f"HTTP/1.1 {status}\r\n"
         f"Content-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n"
         "Cache-Control: no-cache\r\n"
         f"{_SECURITY_HEADERS}"
         "Connection: close\r\n\r\n"
-    )
-    return head.encode("ascii") + body
+    ).encode("ascii")
 
 
-def _load() -> dict[str, bytes]:
+# Per path: the whole response to a GET, and its head alone for a HEAD.
+_Responses = tuple[bytes, bytes]
+
+
+def _response(status: str, content_type: str, body: bytes) -> _Responses:
+    head = _head(status, content_type, body)
+    return head + body, head
+
+
+def _load() -> dict[str, _Responses]:
     responses = {}
     for item in files(__package__).joinpath("static").iterdir():
         suffix = item.name[item.name.rfind(".") :]
@@ -52,6 +60,8 @@ _RESPONSES = _load()
 _NOT_FOUND = _response("404 Not Found", "text/plain; charset=utf-8", b"Not found\n")
 
 
-def http_response(path: str) -> bytes:
-    """The whole HTTP response for a GET of ``path``."""
-    return _RESPONSES.get(path, _NOT_FOUND)
+def http_response(path: str, head_only: bool = False) -> bytes:
+    """The whole HTTP response for a GET of ``path``; with ``head_only``, the
+    response to a HEAD: the same status and headers, no body."""
+    get, head = _RESPONSES.get(path, _NOT_FOUND)
+    return head if head_only else get

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .. import __version__
 from ..protocol.config import SignalingConfig
 from .adapter import SignalingServerFactory
 
@@ -38,36 +39,61 @@ class SignalingService(Service):
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
+        # Fires with the port (None without an endpoint) once the service
+        # listens; safe to take before the service starts.
         self.listening: Deferred[IListeningPort | None] = Deferred()
+        # Set once a start has asked the endpoint to listen, so that twistd's
+        # privilegedStartService and startService listen only once.
+        self._listen_started = False
 
     def resource(self) -> WebSocketResource:
         """A ``twisted.web`` resource that speaks the signaling protocol, to
         ``putChild`` beside the game's other resources."""
         return WebSocketResource(self.factory)
 
+    def privilegedStartService(self) -> None:
+        """Open the port, as Twisted's own StreamServerEndpointService does:
+        twistd calls this before it drops root (``--uid``/``--gid``), so a
+        port below 1024 can be opened and then served without privileges.
+        `listening` fires with the port once it is open. A failure to listen
+        that the endpoint reports at once (a port in use, say) is raised from
+        here, so that a program starting the service stops instead of
+        listening nowhere."""
+        super().privilegedStartService()
+        self._listen()
+
     def startService(self) -> None:
-        """Start listening on ``endpoint``, if there is one. `listening` fires
-        with the port once it is open. A failure to listen that the endpoint
-        reports at once (a port in use, say) is raised from here, so that a
-        program starting the service stops instead of listening nowhere."""
+        """Start the service; listen on ``endpoint`` unless
+        `privilegedStartService` already did (an embedder that only calls
+        ``startService`` gets the same)."""
+        if not self._listen_started:
+            self._listen()
         super().startService()
+
+    def _listen(self) -> None:
+        if self.listening.called:
+            # Started again after a stop: a fresh Deferred for the new port.
+            self.listening = Deferred()
         if self.endpoint is None:
-            self.listening = succeed(None)
+            self._listen_started = True
+            self.listening.callback(None)
             return
-        self.listening = self.endpoint.listen(self.factory)
-        self.listening.addCallback(self._listening)
-        if self.listening.called and isinstance(self.listening.result, Failure):
-            failure = self.listening.result
+        waiting = self.endpoint.listen(self.factory)
+        waiting.addCallback(self._listening)
+        if waiting.called and isinstance(waiting.result, Failure):
+            failure = waiting.result
             # Raised here instead, so not "unhandled" in the Deferred.
-            self.listening.addErrback(lambda _: None)
-            self.running = False
+            waiting.addErrback(lambda _: None)
             failure.raiseException()
+        self._listen_started = True
+        waiting.chainDeferred(self.listening)
 
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self.port = port
         address = port.getHost()
         _log.info(
-            "webrtc-signal listening on {host} port {port}",
+            "webrtc-signal {version} listening on {host} port {port}",
+            version=__version__,
             host=getattr(address, "host", str(address)),
             port=getattr(address, "port", None),
         )
@@ -75,6 +101,7 @@ class SignalingService(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        self._listen_started = False
         port, self.port = self.port, None
         stopped = maybeDeferred(port.stopListening) if port is not None else None
         closed = self.factory.shutdown(self.shutdown_timeout)

@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
+import re
+import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from twisted.application.service import IService
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
+from .. import __version__
 from ..protocol.config import InvalidSetting, SignalingConfig
 from .service import SignalingService
 
 DEFAULTS = SignalingConfig()
+DEFAULT_PORT = 9080
+
+
+def default_port_description(port: int = DEFAULT_PORT) -> str:
+    """Where the server listens when --port is not given: IPv6 and IPv4 on one
+    socket (``tcp6:``, interface ``::``) where the host allows it, else IPv4
+    alone (``tcp:``), as before."""
+    return f"tcp6:{port}" if _dual_stack() else f"tcp:{port}"
+
+
+def _dual_stack() -> bool:
+    """Whether an IPv6 socket bound to ``::`` also takes IPv4 clients. Twisted
+    leaves IPV6_V6ONLY as the system sets it: off on Linux unless
+    net.ipv6.bindv6only says otherwise. A host without IPv6, or one where such
+    a socket would be IPv6 only, keeps IPv4 rather than lose it."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::", 0))
+            return probe.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    except OSError:
+        return False
 
 
 def _whole_number(text: str) -> int:
@@ -43,14 +70,12 @@ class _Setting:
 
 
 _SETTINGS = [
-    _Setting(
-        "max-peers", "max_peers", _whole_number, "Most connections at once; more are closed (4000)."
-    ),
+    _Setting("max-peers", "max_peers", _whole_number, "Most connections at once; more are closed."),
     _Setting(
         "max-lobbies",
         "max_lobbies",
         _whole_number,
-        "Most open lobbies; creating more is refused (4000).",
+        "Most open lobbies; creating more is refused.",
     ),
     _Setting(
         "join-timeout",
@@ -94,13 +119,21 @@ class Options(usage.Options):
         [
             "port",
             "p",
-            "tcp:9080",
-            "Where to listen, as a Twisted endpoint description: tcp:9080, "
-            "tcp:9080:interface=127.0.0.1, ssl:9443:privateKey=key.pem:certKey=cert.pem "
-            "or tls:/path/to/pem-directory:port=9443 for wss://.",
+            default_port_description(),
+            "Where to listen, as a Twisted endpoint description. tcp:9080 is IPv4 "
+            "only; tcp6:9080 (interface ::) takes IPv6 and, where the OS allows "
+            "(Linux does by default), IPv4 too. The default is tcp6:9080 on such "
+            "a host, else tcp:9080. More: tcp:9080:interface=127.0.0.1, "
+            "ssl:9443:privateKey=key.pem:certKey=cert.pem or "
+            "tls:/path/to/pem-directory:port=9443 for wss://.",
         ],
         *[[s.option, None, str(getattr(DEFAULTS, s.field)), s.help] for s in _SETTINGS],
     ]
+
+    def opt_version(self) -> NoReturn:
+        """Print the version of webrtc-signal and exit."""
+        print(f"webrtc-signal {__version__}")
+        sys.exit(0)
 
     def postOptions(self) -> None:
         values: dict[str, Any] = {"serve_demo": not self["no-demo"]}
@@ -121,6 +154,7 @@ class Options(usage.Options):
         from twisted.internet import reactor
 
         try:
+            _check_port_number(self["port"])
             _check_pem_directory(self["port"])
             self["endpoint"] = endpoints.serverFromString(reactor, self["port"])
         # Parsers raise all kinds of errors; each one means a bad --port.
@@ -128,31 +162,149 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port {self['port']!r} is not usable: {error}") from None
 
 
+def _split_description(description: str) -> tuple[list[str], dict[str, str]]:
+    """An endpoint description's positional and keyword arguments, split the
+    way Twisted's serverFromString splits them (``:`` between arguments, the
+    first ``=`` of one names it, a backslash escapes the next character)."""
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    parts = [""]
+
+    def end_argument() -> None:
+        if len(parts) == 1:
+            args.append(parts[0])
+        else:
+            kwargs[parts[0]] = parts[1]
+        parts[:] = [""]
+
+    characters = iter(description)
+    for character in characters:
+        if character == "\\":
+            parts[-1] += next(characters, "")
+        elif character == ":":
+            end_argument()
+        elif character == "=" and len(parts) == 1:
+            parts.append("")
+        else:
+            parts[-1] += character
+    end_argument()
+    return args, kwargs
+
+
+def _check_port_number(description: str) -> None:
+    """Twisted takes any integer as a port and fails only when it binds, with
+    a traceback; say so now."""
+    args, kwargs = _split_description(description)
+    kind = args[0] if args else ""
+    port = kwargs.get("port")
+    if port is None and kind in ("tcp", "tcp6", "ssl") and len(args) > 1:
+        port = args[1]
+    if port is not None and re.fullmatch(r"\d+", port) and not 0 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range (0-65535)")
+
+
 def _check_pem_directory(description: str) -> None:
     """Twisted's ``tls:`` endpoint reads its certificate directory lazily and
-    listens even when it is missing, failing every handshake later; say so now."""
-    kind, _, rest = description.partition(":")
-    if kind != "tls":
+    listens even when it is missing, or holds a certificate without its
+    private key, failing every handshake later; say so now."""
+    args, _ = _split_description(description)
+    if args[0] != "tls" or len(args) < 2:
         return
-    directory = Path(rest.split(":", 1)[0])
-    if not directory.is_dir() or not any(directory.rglob("*.pem")):
+    directory = Path(args[1])
+    pems = sorted(directory.rglob("*.pem")) if directory.is_dir() else []
+    if not pems:
         raise ValueError(f"{str(directory)!r} is not a directory holding .pem files")
+    _check_pem_pairs(pems)
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+def _check_pem_pairs(pems: list[Path]) -> None:
+    """A ``tls:`` directory serves the certificates whose private keys it
+    holds, under their DNS names; other certificates are only chain. Refuse a
+    directory from which no certificate could be served."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    def key_bytes(public_key: Any) -> bytes:
+        return bytes(
+            public_key.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    certificates: list[tuple[Path, x509.Certificate]] = []
+    keys: set[bytes] = set()
+    for pem in pems:
+        for block in _PEM_BLOCK.finditer(pem.read_bytes()):
+            try:
+                if block.group(1) == b"CERTIFICATE":
+                    certificates.append((pem, x509.load_pem_x509_certificate(block.group(0))))
+                elif block.group(1).endswith(b"PRIVATE KEY"):
+                    private_key = serialization.load_pem_private_key(block.group(0), None)
+                    keys.add(key_bytes(private_key.public_key()))
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"{str(pem)!r} holds an unreadable PEM block: {error}") from None
+    if not certificates:
+        raise ValueError(f"no certificate in the .pem files of {str(pems[0].parent)!r}")
+    served = [(path, cert) for path, cert in certificates if key_bytes(cert.public_key()) in keys]
+    if not served:
+        path = certificates[0][0]
+        raise ValueError(f"no private key for the certificate in {str(path)!r}")
+    for path, cert in served:
+        try:
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            names = None
+        if names is None or not names.value.get_values_for_type(x509.DNSName):
+            # Twisted's tls: endpoint picks certificates by their DNS names only.
+            raise ValueError(
+                f"the certificate in {str(path)!r} names no DNS name (subjectAltName), "
+                "which the tls: endpoint needs"
+            )
+
+
+class StartupFailed(SystemExit, Exception):
+    """Ends twistd with one line and status 1, in the foreground or as a daemon.
+
+    As a SystemExit, Python prints just its message, no traceback. As an
+    Exception, twistd's daemon child reports it through its status pipe and
+    removes the pidfile, so the command the user ran exits at once with the
+    message; a bare SystemExit slips past that report, and the command waits
+    forever for a child that is gone.
+
+    twistd reports it as ``<type name>: <str>``: the type is named and placed
+    so that that line is exactly the foreground's message."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"webrtc-signal: {problem}")
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+# traceback.format_exception_only() names a builtins type without its module.
+StartupFailed.__module__ = "builtins"
+StartupFailed.__qualname__ = "webrtc-signal"
 
 
 class _StandaloneService(SignalingService):
     """Under twistd, a port that cannot be opened ends the program with one
-    clear line instead of a traceback."""
+    clear line instead of a traceback (see `StartupFailed`). twistd opens the
+    port in privilegedStartService, before it drops root for --uid/--gid."""
 
     def __init__(self, description: str, *args: Any) -> None:
         super().__init__(*args)
         self.description = description
 
-    def startService(self) -> None:
+    def privilegedStartService(self) -> None:
         try:
-            super().startService()
+            super().privilegedStartService()
         except CannotListenError as error:
-            raise SystemExit(
-                f"webrtc-signal: cannot listen on {self.description}: {error.socketError}"
+            raise StartupFailed(
+                f"cannot listen on {self.description}: {error.socketError}"
             ) from None
 
 
