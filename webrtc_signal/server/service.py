@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from autobahn.twisted.resource import WebSocketResource
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -11,6 +13,7 @@ from twisted.python.failure import Failure
 
 from ..protocol.config import SignalingConfig
 from .adapter import SignalingServerFactory
+from .ice import Authenticate, IceServersResource
 
 _log = Logger(namespace="webrtc_signal")
 
@@ -33,8 +36,11 @@ class SignalingService(Service):
         endpoint: IStreamServerEndpoint | None = None,
         clock: IReactorTime | None = None,
         shutdown_timeout: float = 5.0,
+        authenticate_ice: Authenticate | None = None,
     ):
         self.factory = SignalingServerFactory(config, clock)
+        # Who may fetch /ice-servers: query -> identity, or raise Unauthorized.
+        self.factory.ice.authenticate = authenticate_ice
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
@@ -44,6 +50,17 @@ class SignalingService(Service):
         """A ``twisted.web`` resource that speaks the signaling protocol, to
         ``putChild`` beside the game's other resources."""
         return WebSocketResource(self.factory)
+
+    def ice_servers(self, identity: object = None) -> list[dict[str, Any]]:
+        """The ``iceServers`` list for a client, with TURN credentials minted
+        now: what ``GET /ice-servers`` answers. ``identity`` (a string, or
+        an object with a ``subject``) names the TURN user; None, a random tag."""
+        return self.factory.ice.servers(identity)
+
+    def ice_servers_resource(self) -> IceServersResource:
+        """``GET /ice-servers`` as a ``twisted.web`` resource, to
+        ``putChild(b"ice-servers", ...)`` beside `resource()`."""
+        return IceServersResource(self.factory.ice)
 
     def startService(self) -> None:
         """Start listening on ``endpoint``, if there is one. `listening` fires
