@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 ARGS ?=
 
-.PHONY: serve test lint bench venv node browser clean
+.PHONY: serve test lint bench venv node browser clean turn
 
 venv: $(STAMP)
 
@@ -59,7 +59,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint $(NODE_STAMP) browser
+test: lint $(NODE_STAMP) browser turn
 	$(BIN)/python -m pytest $(ARGS)
 
 # Benchmark against Godot's Node reference server (README, "Benchmarks"):
@@ -71,3 +71,18 @@ bench: $(STAMP) $(NODE_STAMP)
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info twisted/plugins/dropin.cache test-artifacts
+
+# Debian's coturn for the TURN tests (docs/turn.md); installing it needs root.
+# Without it those tests skip (CI makes that an error). The tests run
+# turnserver themselves on a random port; they do not use the package's service.
+# Other installs may hold the dpkg lock: wait for it rather than fail.
+TURNSERVER ?= /usr/bin/turnserver
+turn:
+	@if [ ! -x $(TURNSERVER) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq coturn; \
+	  else \
+	    echo "note: $(TURNSERVER) is missing; run 'sudo apt-get install coturn' for the TURN tests"; \
+	  fi; \
+	fi

@@ -181,3 +181,88 @@ def test_a_tls_certificate_without_a_dns_name_is_refused(tmp_path: Path) -> None
     )
     with pytest.raises(usage.UsageError, match="names no DNS name"):
         parse("--port", f"tls:{tmp_path}:port=0")
+
+
+# -- ICE servers (issue 14) ------------------------------------------------------
+
+
+def test_ice_options_fill_the_config(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    options = parse(
+        "--stun", "stun:stun.example.org:3478",
+        "--stun", "stun:[::1]",
+        "--turn", "turn:turn.example.org:3478?transport=udp",
+        "--turn", "turns:turn.example.org:5349?transport=tcp",
+        "--turn-secret-file", str(secret),
+        "--turn-ttl", "600",
+    )  # fmt: skip
+    config = options["config"]
+    assert config.stun_urls == ("stun:stun.example.org:3478", "stun:[::1]")
+    assert config.turn_urls == (
+        "turn:turn.example.org:3478?transport=udp",
+        "turns:turn.example.org:5349?transport=tcp",
+    )
+    assert config.turn_secret == "s3cret"  # without the file's newline
+    assert config.turn_ttl == 600
+    assert "s3cret" not in repr(config)
+
+
+def test_ice_defaults() -> None:
+    config = parse()["config"]
+    assert (config.stun_urls, config.turn_urls, config.turn_secret) == ((), (), "")
+    assert config.turn_ttl == 3600
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--turn", "turn:turn.example.org"], "--turn-secret-file is needed"),
+        (["--turn", "turn://x", "--turn-secret-file", "{secret}"], "--turn must be a turn:"),
+        (["--turn", "turn:x?transport=sctp", "--turn-secret-file", "{secret}"], "--turn "),
+        (["--stun", "turn:x"], "--stun must be a stun:"),
+        (["--stun", "stun:x?transport=udp"], "--stun 'stun:x?transport=udp'"),
+        (["--turn-secret-file", "{missing}"], "--turn-secret-file '"),
+        (["--turn-secret-file", "{empty}"], "is empty"),
+        (["--turn-secret-file", "{directory}"], "cannot be read"),
+        (["--turn-ttl", "0"], "--turn-ttl must be a whole number of seconds from 1"),
+        (["--turn-ttl", "86401"], "--turn-ttl must"),
+        (["--turn-ttl", "soon"], "--turn-ttl must be a whole number, not 'soon'"),
+    ],
+)
+def test_bad_ice_options_are_usage_errors(argv: list[str], message: str, tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("s3cret")
+    (tmp_path / "empty").write_text(" \n")
+    files = {
+        "secret": tmp_path / "secret",
+        "empty": tmp_path / "empty",
+        "missing": tmp_path / "missing",
+        "directory": tmp_path,
+    }
+    argv = [arg.format(**files) for arg in argv]
+    with pytest.raises(usage.UsageError) as raised:
+        parse(*argv)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stun_urls", "stun:x"),
+        ("stun_urls", ("turn:x",)),
+        ("turn_urls", ("turn:x",)),  # no secret
+        ("turn_secret", b"bytes"),
+        ("turn_ttl", 0),
+        ("turn_ttl", 3600.0),
+    ],
+)
+def test_invalid_ice_settings_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(InvalidSetting) as raised:
+        SignalingConfig(**{field: value})
+    assert raised.value.setting in (field, "turn_secret")
+
+
+def test_url_lists_become_tuples() -> None:
+    config = SignalingConfig(stun_urls=["stun:x"])
+    assert config.stun_urls == ("stun:x",)
+    hash(config)

@@ -1,7 +1,13 @@
 """Server settings: one validated dataclass shared by twistd options and embedders."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .ice import STUN_SCHEMES, TURN_SCHEMES, url_problem
+
+# A TURN credential outlives its game session by up to this much; a leaked one
+# relays for anyone until then, so a day is the most we hand out.
+MAX_TURN_TTL = 86400
 
 # The smallest --max-message-size accepted. A real browser's offer for a data
 # channel alone is about 0.5-1 KB of SDP; with audio and video m-lines and a
@@ -36,6 +42,13 @@ class SignalingConfig:
     # Answer plain HTTP GETs (no WebSocket upgrade) with the browser demo;
     # off, they get 426 Upgrade Required. Not a rule of the core.
     serve_demo: bool = True
+    # ICE servers handed out at GET /ice-servers (issue 14): STUN and TURN
+    # URLs, the secret shared with the TURN server (kept out of repr, so it
+    # never reaches a log), and how long a TURN credential stays valid.
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl: int = 3600
 
     def __post_init__(self) -> None:
         if type(self.serve_demo) is not bool:
@@ -58,3 +71,26 @@ class SignalingConfig:
                 )
             if value == 0 and name != "ping_interval":
                 raise InvalidSetting(name, "must be more than 0 seconds")
+        self._check_ice_servers()
+
+    def _check_ice_servers(self) -> None:
+        for name, schemes in (("stun_urls", STUN_SCHEMES), ("turn_urls", TURN_SCHEMES)):
+            urls = getattr(self, name)
+            if isinstance(urls, str) or not isinstance(urls, tuple | list):
+                raise InvalidSetting(name, f"must be a tuple of URLs, not {urls!r}")
+            # A list is welcome too; stored as a tuple, so the config stays hashable.
+            object.__setattr__(self, name, tuple(urls))
+            for url in urls:
+                problem = url_problem(url, schemes)
+                if problem is not None:
+                    raise InvalidSetting(name, problem)
+        if type(self.turn_secret) is not str:
+            raise InvalidSetting("turn_secret", "must be a string")
+        if self.turn_urls and not self.turn_secret:
+            raise InvalidSetting("turn_secret", "is needed to make credentials for the TURN URLs")
+        if type(self.turn_ttl) is not int or not 1 <= self.turn_ttl <= MAX_TURN_TTL:
+            raise InvalidSetting(
+                "turn_ttl",
+                f"must be a whole number of seconds from 1 to {MAX_TURN_TTL}, "
+                f"not {self.turn_ttl!r}",
+            )

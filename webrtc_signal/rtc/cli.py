@@ -40,8 +40,9 @@ def parser() -> argparse.ArgumentParser:
         help="send TEXT to each peer as its channel opens (may be repeated)",
     )  # fmt: skip
     parse.add_argument(
-        "--ice", action="append", default=[], metavar="URL",
-        help="an ICE server, e.g. stun:stun.l.google.com:19302 (none by default)",
+        "--ice", action="append", metavar="URL",
+        help="an ICE server, e.g. stun:stun.example.org:3478 (may be repeated); "
+        "by default the server's /ice-servers are used",
     )  # fmt: skip
     parse.add_argument(
         "--exit-after", type=_seconds, metavar="SECONDS", help="leave after this many seconds"
@@ -94,6 +95,10 @@ async def session(arguments: argparse.Namespace) -> int:
     except Exception as error:  # refused, DNS, TLS, timeout
         say(f"could not connect to {arguments.url}: {error}")
         return EXIT_UNREACHABLE
+    if peer.ice_problem is not None:
+        say(f"{peer.ice_problem}; going on without ICE servers")
+    else:
+        say("ICE servers: " + (" ".join(_ice_urls(peer)) or "none"))
     mode = "mesh" if joined.mesh else "client-server"
     say(f"joined {mode} lobby {joined.lobby} as peer {joined.peer_id}")
 
@@ -115,6 +120,13 @@ async def session(arguments: argparse.Namespace) -> int:
     if lost.is_set() and not leave.is_set() and peer.signaling.ended is not None:
         return exit_status(peer.signaling.ended, by_user=False)
     return EXIT_OK
+
+
+def _ice_urls(peer: RtcPeer) -> list[str]:
+    urls: list[str] = []
+    for server in peer.ice_servers:
+        urls += [server.urls] if isinstance(server.urls, str) else server.urls
+    return urls
 
 
 def _send_typed_lines(

@@ -17,6 +17,15 @@ it can share a lobby with Godot games and the browser demo:
 Messages go over one negotiated, ordered data channel per peer, labelled
 ``chat`` with id 64, as in the browser demo (Godot's own channels are 1-3).
 
+ICE servers: by default (``ice_servers=None``) the peer asks the signaling
+server's ``GET /ice-servers`` when it joins, so it relays through the TURN
+server the deployment configured; a failure to fetch is logged and kept in
+`RtcPeer.ice_problem`, and the peer carries on without ICE servers. A list
+(URL strings, ``{"urls": ..., "username": ..., "credential": ...}`` dicts or
+``RTCIceServer``) is used as given; ``[]`` means none. aiortc uses one STUN
+and one TURN server of them (the first it can parse), and
+``ice_transport_policy="relay"`` makes it use relay candidates only.
+
 aiortc runs on asyncio, so Twisted must run on the asyncio reactor, on the
 same loop. `run` sets that up for a program; an application that manages its
 own loop installs ``twisted.internet.asyncioreactor`` with that loop before
@@ -26,9 +35,11 @@ anything imports ``twisted.internet.reactor``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from aiortc import (
     RTCConfiguration,
@@ -37,11 +48,18 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from aiortc.rtcicetransport import parse_stun_turn_uri
 from aiortc.sdp import candidate_from_sdp
 from twisted.internet import defer
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import Agent, ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
 
 from ..client.signaling import (
     AnswerReceived,
@@ -62,6 +80,10 @@ _log = Logger(namespace="webrtc_signal.rtc")
 
 MessageHandler = Callable[[int, "str | bytes"], object]
 PeerHandler = Callable[[int], object]
+IceServerSpec = str | Mapping[str, Any] | RTCIceServer
+
+# Seconds to wait for the signaling server's /ice-servers.
+ICE_FETCH_TIMEOUT = 5.0
 
 
 def asyncio_reactor() -> Any:
@@ -123,15 +145,22 @@ class RtcPeer:
         self,
         url: str,
         *,
-        ice_servers: Iterable[str] = (),
+        ice_servers: Iterable[IceServerSpec] | None = None,
         tls: IOpenSSLClientConnectionCreator | None = None,
         on_message: MessageHandler | None = None,
         on_peer_open: PeerHandler | None = None,
         on_peer_closed: PeerHandler | None = None,
+        ice_transport_policy: str = "all",
     ) -> None:
         self.signaling = SignalingClient(url, tls=tls, reactor=asyncio_reactor())
         self.signaling.add_listener(self._on_signaling)
-        self.ice_servers = [RTCIceServer(urls=server) for server in ice_servers]
+        self._tls = tls
+        # None: fetch them from the signaling server when joining.
+        self._fetch_ice = ice_servers is None
+        self.ice_servers: list[RTCIceServer] = _usable(ice_servers or [])
+        # Why the ICE servers could not be fetched, if they could not.
+        self.ice_problem: str | None = None
+        self.ice_transport_policy = RTCIceTransportPolicy(ice_transport_policy)
         self.on_message = on_message
         self.on_peer_open = on_peer_open
         self.on_peer_closed = on_peer_closed
@@ -142,10 +171,41 @@ class RtcPeer:
     # -- what a program does -----------------------------------------------------
 
     async def join(self, lobby: str = "", mesh: bool = True) -> Joined:
-        """Connect to the server and create (``lobby=""``) or join a lobby."""
+        """Connect to the server and create (``lobby=""``) or join a lobby,
+        having fetched the ICE servers first if none were given."""
+        if self._fetch_ice:
+            await self.fetch_ice_servers()
         await defer.Deferred.asFuture(self.signaling.connect(), asyncio.get_running_loop())
         joining = self.signaling.join(lobby, mesh)
         return await joining.asFuture(asyncio.get_running_loop())
+
+    async def fetch_ice_servers(self) -> list[RTCIceServer]:
+        """Ask the signaling server's ``GET /ice-servers`` (the same host,
+        port and ``?token=``) and use its answer. A failure is logged and kept
+        in `ice_problem`; the peer then goes on without ICE servers."""
+        url = ice_servers_url(self.signaling.url)
+        try:
+            answer = await defer.Deferred.asFuture(
+                _get_json(url, self._tls), asyncio.get_running_loop()
+            )
+            entries = answer["iceServers"]
+            if not isinstance(entries, list):
+                raise ValueError("iceServers is not a list")
+            servers = _usable(entries)
+        except Exception as error:
+            reason = str(error) or type(error).__name__
+            shown = _without_query(url)
+            self.ice_problem = f"could not fetch ICE servers from {shown}: {reason}"
+            _log.warn(
+                "could not fetch ICE servers from {url}: {reason}; going on without",
+                url=shown,
+                reason=reason,
+            )
+            servers = []
+        else:
+            self.ice_problem = None
+        self.ice_servers = servers
+        return servers
 
     @property
     def peer_id(self) -> int:
@@ -219,7 +279,11 @@ class RtcPeer:
                     self._spawn(self._close_links())
 
     def _connect_to(self, peer_id: int) -> None:
-        connection = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+        # Always a list: given None, aiortc would use a public STUN server.
+        configuration = RTCConfiguration(
+            iceServers=list(self.ice_servers), iceTransportPolicy=self.ice_transport_policy
+        )
+        connection = RTCPeerConnection(configuration)
         channel = connection.createDataChannel(
             CHAT_CHANNEL_LABEL, negotiated=True, id=CHAT_CHANNEL_ID, ordered=True
         )
@@ -297,3 +361,108 @@ class RtcPeer:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             _log.failure("a WebRTC step failed", Failure(task.exception()))
+
+
+# -- ICE servers -------------------------------------------------------------------
+
+
+def ice_servers_url(signaling_url: str) -> str:
+    """The ``/ice-servers`` URL beside a signaling URL: ws -> http, wss ->
+    https, same host and port, only the ``token`` of the query kept."""
+    parts = urlsplit(signaling_url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    token = parse_qs(parts.query).get("token")
+    query = urlencode({"token": token[0]}) if token else ""
+    return urlunsplit((scheme, parts.netloc, "/ice-servers", query, ""))
+
+
+def _without_query(url: str) -> str:
+    # Messages and logs name the server, never the token.
+    return urlunsplit(urlsplit(url)._replace(query=""))
+
+
+def _usable(specs: Iterable[IceServerSpec]) -> list[RTCIceServer]:
+    """``RTCIceServer``s from strings, dicts or ``RTCIceServer``s, without
+    the URLs aiortc cannot parse (it would refuse the whole configuration)."""
+    servers = []
+    for spec in specs:
+        if isinstance(spec, str):
+            server = RTCIceServer(urls=spec)
+        elif isinstance(spec, RTCIceServer):
+            server = spec
+        elif isinstance(spec, Mapping) and "urls" in spec:
+            server = RTCIceServer(
+                urls=spec["urls"], username=spec.get("username"), credential=spec.get("credential")
+            )
+        else:
+            raise ValueError(f"not an ICE server: {spec!r}")
+        urls = [server.urls] if isinstance(server.urls, str) else list(server.urls)
+        kept = []
+        for url in urls:
+            try:
+                parse_stun_turn_uri(url)
+            except ValueError:
+                _log.warn("ICE server URL {url} is not usable with aiortc; skipped", url=url)
+            else:
+                kept.append(url)
+        if kept:
+            servers.append(RTCIceServer(kept, server.username, server.credential))
+    return servers
+
+
+@implementer(IPolicyForHTTPS)
+class _SameTLS:
+    """https:// with the TLS settings given for the signaling connection."""
+
+    def __init__(self, creator: IOpenSSLClientConnectionCreator) -> None:
+        self.creator = creator
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
+        return self.creator
+
+
+async def _get_json_async(url: str, tls: IOpenSSLClientConnectionCreator | None) -> Any:
+    from twisted.internet import reactor
+
+    agent = Agent(reactor, _SameTLS(tls)) if tls is not None else Agent(reactor)
+    request = agent.request(b"GET", url.encode("ascii"))
+    request.addTimeout(ICE_FETCH_TIMEOUT, reactor)
+    try:
+        response = await request
+    except defer.TimeoutError:
+        raise TimeoutError(f"no answer within {ICE_FETCH_TIMEOUT:g} s") from None
+    body = await _body(response)
+    if response.code != 200:
+        detail = body.decode("utf-8", "replace").strip()[:200]
+        raise ValueError(f"HTTP {response.code} {detail}".rstrip())
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ValueError("the answer is not JSON") from None
+
+
+class _Collect(Protocol):
+    """Gathers a response body (readBody warns on the asyncio reactor's transports)."""
+
+    def __init__(self, done: defer.Deferred[bytes]) -> None:
+        self.done = done
+        self.parts: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self.parts))
+        else:
+            self.done.errback(reason)
+
+
+def _body(response: Any) -> defer.Deferred[bytes]:
+    done: defer.Deferred[bytes] = defer.Deferred()
+    response.deliverBody(_Collect(done))
+    return done
+
+
+def _get_json(url: str, tls: IOpenSSLClientConnectionCreator | None) -> defer.Deferred[Any]:
+    return defer.ensureDeferred(_get_json_async(url, tls))

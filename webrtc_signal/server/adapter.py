@@ -40,8 +40,9 @@ from ..protocol.core import (
 )
 from ..protocol.messages import Message
 from ..protocol.reasons import CloseReason
-from . import http
+from . import http, ice
 from .frames import read_text_frames, text_frame
+from .ice import IceServers
 
 
 class _PrettyWhenFormatted:
@@ -184,10 +185,14 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             raise ConnectionDeny(405, "HEAD cannot open a WebSocket")
 
     # Autobahn answers a GET without "Upgrade: websocket" with a status page
-    # (or a redirect, given ?redirect=) when webStatus is on, which it is only
-    # when the demo is served: answer with the demo instead.
+    # (or a redirect, given ?redirect=) when webStatus is on, which it always
+    # is: answer with the ICE servers, the demo, or 426 without the demo.
     def sendServerStatus(self, redirectUrl: str | None = None, redirectAfter: int = 0) -> None:
-        self.sendData(http.http_response(self.http_request_path, self.head_request))
+        if self.http_request_path == ice.PATH:
+            self.sendData(self.factory.ice.http_response(self.http_request_params))
+        else:
+            demo = self.factory.config.serve_demo
+            self.sendData(http.http_response(self.http_request_path, self.head_request, demo))
         self._http_answered()
 
     def sendRedirect(self, url: str) -> None:
@@ -272,6 +277,7 @@ class SignalingServerFactory(WebSocketServerFactory):
         self.config = config or SignalingConfig()
         self.clock: IReactorTime = clock
         self.signaling = Signaling(self.config)
+        self.ice = IceServers(self.config, self.clock)
         self.connections: set[SignalingServerProtocol] = set()
         # Connections with frames queued by the current batch of input.
         self.unflushed: list[SignalingServerProtocol] = []
@@ -285,9 +291,9 @@ class SignalingServerFactory(WebSocketServerFactory):
             maxFramePayloadSize=self.config.max_message_size,
             # Autobahn's own pinger rounds to whole seconds; ours runs on `clock`.
             autoPingInterval=0,
-            # A plain GET gets the demo (see sendServerStatus), or else 426
-            # Upgrade Required.
-            webStatus=self.config.serve_demo,
+            # A plain GET gets /ice-servers, the demo, or else 426 Upgrade
+            # Required (see sendServerStatus).
+            webStatus=True,
             # Autobahn truncates this timer to a whole second of the clock, so
             # 1 s (its default) can expire at once and abort the TCP before the
             # client has read our close frame: it then sees 1006, not the reason.

@@ -2,7 +2,8 @@
 
 The files live in ``static/`` and are read once, into complete HTTP responses,
 so answering a request is one write. Only GET and HEAD reach here (Autobahn
-refuses other methods); the query string is ignored.
+refuses other methods); the query string is ignored. ``/ice-servers`` is
+answered by `webrtc_signal.server.ice` instead.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ _CONTENT_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-# The page talks to its own origin's WebSocket (or one typed in) and nothing else.
+# The page talks to its own origin's WebSocket (or one typed in) and that
+# server's /ice-servers, and nothing else.
 _SECURITY_HEADERS = (
     "X-Content-Type-Options: nosniff\r\n"
     "Referrer-Policy: no-referrer\r\n"
-    "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; "
+    "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss: http: https:; "
     "img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'\r\n"
 )
 
@@ -58,10 +60,14 @@ def _load() -> dict[str, _Responses]:
 
 _RESPONSES = _load()
 _NOT_FOUND = _response("404 Not Found", "text/plain; charset=utf-8", b"Not found\n")
+_UPGRADE_REQUIRED = _response(
+    "426 Upgrade Required", "text/plain; charset=utf-8", b"This is a WebSocket server.\n"
+)
 
 
-def http_response(path: str, head_only: bool = False) -> bytes:
-    """The whole HTTP response for a GET of ``path``; with ``head_only``, the
-    response to a HEAD: the same status and headers, no body."""
-    get, head = _RESPONSES.get(path, _NOT_FOUND)
+def http_response(path: str, head_only: bool = False, serve_demo: bool = True) -> bytes:
+    """The whole HTTP response for a GET of ``path`` (426 when the demo is
+    off); with ``head_only``, the response to a HEAD: the same status and
+    headers, no body."""
+    get, head = _RESPONSES.get(path, _NOT_FOUND) if serve_demo else _UPGRADE_REQUIRED
     return head if head_only else get

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from autobahn.twisted.resource import WebSocketResource
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -12,6 +14,7 @@ from twisted.python.failure import Failure
 from .. import __version__
 from ..protocol.config import SignalingConfig
 from .adapter import SignalingServerFactory
+from .ice import Authenticate, IceServersResource
 
 _log = Logger(namespace="webrtc_signal")
 
@@ -34,8 +37,11 @@ class SignalingService(Service):
         endpoint: IStreamServerEndpoint | None = None,
         clock: IReactorTime | None = None,
         shutdown_timeout: float = 5.0,
+        authenticate_ice: Authenticate | None = None,
     ):
         self.factory = SignalingServerFactory(config, clock)
+        # Who may fetch /ice-servers: query -> identity, or raise Unauthorized.
+        self.factory.ice.authenticate = authenticate_ice
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
@@ -61,6 +67,17 @@ class SignalingService(Service):
         listening nowhere."""
         super().privilegedStartService()
         self._listen()
+
+    def ice_servers(self, identity: object = None) -> list[dict[str, Any]]:
+        """The ``iceServers`` list for a client, with TURN credentials minted
+        now: what ``GET /ice-servers`` answers. ``identity`` (a string, or
+        an object with a ``subject``) names the TURN user; None, a random tag."""
+        return self.factory.ice.servers(identity)
+
+    def ice_servers_resource(self) -> IceServersResource:
+        """``GET /ice-servers`` as a ``twisted.web`` resource, to
+        ``putChild(b"ice-servers", ...)`` beside `resource()`."""
+        return IceServersResource(self.factory.ice)
 
     def startService(self) -> None:
         """Start the service; listen on ``endpoint`` unless

@@ -102,8 +102,16 @@ _SETTINGS = [
         _whole_number,
         "Largest message in bytes; a larger one closes that connection with 1009.",
     ),
+    _Setting(
+        "turn-ttl",
+        "turn_ttl",
+        _whole_number,
+        "Seconds a TURN credential from /ice-servers stays valid.",
+    ),
 ]
 _OPTION_FOR_FIELD = {setting.field: setting.option for setting in _SETTINGS}
+# ICE server options (issue 14): repeatable or read from a file, so not in _SETTINGS.
+_OPTION_FOR_FIELD.update(stun_urls="stun", turn_urls="turn", turn_secret="turn-secret-file")
 
 
 class Options(usage.Options):
@@ -128,6 +136,13 @@ class Options(usage.Options):
             "tls:/path/to/pem-directory:port=9443 for wss://.",
         ],
         *[[s.option, None, str(getattr(DEFAULTS, s.field)), s.help] for s in _SETTINGS],
+        [
+            "turn-secret-file",
+            None,
+            None,
+            "File holding the secret shared with the TURN server (coturn's "
+            "static-auth-secret); needed with --turn.",
+        ],
     ]
 
     def opt_version(self) -> NoReturn:
@@ -135,8 +150,40 @@ class Options(usage.Options):
         print(f"webrtc-signal {__version__}")
         sys.exit(0)
 
+    # -- ICE servers handed out at GET /ice-servers (issue 14) -----------------
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["stun"] = []
+        self["turn"] = []
+
+    def opt_stun(self, url: str) -> None:
+        """A STUN server for clients, e.g. stun:stun.example.org:3478 (repeatable)."""
+        self["stun"].append(url)
+
+    def opt_turn(self, url: str) -> None:
+        """A TURN server for clients, e.g. turn:turn.example.org:3478 (repeatable; needs --turn-secret-file)."""  # noqa: E501
+        self["turn"].append(url)
+
+    def _ice_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"stun_urls": self["stun"], "turn_urls": self["turn"]}
+        path = self["turn-secret-file"]
+        if path is not None:
+            try:
+                secret = Path(path).read_bytes().decode("utf-8").strip()
+            except OSError as error:
+                raise usage.UsageError(
+                    f"--turn-secret-file {path!r} cannot be read: {error.strerror}"
+                ) from None
+            except UnicodeDecodeError:
+                raise usage.UsageError(f"--turn-secret-file {path!r} is not UTF-8 text") from None
+            if not secret:
+                raise usage.UsageError(f"--turn-secret-file {path!r} is empty")
+            values["turn_secret"] = secret
+        return values
+
     def postOptions(self) -> None:
-        values: dict[str, Any] = {"serve_demo": not self["no-demo"]}
+        values: dict[str, Any] = {"serve_demo": not self["no-demo"], **self._ice_values()}
         for setting in _SETTINGS:
             try:
                 values[setting.field] = setting.parse(self[setting.option])

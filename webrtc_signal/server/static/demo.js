@@ -7,6 +7,9 @@
 //     the side whose own id is larger offers (so the host, id 1, never does);
 //   - a candidate travels as data "\n<mid>\n<index>\n<candidate>".
 // Chat runs over one negotiated data channel per peer; the server never sees it.
+// ICE servers come from the signaling server's GET /ice-servers (STUN, and
+// TURN with fresh credentials), unless the page's ?ice=url,url gives them;
+// ?policy=relay uses relay candidates only, to try a TURN server.
 "use strict";
 
 const TYPE = { JOIN: 0, ID: 1, PEER_CONNECT: 2, PEER_DISCONNECT: 3, OFFER: 4, ANSWER: 5, CANDIDATE: 6, SEAL: 7 };
@@ -17,7 +20,11 @@ const MAX_LOG_LINES = 400;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const iceServers = (params.get("ice") || "").split(",").filter(Boolean).map((url) => ({ urls: url }));
+const givenIceServers = params.has("ice")
+  ? params.get("ice").split(",").filter(Boolean).map((url) => ({ urls: url }))
+  : null;
+const iceTransportPolicy = params.get("policy") === "relay" ? "relay" : "all";
+const ICE_FETCH_MS = 5000;
 
 const state = {
   ws: null,
@@ -25,17 +32,24 @@ const state = {
   mesh: true,
   lobby: "",
   sealed: false,
-  peers: new Map(), // id -> { id, pc, channel, chain }
+  peers: new Map(), // id -> { id, pc, channel, chain, pair }
+  iceServers: null, // null until known for this session
+  attempt: 0, // a newer Start or a Stop cancels an older Start's wait
 };
 
 // -- signaling -----------------------------------------------------------------
 
-function start(event) {
+async function start(event) {
   event.preventDefault();
   stop();
+  const attempt = state.attempt;
   const url = $("server-url").value.trim();
   const lobby = $("lobby-input").value.trim();
   const mesh = $("mesh").checked;
+  setStatus("connecting", `Fetching ICE servers from ${url}`);
+  const iceServers = await loadIceServers(url);
+  if (attempt !== state.attempt) return;
+  state.iceServers = iceServers;
   let ws;
   try {
     ws = new WebSocket(url);
@@ -67,7 +81,51 @@ function start(event) {
   render();
 }
 
+// The ICE servers of the signaling server at wsUrl: its /ice-servers (same
+// host and port, ?token= kept), or the page's ?ice= list. A failure is logged
+// and the page goes on without ICE servers (host candidates only).
+async function loadIceServers(wsUrl) {
+  if (givenIceServers) {
+    log(`ICE servers from the page's ?ice=: ${iceUrls(givenIceServers) || "none"}`, "note");
+    return givenIceServers;
+  }
+  let url;
+  try {
+    url = new URL(wsUrl);
+    url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+    const token = url.searchParams.get("token");
+    url.pathname = "/ice-servers";
+    url.search = "";
+    if (token) url.searchParams.set("token", token);
+  } catch {
+    return []; // the WebSocket reports the bad URL
+  }
+  const shown = `${url.origin}${url.pathname}`; // never the token
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), ICE_FETCH_MS);
+  try {
+    const response = await fetch(url, { cache: "no-store", signal: abort.signal });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(`HTTP ${response.status}${body.error ? ` (${body.error})` : ""}`);
+    if (!Array.isArray(body.iceServers)) throw new Error("the answer has no iceServers list");
+    log(`ICE servers from ${shown}: ${iceUrls(body.iceServers) || "none"}` +
+      (body.ttl ? ` (credentials valid ${body.ttl} s)` : ""), "note");
+    return body.iceServers;
+  } catch (error) {
+    const reason = error.name === "AbortError" ? `no answer within ${ICE_FETCH_MS / 1000} s` : error.message;
+    log(`could not fetch ICE servers from ${shown}: ${reason}; going on without`, "error");
+    return [];
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function iceUrls(servers) {
+  return servers.flatMap((server) => [].concat(server.urls || [])).join(" ");
+}
+
 function stop() {
+  state.attempt += 1;
   const ws = state.ws;
   state.ws = null;
   if (ws) {
@@ -75,7 +133,7 @@ function stop() {
     log("stopped", "note");
   }
   closePeers();
-  Object.assign(state, { myId: 0, lobby: "", sealed: false });
+  Object.assign(state, { myId: 0, lobby: "", sealed: false, iceServers: null });
   setStatus("idle", "Not connected");
   render();
 }
@@ -146,10 +204,10 @@ function receive(text) {
 
 function createPeer(id) {
   removePeer(id);
-  const pc = new RTCPeerConnection({ iceServers });
+  const pc = new RTCPeerConnection({ iceServers: state.iceServers || [], iceTransportPolicy });
   const { label, ...options } = CHAT_CHANNEL;
   const channel = pc.createDataChannel(label, options);
-  const peer = { id, pc, channel, chain: Promise.resolve() };
+  const peer = { id, pc, channel, chain: Promise.resolve(), pair: null };
   state.peers.set(id, peer);
 
   pc.onicecandidate = ({ candidate }) => {
@@ -160,9 +218,10 @@ function createPeer(id) {
   };
   pc.onconnectionstatechange = () => {
     log(`peer ${id}: ${pc.connectionState}`, "note");
+    if (pc.connectionState === "connected") showPair(peer);
     render();
   };
-  channel.onopen = () => { log(`peer ${id}: data channel open`, "note"); render(); };
+  channel.onopen = () => { log(`peer ${id}: data channel open`, "note"); showPair(peer); render(); };
   channel.onclose = () => render();
   channel.onmessage = (event) => addChat(id, String(event.data));
 
@@ -205,6 +264,37 @@ function remoteCandidate(id, data) {
   const [sdpMid, index, candidate] = parts;
   log(`← CANDIDATE from ${id}: ${candidate}`);
   queue(peer, () => peer.pc.addIceCandidate({ sdpMid, sdpMLineIndex: Number(index), candidate }));
+}
+
+// The candidate types (host, srflx, prflx or relay) of the pair ICE selected:
+// "relay" means the data goes through the TURN server.
+async function showPair(peer) {
+  let stats;
+  try {
+    stats = await peer.pc.getStats();
+  } catch {
+    return; // closed meanwhile
+  }
+  let pair = null;
+  stats.forEach((report) => {
+    if (report.type === "transport" && report.selectedCandidatePairId) pair = stats.get(report.selectedCandidatePairId);
+  });
+  if (!pair) {
+    stats.forEach((report) => {
+      if (!pair && report.type === "candidate-pair" && report.nominated && report.state === "succeeded") pair = report;
+    });
+  }
+  if (!pair) return;
+  const local = stats.get(pair.localCandidateId);
+  const remote = stats.get(pair.remoteCandidateId);
+  if (!local || !remote) return;
+  const types = { local: local.candidateType, remote: remote.candidateType };
+  if (!peer.pair || peer.pair.local !== types.local || peer.pair.remote !== types.remote) {
+    peer.pair = types;
+    log(`peer ${peer.id}: candidate pair ${types.local} ⇄ ${types.remote}` +
+      (local.candidateType === "relay" || remote.candidateType === "relay" ? " (through TURN)" : ""), "note");
+    render();
+  }
 }
 
 function removePeer(id) {
@@ -271,6 +361,16 @@ function badge(kind, value) {
   return span;
 }
 
+function pairBadge(pair) {
+  const span = document.createElement("span");
+  span.className = "badge pair";
+  // "relay" when either side relays: the connection goes through TURN.
+  span.dataset.value = pair.local === "relay" || pair.remote === "relay" ? "relay" : pair.local;
+  span.title = "ICE candidate pair in use: this page's candidate type ⇄ the peer's";
+  span.textContent = pair.local === pair.remote ? pair.local : `${pair.local} ⇄ ${pair.remote}`;
+  return span;
+}
+
 function render() {
   const connected = state.ws !== null;
   $("start").disabled = connected;
@@ -280,6 +380,10 @@ function render() {
   $("mode").textContent = state.myId ? (state.mesh ? "mesh" : "client-server") : "–";
   $("lobby-name").textContent = state.lobby || "–";
   $("copy-lobby").disabled = $("copy-link").disabled = !state.lobby;
+  const ice = state.iceServers;
+  $("ice-servers").textContent = ice === null ? "–"
+    : (iceUrls(ice) || "none") + (iceTransportPolicy === "relay" ? " (relay only)" : "");
+  $("ice-servers").dataset.count = ice === null ? "" : String(ice.length);
 
   const list = $("peers");
   list.replaceChildren(...[...state.peers.values()].sort((a, b) => a.id - b.id).map((peer) => {
@@ -291,6 +395,11 @@ function render() {
     name.className = "peer-id";
     name.textContent = peer.id === 1 ? "1 (host)" : String(peer.id);
     item.append(name, badge("pc", peer.pc.connectionState), badge("dc", peer.channel.readyState));
+    if (peer.pair && peer.pc.connectionState === "connected") {
+      item.dataset.localCandidate = peer.pair.local;
+      item.dataset.remoteCandidate = peer.pair.remote;
+      item.append(pairBadge(peer.pair));
+    }
     return item;
   }));
   $("peer-count").textContent = String(state.peers.size);
