@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,14 @@ async def test_a_bad_cafile_is_a_usage_error(tmp_path: Path) -> None:
         assert await cli.finished(30) == 2, cli.output
         assert f"error: argument --cafile: {problem}" in cli.output, cli.output
         assert "Traceback" not in cli.output, cli.output
+
+
+@pytest_twisted.ensureDeferred
+async def test_version() -> None:
+    expected = metadata.version("webrtc-signal")
+    client = run_cli_module("webrtc_signal.client_cli", "--version")
+    peer = run_cli_module("webrtc_signal.peer_cli", "--version")
+    assert await client.finished(30) == 0
+    assert client.output == f"webrtc-signal-client {expected}\n"
+    assert await peer.finished(30) == 0
+    assert peer.output == f"webrtc-signal-peer {expected}\n"

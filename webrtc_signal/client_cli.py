@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
@@ -338,8 +339,16 @@ def parser() -> argparse.ArgumentParser:
     return parse
 
 
+def version() -> str:
+    """This package's version, as installed."""
+    try:
+        return metadata.version("webrtc-signal")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def add_lobby_arguments(parse: argparse.ArgumentParser) -> None:
-    """The arguments both command-line tools take: server, lobby, trust."""
+    """The arguments both command-line tools take: server, lobby, trust, version."""
     parse.add_argument(
         "url", type=_url, help="the server, e.g. ws://localhost:9080 or wss://example.org"
     )
@@ -362,6 +371,7 @@ def add_lobby_arguments(parse: argparse.ArgumentParser) -> None:
         help="trust the certificates in this PEM file for wss:// (e.g. a self-signed one) "
         "instead of the system's",
     )
+    parse.add_argument("--version", action="version", version=f"%(prog)s {version()}")
 
 
 def check_arguments(parse: argparse.ArgumentParser, arguments: argparse.Namespace) -> None:
