@@ -12,6 +12,7 @@ import asyncio
 import signal
 from collections import defaultdict
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -256,3 +257,29 @@ async def test_peer_command_line_tool_leaves_cleanly_however_stopped(
     assert joined == left
     assert {closes[peer_id] for peer_id in left} == {(1000, True)}, closes
     await with_timeout(host.close(), 5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_peer_command_line_tool_trust_and_refusal(
+    make_server: ServerMaker, tmp_path: Path
+) -> None:
+    from .test_cli_lifecycle import wss_server
+    from .test_client import run_cli_module
+
+    url, files = await wss_server(make_server, tmp_path)
+
+    def peer(*argv: str) -> Spawned:
+        return run_cli_module("webrtc_signal.peer_cli", url, "--no-input", *argv)
+
+    trusted = peer("--cafile", str(files.cert), "--exit-after", "0")
+    untrusted = peer()
+    refused = peer("--cafile", str(files.cert), "--lobby", "NoSuchLobby00000")
+    assert await trusted.finished(WAIT) == 0, trusted.output
+    assert trusted.output.startswith("joined mesh lobby "), trusted.output
+    assert await untrusted.finished(WAIT) == 3, untrusted.output
+    assert untrusted.output == (
+        f"could not connect to {url}: the server's TLS certificate is not trusted "
+        "(certificate verify failed); --cafile PATH trusts a self-signed one\n"
+    )
+    assert await refused.finished(WAIT) == 4, refused.output
+    assert refused.output == "refused: 4000 Lobby does not exists\n"

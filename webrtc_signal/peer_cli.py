@@ -73,7 +73,9 @@ async def session(arguments: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     leave = asyncio.Event()  # set when the user is done
     lost = asyncio.Event()  # set when signaling ends before the seal
-    finished = asyncio.Event()  # set when this session has left
+    # This coroutine's task: a stop waits for it to end, its result (the
+    # exit status) recorded first.
+    this_session = asyncio.current_task()
     output = Output(sys.stdout, on_gone=leave.set)
     say = output.say
 
@@ -99,28 +101,26 @@ async def session(arguments: argparse.Namespace) -> int:
                 say(f"peer {peer_id} left the lobby")
             case LobbySealed():
                 say("lobby sealed: connections stay up without the server")
-            case Disconnected(code, reason, _) if not leave.is_set():
-                # Not when leaving: that end is ours, and no news.
+            case Disconnected(code, reason, _) if peer.lobby and not leave.is_set():
+                # Not when leaving: that end is ours, and no news; nor before
+                # joining: the line that says why joining failed tells it.
                 say(f"signaling closed: {code} {reason}".rstrip())
 
     def stopping() -> defer.Deferred[None] | None:
         # The reactor is stopping (Ctrl-C, SIGTERM): leave cleanly first,
         # for a bounded time, then let it stop.
-        if finished.is_set():
+        if this_session is None or this_session.done():
             return None  # the session is over: this is run() stopping the reactor
         second_signal_ends_at_once()
         leave.set()
         peer.signaling.close()  # also ends a join still under way
-        waiting = asyncio.ensure_future(asyncio.wait_for(finished.wait(), CLOSE_WAIT))
+        waiting = asyncio.ensure_future(asyncio.wait_for(asyncio.shield(this_session), CLOSE_WAIT))
         left = defer.Deferred.fromFuture(waiting)
-        return left.addErrback(lambda _: None)  # out of time: stop all the same
+        return left.addBoth(lambda _: None)  # or out of time: stop all the same
 
     peer.signaling.add_listener(signaling_event)
     reactor.addSystemEventTrigger("before", "shutdown", stopping)
-    try:
-        return await _take_part(arguments, peer, loop, leave, lost, say)
-    finally:
-        finished.set()
+    return await _take_part(arguments, peer, loop, leave, lost, say)
 
 
 async def _take_part(
@@ -132,16 +132,22 @@ async def _take_part(
     say: Callable[[str], None],
 ) -> int:
     try:
+        # Connecting apart from joining: a failure here (refused, DNS, TLS,
+        # timeout, no WebSocket) is "could not connect", exit 3.
+        await defer.Deferred.asFuture(peer.signaling.connect(), loop)
+    except Exception as error:
+        if leave.is_set():  # stopped while connecting
+            return EXIT_OK
+        say(unreachable(arguments.url, error))
+        return EXIT_UNREACHABLE
+    try:
         joined = await peer.join(arguments.lobby, mesh=not arguments.client_server)
     except SignalingClosed as refused:
-        if leave.is_set():
+        if leave.is_set():  # stopped while joining
             await peer.close()
             return EXIT_OK
         say(f"refused: {refused}")
         return exit_status(refused.disconnected, by_user=False)
-    except Exception as error:  # refused, DNS, TLS, timeout
-        say(unreachable(arguments.url, error))
-        return EXIT_UNREACHABLE
     mode = "mesh" if joined.mesh else "client-server"
     say(f"joined {mode} lobby {joined.lobby} as peer {joined.peer_id}")
 
