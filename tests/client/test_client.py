@@ -3,6 +3,7 @@ every event, every error path, and the command-line tool."""
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from twisted.internet import defer, endpoints, error, protocol, ssl
+from twisted.internet import defer, endpoints, error, protocol, ssl, task
+from twisted.logger import formatEvent, globalLogPublisher
 
 from webrtc_signal import SignalingConfig
 from webrtc_signal.client import (
@@ -31,7 +33,7 @@ from webrtc_signal.client import (
     parse_candidate_data,
 )
 
-from ..conftest import RunningServer, ServerMaker, _reactor
+from ..conftest import RunningServer, ServerMaker, _reactor, start_server, stop_server
 from ..support.certs import make_localhost_certificate
 from ..support.processes import Spawned, spawn
 from ..support.wsclient import with_timeout
@@ -128,19 +130,169 @@ async def test_joining_an_unknown_lobby_fails_the_join(server: RunningServer) ->
 
 
 @pytest_twisted.ensureDeferred
-async def test_sending_before_connecting_or_after_closing_is_an_error(
+async def test_sending_before_connecting_is_an_error_after_closing_a_no_op(
     server: RunningServer,
 ) -> None:
     client = SignalingClient(server.url)
+    assert not client.is_open
     with pytest.raises(RuntimeError, match="not connected"):
         client.seal()
     await with_timeout(client.connect(), 5)
+    assert client.is_open
     await with_timeout(client.join(), 5)
     with pytest.raises(RuntimeError, match="already called"):
         client.join()
-    await with_timeout(client.close(), 5)
-    with pytest.raises(RuntimeError, match="not connected"):
-        client.send_offer(1, "late")
+    assert client.seal() is True
+    closing = client.close()
+    # The closing handshake has begun: nothing more goes out, and no error.
+    assert not client.is_open and client.ended is None
+    assert client.send_offer(1, "late") is False
+    assert client.send_answer(1, "late") is False
+    assert client.send_candidate(1, "0", 0, "candidate:late") is False
+    assert client.seal() is False
+    again = client.close()  # closing twice: both wait for the same end
+    ended = await with_timeout(closing, 5)
+    assert ended == await with_timeout(again, 5)
+    assert ended.code == 1000 and ended.was_clean
+    assert client.send_offer(1, "later") is False
+    assert (await with_timeout(client.close(), 1)) == ended
+
+
+@pytest_twisted.ensureDeferred
+async def test_joining_on_a_closing_connection_fails_the_join(server: RunningServer) -> None:
+    closing = SignalingClient(server.url)
+    await with_timeout(closing.connect(), 5)
+    closing.close()
+    with pytest.raises(SignalingClosed):
+        await with_timeout(closing.join(), 5)  # the end, when it comes, fails it
+    ended = SignalingClient(server.url)
+    await with_timeout(ended.connect(), 5)
+    await with_timeout(ended.close(), 5)
+    with pytest.raises(SignalingClosed):
+        await with_timeout(ended.join(), 1)  # not even sent: it has ended
+
+
+class LogCapture:
+    """Every log event while in use; ``problems`` are those that carry a
+    failure or say an error went unhandled."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __enter__(self) -> LogCapture:
+        globalLogPublisher.addObserver(self.events.append)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        globalLogPublisher.removeObserver(self.events.append)
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        for event in self.events:
+            text = formatEvent(event)
+            if "log_failure" in event or "Unhandled" in text or event.get("isError"):
+                failure = event.get("log_failure")
+                found.append(f"{text}: {failure.getTraceback() if failure else ''}")
+        return found
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_initiated_close_while_sending_in_a_loop_is_quiet() -> None:
+    server = await start_server()
+    stopped = False
+    try:
+        client, _ = await connected(server)
+        joined = await with_timeout(client.join(), 5)
+        guest, _ = await connected(server)
+        guest_id = (await with_timeout(guest.join(joined.lobby), 5)).peer_id
+        # The sender loops on the reactor, as a program's load loop would: a
+        # send that raised would be logged as an unhandled error.
+        states: list[tuple[bool, Disconnected | None, bool]] = []
+        done: defer.Deferred[None] = defer.Deferred()
+
+        def send_some() -> None:
+            is_open, ended = client.is_open, client.ended
+            sent = client.send_offer(guest_id, "v=0") & client.send_candidate(guest_id, "0", 0, "c")
+            states.append((is_open, ended, sent))
+            if ended is None and len(states) < 100_000:
+                _reactor().callLater(0, send_some)
+            else:
+                done.callback(None)
+
+        with LogCapture() as log:
+            _reactor().callLater(0, send_some)
+            while len(states) < 3:  # a few sends go through before the close
+                await with_timeout(task.deferLater(_reactor(), 0.01, lambda: None), 5)
+            stopping = server.service.stopService()
+            stopped = True
+            await with_timeout(done, 10)
+            await with_timeout(stopping, 10)
+            gc.collect()  # an unhandled error in a Deferred is logged when it is collected
+        assert log.problems == []
+        assert client.ended is not None and client.ended.code == 1001
+        assert client.ended.reason == "Server shutting down"
+        # Open and sending, then (the close frame arrived) closed but not yet
+        # ended, sending nothing, then ended: in that order, never back.
+        phases = [(is_open, ended is not None) for is_open, ended, _ in states]
+        phases = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
+        assert phases == [(True, False), (False, False), (False, True)]
+        assert all(sent == is_open for is_open, _, sent in states)
+    finally:
+        if not stopped:
+            await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_close_while_connecting_abandons_the_attempt() -> None:
+    # A TCP server that never answers the WebSocket handshake.
+    accepted: defer.Deferred[None] = defer.Deferred()
+    lost: defer.Deferred[None] = defer.Deferred()
+
+    class Silent(protocol.Protocol):
+        def connectionMade(self) -> None:
+            accepted.callback(None)
+
+        def connectionLost(self, reason: object = None) -> None:
+            lost.callback(None)
+
+    port = await endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1").listen(
+        protocol.Factory.forProtocol(Silent)
+    )
+    try:
+        url = f"ws://127.0.0.1:{port.getHost().port}"
+        # Closed during the WebSocket handshake: the TCP connection goes too.
+        client = SignalingClient(url)
+        events = Recorder(client)
+        connecting = client.connect()
+        await with_timeout(accepted, 5)
+        closing = client.close()
+        with pytest.raises(SignalingClosed, match="closed before the connection opened"):
+            await with_timeout(connecting, 5)
+        ended = await with_timeout(closing, 5)
+        assert ended == Disconnected(1006, "closed before the connection opened", False)
+        assert await events.next() == ended
+        await with_timeout(lost, 5)  # not left to the handshake timeout
+        assert not client.is_open
+        assert client.send_offer(1, "late") is False
+        with pytest.raises(SignalingClosed):
+            await with_timeout(client.connect(), 1)
+
+        # Closed before TCP even connected: the attempt is cancelled.
+        early = SignalingClient(url)
+        connecting = early.connect()
+        ended = await with_timeout(early.close(), 5)
+        assert ended == Disconnected(1006, "closed before the connection opened", False)
+        with pytest.raises(SignalingClosed):
+            await with_timeout(connecting, 5)
+
+        # Closed before connect() was called.
+        never = SignalingClient(url)
+        assert (await with_timeout(never.close(), 1)).reason == "never connected"
+        with pytest.raises(SignalingClosed):
+            await with_timeout(never.connect(), 1)
+    finally:
+        await port.stopListening()
 
 
 async def closed_port() -> int:

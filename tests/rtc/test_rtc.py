@@ -9,8 +9,10 @@ Deferred.fromFuture.
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import defaultdict
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +20,10 @@ import pytest_twisted
 from twisted.internet import defer
 
 from webrtc_signal import SignalingConfig
+from webrtc_signal.client import PeerConnected, PeerDisconnected, SignalingClient
 
 from ..conftest import RunningServer, ServerMaker
+from ..support.processes import Spawned
 from ..support.wsclient import with_timeout
 
 pytest.importorskip("aiortc", reason="aiortc is not installed: pip install 'webrtc-signal[rtc]'")
@@ -205,4 +209,77 @@ async def test_peer_command_line_tools_chat_through_a_lobby(server: RunningServe
     for process in (guest, host):
         process.transport.signalProcess("TERM")
         assert await process.finished(20) == 0, process.output
+        # Leaving is no news: no "signaling closed" line, least of all a 1006.
+        assert "signaling closed" not in process.output, process.output
     assert "peer" in host.output and "left the lobby" in host.output
+
+
+@pytest_twisted.ensureDeferred
+async def test_peer_command_line_tool_leaves_cleanly_however_stopped(
+    server: RunningServer,
+) -> None:
+    from ..client.test_cli_lifecycle import record_closes, signal_is_handled_by_default
+    from ..client.test_client import Recorder, run_cli_module
+
+    closes = record_closes(server)
+    # The host is a plain signaling client: the peers' WebRTC offers to it
+    # go unanswered, and in a client-server lobby they never meet each other.
+    host = SignalingClient(server.url)
+    host_events = Recorder(host)
+    await with_timeout(host.connect(), 5)
+    lobby = (await with_timeout(host.join(mesh=False), 5)).lobby
+
+    def peer() -> Spawned:
+        return run_cli_module("webrtc_signal.rtc.cli", server.url, "--lobby", lobby)
+
+    by_int, by_term, by_eof, by_pipe = peer(), peer(), peer(), peer()
+    # As `webrtc-signal-peer ... | head -0`: its first line finds no reader.
+    by_pipe.transport.closeChildFD(1)
+    for process in (by_int, by_term, by_eof):
+        await process.wait_for("joined client-server lobby", timeout=WAIT)
+    assert signal_is_handled_by_default(by_int, signal.SIGINT)
+    by_int.transport.signalProcess("INT")
+    by_term.transport.signalProcess("TERM")
+    by_eof.transport.closeStdin()  # Ctrl-D
+    for process in (by_int, by_term, by_eof, by_pipe):
+        assert await process.finished(WAIT) == 0, process.output
+        for unwanted in ("1006", "signaling closed", "Traceback", "BrokenPipe"):
+            assert unwanted not in process.output, process.output
+    # The server saw each leave with a closing handshake: 1000, clean.
+    joined: set[int] = set()
+    left: set[int] = set()
+    while len(left) < 4:
+        event = await host_events.next()
+        if isinstance(event, PeerConnected):
+            joined.add(event.peer_id)
+        elif isinstance(event, PeerDisconnected):
+            left.add(event.peer_id)
+    assert joined == left
+    assert {closes[peer_id] for peer_id in left} == {(1000, True)}, closes
+    await with_timeout(host.close(), 5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_peer_command_line_tool_trust_and_refusal(
+    make_server: ServerMaker, tmp_path: Path
+) -> None:
+    from ..client.test_cli_lifecycle import wss_server
+    from ..client.test_client import run_cli_module
+
+    url, files = await wss_server(make_server, tmp_path)
+
+    def peer(*argv: str) -> Spawned:
+        return run_cli_module("webrtc_signal.rtc.cli", url, "--no-input", *argv)
+
+    trusted = peer("--cafile", str(files.cert), "--exit-after", "0")
+    untrusted = peer()
+    refused = peer("--cafile", str(files.cert), "--lobby", "NoSuchLobby00000")
+    assert await trusted.finished(WAIT) == 0, trusted.output
+    assert "\njoined mesh lobby " in "\n" + trusted.output, trusted.output
+    assert await untrusted.finished(WAIT) == 3, untrusted.output
+    assert untrusted.output == (
+        f"could not connect to {url}: the server's TLS certificate is not trusted "
+        "(certificate verify failed); --cafile PATH trusts a self-signed one\n"
+    )
+    assert await refused.finished(WAIT) == 4, refused.output
+    assert refused.output == "refused: 4000 Lobby does not exists\n"

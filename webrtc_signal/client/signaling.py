@@ -5,13 +5,16 @@
     client.add_listener(print)              # every event, in order
     await client.connect()
     joined = await client.join()            # "" creates a lobby; a name joins it
-    client.send_offer(peer_id, sdp)
+    client.send_offer(peer_id, sdp)         # False once the connection is closing
     ...
     disconnected = await client.closed      # Disconnected(code, reason, ...)
 
 Deferreds for the things a caller waits for (connected, joined, closed); a
 listener callback for the stream of events. What the server sends is checked;
 anything malformed becomes a `ProtocolError` event instead of an exception.
+
+For wss:// with a certificate the system does not trust (a self-signed one,
+say), pass ``tls=``; see `SignalingClient`.
 """
 
 from __future__ import annotations
@@ -155,7 +158,30 @@ def parse_candidate_data(data: str) -> tuple[str, int, str]:
 
 
 class SignalingClient:
-    """One connection to a signaling server, in the Godot 4 (JSON) framing."""
+    """One connection to a signaling server, in the Godot 4 (JSON) framing.
+
+    ``tls`` decides whom a wss:// connection trusts; by default the
+    system's certificate authorities (OpenSSL's default paths, which the
+    ``SSL_CERT_FILE`` environment variable replaces). To trust one
+    self-signed certificate instead::
+
+        from twisted.internet import ssl
+
+        with open("cert.pem", "rb") as pem:
+            trusted = ssl.Certificate.loadPEM(pem.read())
+        tls = ssl.optionsForClientTLS("example.org", trustRoot=trusted)
+        client = SignalingClient("wss://example.org:9443", tls=tls)
+
+    The hostname given to ``optionsForClientTLS`` is the one the certificate
+    must name, normally the URL's. ``connect_timeout`` bounds both the TCP
+    connection and the WebSocket handshake.
+
+    Sending (`send_offer`, `send_answer`, `send_candidate`, `seal`) is
+    possible while `is_open` is true. Once the closing handshake has begun,
+    from either side, a send does nothing and returns ``False``: a program
+    racing the server's close needs no error handling for it. Sending before
+    the connection has opened is a mistake and raises `RuntimeError`.
+    """
 
     def __init__(
         self,
@@ -176,6 +202,12 @@ class SignalingClient:
         self._connect_timeout = connect_timeout
         self._listeners: list[Callable[[Event], object]] = []
         self._protocol: _ClientProtocol | None = None
+        # The TCP (and TLS) connection attempt, until it succeeds or fails,
+        # then the protocol, until its WebSocket handshake is done: what
+        # close() must stop when called before the connection is open.
+        self._connecting: defer.Deferred[Any] | None = None
+        self._handshaking: _ClientProtocol | None = None
+        self._close_requested = False
         self._connected: defer.Deferred[None] | None = None
         self._joining: defer.Deferred[Joined] | None = None
         self._ending: Disconnected | None = None
@@ -199,7 +231,12 @@ class SignalingClient:
     # -- doing -------------------------------------------------------------------
 
     def connect(self) -> defer.Deferred[None]:
-        """Open the WebSocket; fires once it is open."""
+        """Open the WebSocket; fires once it is open, fails if it cannot be
+        (or with `SignalingClosed` if `close` is called first)."""
+        if self._ending is not None:
+            return defer.fail(SignalingClosed(self._ending))
+        if self._protocol is not None:
+            return defer.succeed(None)
         if self._connected is not None:
             return self._connected
         parts = urlsplit(self.url)
@@ -217,32 +254,51 @@ class SignalingClient:
         factory.noisy = False
         factory.setProtocolOptions(failByDrop=False, openHandshakeTimeout=self._connect_timeout)
         self._connected = defer.Deferred()
-        connecting = endpoint.connect(factory)
-        connecting.addErrback(self._connect_failed)
+        connecting = self._connecting = endpoint.connect(factory)
+        connecting.addCallbacks(self._tcp_connected, self._connect_failed)
         return self._connected
 
     def join(self, lobby: str = "", mesh: bool = True) -> defer.Deferred[Joined]:
         """Create a lobby (``lobby=""``; ``mesh`` picks its mode) or join one.
         Fires once the server confirms, with my id and the peers I was told
-        about; fails with `SignalingClosed` if the server refuses."""
+        about; fails with `SignalingClosed` if the server refuses, or if the
+        connection is closing or closed."""
         if self._joining is not None:
             raise RuntimeError("join() was already called on this connection")
-        self._joining = defer.Deferred()
-        self._send(Message(MessageType.JOIN, 0 if mesh else 1, lobby))
-        return self._joining
+        sent = self._send(Message(MessageType.JOIN, 0 if mesh else 1, lobby))
+        joining = self._joining = defer.Deferred()
+        if not sent and self._ending is not None:
+            joining.errback(SignalingClosed(self._ending))
+        # Otherwise, if it was not sent, the connection is closing, and its
+        # end fails the join (see _ended).
+        return joining
 
-    def seal(self) -> None:
-        """Seal my lobby (the server closes non-hosts that try)."""
-        self._send(Message(MessageType.SEAL, 0))
+    def seal(self) -> bool:
+        """Seal my lobby (the server closes non-hosts that try). ``False``
+        if the connection is closing or closed, and nothing was sent."""
+        return self._send(Message(MessageType.SEAL, 0))
 
-    def send_offer(self, peer_id: int, sdp: str) -> None:
-        self._send(Message(MessageType.OFFER, peer_id, sdp))
+    def send_offer(self, peer_id: int, sdp: str) -> bool:
+        """Send an offer to ``peer_id``; ``False`` (nothing sent) once closing."""
+        return self._send(Message(MessageType.OFFER, peer_id, sdp))
 
-    def send_answer(self, peer_id: int, sdp: str) -> None:
-        self._send(Message(MessageType.ANSWER, peer_id, sdp))
+    def send_answer(self, peer_id: int, sdp: str) -> bool:
+        """Send an answer to ``peer_id``; ``False`` (nothing sent) once closing."""
+        return self._send(Message(MessageType.ANSWER, peer_id, sdp))
 
-    def send_candidate(self, peer_id: int, mid: str, index: int, sdp: str) -> None:
-        self._send(Message(MessageType.CANDIDATE, peer_id, candidate_data(mid, index, sdp)))
+    def send_candidate(self, peer_id: int, mid: str, index: int, sdp: str) -> bool:
+        """Send an ICE candidate to ``peer_id``; ``False`` (nothing sent) once closing."""
+        return self._send(Message(MessageType.CANDIDATE, peer_id, candidate_data(mid, index, sdp)))
+
+    @property
+    def is_open(self) -> bool:
+        """Whether sending is possible: true from the moment the WebSocket
+        opens until its closing handshake begins, from either side (`close`
+        was called, or the server's close frame arrived) or the connection
+        is lost. It turns false before `ended` is set: the closing handshake
+        takes a round trip."""
+        protocol = self._protocol
+        return protocol is not None and protocol.state == protocol.STATE_OPEN
 
     @property
     def ended(self) -> Disconnected | None:
@@ -260,22 +316,48 @@ class SignalingClient:
         return waiter
 
     def close(self, code: int = 1000) -> defer.Deferred[Disconnected]:
-        """Close the connection (if open); fires with how it ended."""
+        """Close the connection with ``code`` (1000, or 3000-4999) and wait
+        for the closing handshake, which Autobahn bounds (about a second
+        for each of its two steps); fires with how it ended. Safe to call
+        at any time and more than once: while closing, it only waits;
+        after the end, it answers at once; before the connection is open,
+        it abandons the attempt (`connect` then fails with
+        `SignalingClosed`)."""
         protocol = self._protocol
-        if protocol is not None and protocol.state == protocol.STATE_OPEN:
-            protocol.sendClose(code)
-        elif protocol is None and self._ending is None:
-            self._ended(Disconnected(1006, "never connected", False))
+        if protocol is not None:
+            if protocol.state == protocol.STATE_OPEN:
+                protocol.sendClose(code)
+        elif self._ending is None and not self._close_requested:
+            self._close_requested = True
+            if self._handshaking is not None:
+                # TCP is up, the WebSocket handshake is not done: no close
+                # frame can be sent yet, so the connection is dropped.
+                self._handshaking.dropConnection(abort=True)
+            elif self._connecting is not None:
+                self._connecting.cancel()  # fails the attempt: _connect_failed
+            else:
+                self._ended(Disconnected(1006, "never connected", False))
         return self.closed
 
     # -- from the protocol -------------------------------------------------------
 
+    def _tcp_connected(self, protocol: _ClientProtocol) -> None:
+        self._connecting = None
+        if self._protocol is None and self._ending is None:
+            self._handshaking = protocol
+
     def _opened(self, protocol: _ClientProtocol) -> None:
+        self._handshaking = None
+        self._connecting = None
         self._protocol = protocol
         if self._connected is not None and not self._connected.called:
             self._connected.callback(None)
 
     def _connect_failed(self, failure: Any) -> None:
+        self._connecting = None
+        if self._close_requested:
+            self._ended(_closed_before_open())
+            return
         if self._connected is not None and not self._connected.called:
             self._connected.errback(failure)
         self._ended(Disconnected(1006, f"could not connect: {failure.value}", False))
@@ -294,8 +376,17 @@ class SignalingClient:
         if problem is not None:
             self._protocol_error(problem, text)
 
+    def _lost(self, disconnected: Disconnected) -> None:
+        """The protocol's end: open or not, the WebSocket is gone."""
+        if self._protocol is None and self._close_requested:
+            # close() dropped it during the handshake: say so, not Autobahn's 1006.
+            disconnected = _closed_before_open()
+        self._ended(disconnected)
+
     def _ended(self, disconnected: Disconnected) -> None:
         self._protocol = None
+        self._handshaking = None
+        self._connecting = None
         if self._connected is not None and not self._connected.called:
             self._connected.errback(SignalingClosed(disconnected))
         if self._joining is not None and not self._joining.called:
@@ -366,11 +457,16 @@ class SignalingClient:
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _send(self, message: Message) -> None:
+    def _send(self, message: Message) -> bool:
         protocol = self._protocol
-        if protocol is None or protocol.state != protocol.STATE_OPEN:
-            raise RuntimeError("not connected")
+        if protocol is None:
+            if self._ending is None and not self._close_requested:
+                raise RuntimeError("not connected: wait for connect() first")
+            return False  # it ended (or close() was called before it opened)
+        if protocol.state != protocol.STATE_OPEN:
+            return False  # the closing handshake has begun: nothing more goes out
         protocol.sendMessage(JSON_CODEC.encode(message))
+        return True
 
     def _emit(self, event: Event) -> None:
         for listener in list(self._listeners):
@@ -386,6 +482,10 @@ class SignalingClient:
             text=text[:200],
         )
         self._emit(ProtocolError(problem, text))
+
+
+def _closed_before_open() -> Disconnected:
+    return Disconnected(1006, "closed before the connection opened", False)
 
 
 _HANDLERS: dict[int, Callable[[SignalingClient, Message], str | None]] = {
@@ -419,7 +519,7 @@ class _ClientProtocol(WebSocketClientProtocol):
         self.client._receive(payload.decode("utf-8"))
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.client._ended(Disconnected(code if code is not None else 1006, reason or "", wasClean))
+        self.client._lost(Disconnected(code if code is not None else 1006, reason or "", wasClean))
 
 
 __all__ = [

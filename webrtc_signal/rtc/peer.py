@@ -35,6 +35,7 @@ anything imports ``twisted.internet.reactor``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -104,7 +105,7 @@ def run(main: Callable[[], Awaitable[int | None]]) -> int:
     """Run ``main()`` with Twisted on the asyncio reactor; returns its result
     (an exit status, 0 for ``None``)."""
     from twisted.internet import asyncioreactor
-    from twisted.internet.error import ReactorAlreadyInstalledError
+    from twisted.internet.error import ReactorAlreadyInstalledError, ReactorNotRunning
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -115,10 +116,15 @@ def run(main: Callable[[], Awaitable[int | None]]) -> int:
     reactor = asyncio_reactor()
     outcome: list[Any] = []
 
+    def stop(_: object) -> None:
+        # Already stopping (a signal) when main() ended in a shutdown trigger.
+        with contextlib.suppress(ReactorNotRunning):
+            reactor.stop()
+
     def start() -> None:
         finished = defer.Deferred.fromFuture(asyncio.ensure_future(main()))
         finished.addBoth(outcome.append)
-        finished.addBoth(lambda _: reactor.stop())
+        finished.addBoth(stop)
 
     reactor.callWhenRunning(start)
     reactor.run()
