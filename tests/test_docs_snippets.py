@@ -427,7 +427,8 @@ def shell_commands() -> Iterator[tuple[Block, list[str]]]:
     for block in all_blocks():
         if block.info not in SHELL_INFO:
             continue
-        lines = block.text.splitlines()
+        # A line ending in a backslash goes on on the next one, as in the shell.
+        lines = block.text.replace("\\\n", " ").splitlines()
         prompted = [line[2:] for line in lines if line.startswith("$ ")]
         for line in prompted or lines:
             words = shlex.split(line, comments=True)
