@@ -25,6 +25,13 @@ def _whole_number(text: str) -> int:
         raise ValueError("must be a whole number") from None
 
 
+def _rate(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("must be a number per second") from None
+
+
 def _seconds(text: str) -> float:
     try:
         return float(text)
@@ -77,8 +84,54 @@ _SETTINGS = [
         _whole_number,
         "Largest message in bytes; a larger one closes that connection with 1009.",
     ),
+    # -- issue 11: limits against abuse (docs/security.md); 0 turns each off.
+    _Setting(
+        "max-send-buffer",
+        "max_send_buffer",
+        _whole_number,
+        "Bytes of unsent output a connection may hold; past it, it is dropped.",
+    ),
+    _Setting(
+        "max-peers-per-address",
+        "max_peers_per_address",
+        _whole_number,
+        "Connections one address may hold; more get HTTP 429.",
+    ),
+    _Setting(
+        "max-lobbies-per-address",
+        "max_lobbies_per_address",
+        _whole_number,
+        "Open lobbies one address may have created; more are refused (4000).",
+    ),
+    _Setting(
+        "max-lobby-rate",
+        "max_lobby_rate",
+        _rate,
+        "Lobbies one address may create per second, after a burst of 10.",
+    ),
+    _Setting(
+        "max-message-rate",
+        "max_message_rate",
+        _rate,
+        "Messages per second per connection (token bucket); past it, 4000.",
+    ),
+    _Setting(
+        "max-message-burst",
+        "max_message_burst",
+        _whole_number,
+        "Messages a connection may send at once above --max-message-rate.",
+    ),
+    _Setting(
+        "max-lobby-age",
+        "max_lobby_age",
+        _seconds,
+        "Seconds an unsealed lobby may stay open; then it is closed (4000). 0 = no limit.",
+    ),
 ]
 _OPTION_FOR_FIELD = {setting.field: setting.option for setting in _SETTINGS}
+_OPTION_FOR_FIELD.update(
+    allowed_origins="allowed-origin", trust_forwarded_for="trust-forwarded-for"
+)
 
 
 class Options(usage.Options):
@@ -102,8 +155,37 @@ class Options(usage.Options):
         *[[s.option, None, str(getattr(DEFAULTS, s.field)), s.help] for s in _SETTINGS],
     ]
 
+    # -- issue 11: repeatable access options (docs/security.md) ----------------
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["allowed-origin"] = []
+        self["trust-forwarded-for"] = []
+
+    # Help texts are set below: usage prints a docstring's indentation as is.
+    def opt_allowed_origin(self, pattern: str) -> None:
+        self["allowed-origin"].append(pattern)
+
+    opt_allowed_origin.__doc__ = (
+        "Browser origin allowed to connect, exact (https://game.example.com) or a "
+        "subdomain wildcard (https://*.example.com); repeatable. Other origins get "
+        "HTTP 403; clients sending no Origin (native games) are always allowed."
+    )
+
+    def opt_trust_forwarded_for(self, cidr: str) -> None:
+        self["trust-forwarded-for"].append(cidr)
+
+    opt_trust_forwarded_for.__doc__ = (
+        "Proxy address or CIDR network whose X-Forwarded-For header names the real "
+        "client (for per-address limits and logs); repeatable."
+    )
+
     def postOptions(self) -> None:
-        values: dict[str, Any] = {"serve_demo": not self["no-demo"]}
+        values: dict[str, Any] = {
+            "serve_demo": not self["no-demo"],
+            "allowed_origins": tuple(self["allowed-origin"]),
+            "trust_forwarded_for": tuple(self["trust-forwarded-for"]),
+        }
         for setting in _SETTINGS:
             try:
                 values[setting.field] = setting.parse(self[setting.option])
