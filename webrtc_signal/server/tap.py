@@ -10,10 +10,14 @@ from typing import Any, ClassVar
 from twisted.application.service import IService
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 from twisted.python import usage
 
 from ..protocol.config import InvalidSetting, SignalingConfig
+from .fdlimit import FD_MARGIN, connection_budget, raise_open_file_limit
 from .service import SignalingService
+
+_log = Logger(namespace="webrtc_signal")
 
 DEFAULTS = SignalingConfig()
 
@@ -204,10 +208,25 @@ class Options(usage.Options):
 
         try:
             _check_pem_directory(self["port"])
-            self["endpoint"] = endpoints.serverFromString(reactor, self["port"])
+            self["endpoint"] = endpoints.serverFromString(
+                reactor, _with_default_backlog(self["port"], self.defaults["port"])
+            )
         # Parsers raise all kinds of errors; each one means a bad --port.
         except Exception as error:
             raise usage.UsageError(f"--port {self['port']!r} is not usable: {error}") from None
+
+
+# Twisted listens with a backlog of 50: a burst of players connecting at once
+# (a match starting, a server restart) then waits 1-2 s for retransmitted SYNs.
+# Only the default port gets this; a custom --port sets its own with
+# ":backlog=N" (the kernel caps it at net.core.somaxconn).
+DEFAULT_BACKLOG = 1024
+
+
+def _with_default_backlog(description: str, default: str) -> str:
+    if description == default and "backlog=" not in description:
+        return f"{description}:backlog={DEFAULT_BACKLOG}"
+    return description
 
 
 def _check_pem_directory(description: str) -> None:
@@ -230,12 +249,33 @@ class _StandaloneService(SignalingService):
         self.description = description
 
     def startService(self) -> None:
+        self._fit_open_file_limit()
         try:
             super().startService()
         except CannotListenError as error:
             raise SystemExit(
                 f"webrtc-signal: cannot listen on {self.description}: {error.socketError}"
             ) from None
+
+    def _fit_open_file_limit(self) -> None:
+        """Make room for --max-peers connections, or say why there is none,
+        and refuse (503) what does not fit rather than fail at accept()."""
+        max_peers = self.factory.config.max_peers
+        needed = max_peers + FD_MARGIN
+        soft, hard = raise_open_file_limit(needed)
+        if soft < needed:
+            _log.warn(
+                "the open-file limit is {soft} (hard limit {hard}), below the {needed} "
+                "that --max-peers {max_peers} needs: connections beyond {budget} get "
+                "HTTP 503; raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower "
+                "--max-peers",
+                soft=soft,
+                hard=hard,
+                needed=needed,
+                max_peers=max_peers,
+                budget=connection_budget(soft),
+            )
+        self.factory.max_connections = connection_budget(soft)
 
 
 def makeService(options: Options) -> IService:
