@@ -417,6 +417,7 @@ class SignalingServerFactory(WebSocketServerFactory):
             # client has read our close frame: it then sees 1006, not the reason.
             closeHandshakeTimeout=CLOSE_HANDSHAKE_TIMEOUT,
         )
+        self._apply_origin_options()
 
     # -- connection events from the protocol ---------------------------------
 
@@ -495,6 +496,13 @@ class SignalingServerFactory(WebSocketServerFactory):
         # Unexpected errors by kind: when each was last logged, and how many since.
         self._errors_logged: dict[tuple[str, str], tuple[float, int]] = {}
 
+    def _apply_origin_options(self) -> None:
+        # Autobahn refuses the "null" origin (sandboxed pages, file://) with
+        # 400 by itself; with an allow-list the answer to any origin not on it
+        # is ours (403). Any setProtocolOptions call resets this, so it is last.
+        if self.allowed_origins:
+            self.setProtocolOptions(allowNullOrigin=True)
+
     def admit(self, connection: SignalingServerProtocol, request: ConnectionRequest) -> None:
         """The upgrade-time checks; raises `ConnectionDeny` with the HTTP status."""
         peer_host = str(getattr(connection.transport.getPeer(), "host", ""))
@@ -502,7 +510,8 @@ class SignalingServerFactory(WebSocketServerFactory):
             peer_host, request.headers.get("x-forwarded-for"), self.trusted_proxies
         )
         connection.real_address = address
-        if not origin_allowed(request.origin, self.allowed_origins):
+        # Autobahn reports a missing Origin header as "".
+        if not origin_allowed(request.origin or None, self.allowed_origins):
             _log.info(
                 "refused a connection from {address}: origin {origin} not allowed",
                 address=address,
