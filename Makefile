@@ -59,3 +59,15 @@ bench: $(STAMP) $(NODE_STAMP)
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info twisted/plugins/dropin.cache test-artifacts
+
+# Abuse scenarios beside the Node reference (docs/security.md):
+# make abuse REF=path/to/server_node
+.PHONY: abuse soak
+abuse: $(STAMP)
+	$(BIN)/python bench/abuse.py $(if $(REF),--ref $(REF)) $(ARGS)
+
+# Lobby churn for SOAK_SECONDS (default 5 minutes), printing RSS and
+# descriptor slopes; both should be flat.
+SOAK_SECONDS ?= 300
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS) $(ARGS)
