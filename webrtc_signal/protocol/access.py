@@ -7,6 +7,7 @@ and the request's headers.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -18,6 +19,9 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPV6_LIMIT_PREFIX = 64
 
 
+# Parsing costs microseconds per connection, and the same addresses come back
+# (reconnects, players behind one NAT, proxies): remember recent ones.
+@functools.lru_cache(maxsize=4096)
 def _parse_address(text: str) -> Address | None:
     text = text.strip()
     if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
@@ -40,6 +44,7 @@ def normalize_address(text: str) -> str:
     return str(address) if address is not None else text
 
 
+@functools.lru_cache(maxsize=4096)
 def limit_key(address: str) -> str:
     """What per-address limits count under: the address itself for IPv4, its
     /64 network for IPv6, the text as given when it is not an address."""
