@@ -86,3 +86,15 @@ turn:
 	    echo "note: $(TURNSERVER) is missing; run 'sudo apt-get install coturn' for the TURN tests"; \
 	  fi; \
 	fi
+
+# Abuse scenarios beside the Node reference (docs/security.md):
+# make abuse REF=path/to/server_node
+.PHONY: abuse soak
+abuse: $(STAMP)
+	$(BIN)/python bench/abuse.py $(if $(REF),--ref $(REF)) $(ARGS)
+
+# Lobby churn for SOAK_SECONDS (default 5 minutes), printing RSS and
+# descriptor slopes; both should be flat.
+SOAK_SECONDS ?= 300
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS) $(ARGS)

@@ -118,7 +118,29 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def ours(port: int) -> Server:
+# The reference has no abuse limits, and the load generator is one address
+# standing in for thousands of players: ours runs with them off unless
+# --limits on asks what having them on costs. Then every check runs, but the
+# per-address and message-rate limits are set too high for the load to cross
+# (at their defaults one address could not churn a lobby a millisecond); the
+# send-buffer limit stays at its default.
+LIMITS_OFF = [
+    "--max-send-buffer", "0",
+    "--max-peers-per-address", "0",
+    "--max-lobbies-per-address", "0",
+    "--max-lobby-rate", "0",
+    "--max-message-rate", "0",
+]  # fmt: skip
+LIMITS_ON = [
+    "--max-peers-per-address", "1000000",
+    "--max-lobbies-per-address", "1000000",
+    "--max-lobby-rate", "1000000",
+    "--max-message-rate", "1000000",
+    "--max-message-burst", "1000000",
+]  # fmt: skip
+
+
+def ours(port: int, limits: bool = False) -> Server:
     twistd = Path(sys.executable).parent / "twistd"
     if not twistd.exists():
         sys.exit(
@@ -132,6 +154,7 @@ def ours(port: int) -> Server:
         "webrtc-signal",
         "--port",
         "tcp:{port}:interface=127.0.0.1",
+        *(LIMITS_ON if limits else LIMITS_OFF),
     ]
     return Server("ours", command, ROOT)
 
@@ -247,7 +270,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="webrtc-signal-bench-") as tmp:
         work = Path(tmp)
-        servers = [ours(port)]
+        servers = [ours(port, limits=args.limits == "on")]
         if args.ref:
             servers.append(reference(Path(args.ref).resolve(), work))
         else:
@@ -370,6 +393,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="print each result as it comes"
+    )
+    parser.add_argument(
+        "--limits",
+        choices=("off", "on"),
+        default="off",
+        help="ours with its abuse limits off (default, as the reference has none) "
+        "or on (every check running, set above what one load generator crosses), "
+        "to measure what they cost",
     )
     parser.add_argument(
         "--sizes",

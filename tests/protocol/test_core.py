@@ -596,6 +596,12 @@ def test_close_table_matches_the_protocol_exactly() -> None:
         "Too many peers connected": 4000,
         "Invalid transfer mode, must be text": 4000,
         "Server shutting down": 1001,
+        "Too many lobbies from your address": 4000,
+        "Too many messages": 4000,
+        "Lobby expired": 4000,
+        "Too many pings": 1008,
+        "Too many fragments": 1008,
+        "Internal server error": 1011,
     }
 
 

@@ -121,7 +121,11 @@ def test_a_lone_surrogate_from_a_json_peer_arrives_as_a_question_mark() -> None:
         ('{"type": 0, "id": 0, "data": ""}', JSON_CODEC),
         ("{", JSON_CODEC),
         ("J: \n", LINE_CODEC),
-        (" {", LINE_CODEC),
+        # JSON whitespace before the brace still means JSON, as the reference reads it.
+        (" {", JSON_CODEC),
+        ("\r\n\t {", JSON_CODEC),
+        ("\v{", LINE_CODEC),
+        ("\u00a0{", LINE_CODEC),
         ("", LINE_CODEC),
         ("not json", LINE_CODEC),
     ],

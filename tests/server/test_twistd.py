@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,8 +192,15 @@ def test_a_busy_port_ends_the_daemon_at_once(
     assert result.returncode == 1
     message = f"webrtc-signal: cannot listen on {description}: [Errno 98] Address already in use"
     assert message in result.stderr
-    assert "Traceback" not in result.stderr + logfile.read_text()
+    # The daemon reports to the waiting parent first, then logs and removes
+    # its pidfile: wait (bounded) for it to finish that.
+    deadline = time.monotonic() + 10
+    while (message not in logfile.read_text() or pidfile.exists()) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
     assert message in logfile.read_text()
+    assert "Traceback" not in result.stderr + logfile.read_text()
     # Not a pidfile naming a process that is gone.
     assert not pidfile.exists()
 

@@ -133,6 +133,10 @@ _RELAY_LETTERS = frozenset("OAC")
 # A letter no framing defines, decoded to a type no framing defines, so the
 # core answers it as it answers any unknown type. JSON types are never negative.
 UNKNOWN_LETTER_TYPE = -1
+# Digits of the largest peer id (2^31 - 1), and of any id a line may carry.
+_MAX_ID_DIGITS = 10
+# What JSON (RFC 8259) allows before a value.
+_JSON_WHITESPACE = " \t\n\r"
 
 
 class LineCodec:
@@ -155,7 +159,13 @@ class LineCodec:
             return Message(kind, 0, value.strip())
         if letter in _RELAY_LETTERS:
             destination = value.strip()
-            if not destination.isascii() or not destination.isdigit():
+            # Peer ids fit in 10 digits; a longer run would only make int()
+            # slow (or raise past Python's 4300-digit limit).
+            if (
+                not destination.isascii()
+                or not destination.isdigit()
+                or len(destination) > _MAX_ID_DIGITS
+            ):
                 raise FormatError("the destination is not a peer id")
             return Message(kind, int(destination), data)
         return Message(kind, 0, data)
@@ -179,5 +189,8 @@ LINE_CODEC = LineCodec()
 
 def codec_for(first_text: str) -> Codec:
     """The framing a connection speaks, from its first message: JSON objects
-    start with ``{``; anything else is the line framing."""
-    return JSON_CODEC if first_text[:1] == "{" else LINE_CODEC
+    start with ``{`` after any JSON whitespace (as the reference reads them);
+    anything else is the line framing."""
+    if first_text[:1] == "{" or first_text.lstrip(_JSON_WHITESPACE)[:1] == "{":
+        return JSON_CODEC
+    return LINE_CODEC

@@ -3,6 +3,7 @@
 import math
 from dataclasses import dataclass, field
 
+from .access import check_origin_pattern, parse_networks
 from .ice import STUN_SCHEMES, TURN_SCHEMES, url_problem
 
 # A TURN credential outlives its game session by up to this much; a leaked one
@@ -50,6 +51,26 @@ class SignalingConfig:
     turn_secret: str = field(default="", repr=False)
     turn_ttl: int = 3600
 
+    # -- issue 11: limits against abuse on the open internet (docs/security.md).
+    # For every per-address and per-connection limit, 0 turns it off.
+    # Unsent bytes a connection may hold on the server before it is dropped.
+    max_send_buffer: int = 1024 * 1024
+    # Connections one address may hold; more get HTTP 429 at the upgrade.
+    max_peers_per_address: int = 256
+    # Open lobbies one address may have created.
+    max_lobbies_per_address: int = 64
+    # Lobbies one address may create per second, after a burst (limits.LOBBY_BURST).
+    max_lobby_rate: float = 1.0
+    # Messages per second per connection, and the burst allowed above that rate.
+    max_message_rate: float = 50.0
+    max_message_burst: int = 200
+    # Seconds an unsealed lobby may stay open (0 = no limit).
+    max_lobby_age: float = 0.0
+    # Browser origins allowed to connect (empty = any); see access.check_origin_pattern.
+    allowed_origins: tuple[str, ...] = ()
+    # Proxies (CIDR texts) whose X-Forwarded-For header names the real client.
+    trust_forwarded_for: tuple[str, ...] = ()
+
     def __post_init__(self) -> None:
         if type(self.serve_demo) is not bool:
             raise InvalidSetting("serve_demo", f"must be True or False, not {self.serve_demo!r}")
@@ -72,6 +93,7 @@ class SignalingConfig:
             if value == 0 and name != "ping_interval":
                 raise InvalidSetting(name, "must be more than 0 seconds")
         self._check_ice_servers()
+        self._check_abuse_limits()
 
     def _check_ice_servers(self) -> None:
         for name, schemes in (("stun_urls", STUN_SCHEMES), ("turn_urls", TURN_SCHEMES)):
@@ -94,3 +116,34 @@ class SignalingConfig:
                 f"must be a whole number of seconds from 1 to {MAX_TURN_TTL}, "
                 f"not {self.turn_ttl!r}",
             )
+
+    def _check_abuse_limits(self) -> None:
+        for name in (
+            "max_send_buffer",
+            "max_peers_per_address",
+            "max_lobbies_per_address",
+            "max_message_burst",
+        ):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise InvalidSetting(name, f"must be a whole number >= 0, not {value!r}")
+        for name in ("max_lobby_rate", "max_message_rate", "max_lobby_age"):
+            value = getattr(self, name)
+            if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+                raise InvalidSetting(name, f"must be a finite number >= 0, not {value!r}")
+        if self.max_message_rate and self.max_message_burst < 1:
+            raise InvalidSetting(
+                "max_message_burst", "must be at least 1 while the message rate limit is on"
+            )
+        for name in ("allowed_origins", "trust_forwarded_for"):
+            if type(getattr(self, name)) is not tuple:
+                raise InvalidSetting(name, "must be a tuple of strings")
+        for pattern in self.allowed_origins:
+            try:
+                check_origin_pattern(pattern)
+            except ValueError as error:
+                raise InvalidSetting("allowed_origins", str(error)) from None
+        try:
+            parse_networks(self.trust_forwarded_for)
+        except ValueError as error:
+            raise InvalidSetting("trust_forwarded_for", str(error)) from None

@@ -24,7 +24,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .access import limit_key
 from .config import SignalingConfig
+from .limits import LobbyLimits
 from .messages import HOST_ID, RELAY_TYPES, Message, MessageType
 from .reasons import CloseReason
 
@@ -62,6 +64,8 @@ class Lobby:
     # Members by the id the others know them under: the host is HOST_ID.
     members: dict[int, Peer] = field(default_factory=dict)
     sealed: bool = False
+    # The key its creator's address counts under for per-address lobby limits.
+    owner_key: str = ""
 
     def public_id(self, peer: Peer) -> int:
         return HOST_ID if peer is self.host else peer.peer_id
@@ -85,7 +89,14 @@ class SealDeadline:
     lobby: Lobby
 
 
-Timer = JoinDeadline | SealDeadline
+@dataclass(frozen=True, slots=True)
+class LobbyAgeDeadline:
+    """An unsealed lobby's end under ``max_lobby_age``."""
+
+    lobby: Lobby
+
+
+Timer = JoinDeadline | SealDeadline | LobbyAgeDeadline
 
 
 # Actions are made per message and never changed: plain (not frozen)
@@ -154,6 +165,9 @@ class Signaling:
         self.peers: dict[int, Peer] = {}
         self.lobbies: dict[str, Lobby] = {}
         self.accepting = True
+        self.lobby_limits = LobbyLimits(
+            self.config.max_lobbies_per_address, self.config.max_lobby_rate
+        )
 
     # -- events -------------------------------------------------------------
 
@@ -173,14 +187,15 @@ class Signaling:
             StartTimer(JoinDeadline(peer), self.config.join_timeout),
         ]
 
-    def receive(self, peer: Peer, message: Message) -> list[Action]:
-        """A well-formed message arrived from ``peer``."""
+    def receive(self, peer: Peer, message: Message, now: float = 0.0) -> list[Action]:
+        """A well-formed message arrived from ``peer``. ``now`` is the
+        adapter's clock in seconds, for rate limits."""
         if peer.closing:
             return []
         kind = message.type
         lobby = peer.lobby
         if kind == MessageType.JOIN:
-            return self._join(peer, message)
+            return self._join(peer, message, now)
         if lobby is None:
             return self._close(peer, CloseReason.NEED_LOBBY)
         if kind in RELAY_TYPES:
@@ -217,9 +232,13 @@ class Signaling:
                 return self._close(peer, CloseReason.NO_LOBBY)
             return []
         lobby = timer.lobby
-        if self.lobbies.get(lobby.name) is lobby:
-            return self._delete_lobby(lobby, CloseReason.SEAL_COMPLETE)
-        return []
+        if self.lobbies.get(lobby.name) is not lobby:
+            return []
+        if isinstance(timer, LobbyAgeDeadline):
+            if lobby.sealed:
+                return []
+            return self._delete_lobby(lobby, CloseReason.LOBBY_EXPIRED)
+        return self._delete_lobby(lobby, CloseReason.SEAL_COMPLETE)
 
     def shutdown(self) -> list[Action]:
         """Close everyone (1001), drop every lobby, cancel every timer, and
@@ -235,15 +254,21 @@ class Signaling:
 
     # -- rules --------------------------------------------------------------
 
-    def _join(self, peer: Peer, message: Message) -> list[Action]:
+    def _join(self, peer: Peer, message: Message, now: float) -> list[Action]:
         if peer.lobby is not None:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         actions: list[Action] = []
         if message.data == "":
             if len(self.lobbies) >= self.config.max_lobbies:
                 return self._close(peer, CloseReason.TOO_MANY_LOBBIES)
+            owner_key = limit_key(peer.address)
+            if not self.lobby_limits.may_create(owner_key, now):
+                return self._close(peer, CloseReason.TOO_MANY_LOBBIES_FROM_ADDRESS)
             lobby = Lobby(self._new_lobby_name(), host=peer, mesh=message.id == 0)
+            lobby.owner_key = owner_key
             self.lobbies[lobby.name] = lobby
+            if self.config.max_lobby_age:
+                actions.append(StartTimer(LobbyAgeDeadline(lobby), self.config.max_lobby_age))
             actions.append(Notice(NoticeKind.LOBBY_CREATED, peer, lobby.name, mode=_mode(lobby)))
         else:
             found = self.lobbies.get(message.data)
@@ -315,9 +340,12 @@ class Signaling:
     def _delete_lobby(self, lobby: Lobby, reason: CloseReason) -> list[Action]:
         """Close every remaining member for ``reason`` and forget the lobby."""
         del self.lobbies[lobby.name]
+        self.lobby_limits.closed(lobby.owner_key)
         actions: list[Action] = []
         if lobby.sealed:
             actions.append(CancelTimer(SealDeadline(lobby)))
+        if self.config.max_lobby_age:
+            actions.append(CancelTimer(LobbyAgeDeadline(lobby)))
         for member in lobby.members.values():
             member.lobby = None
             member.closing = True

@@ -26,6 +26,13 @@ class CloseReason(Enum):
     INVALID_TRANSFER_MODE = (4000, "Invalid transfer mode, must be text")
     # Not in the reference servers: sent to everyone when the service stops.
     SHUTDOWN = (1001, "Server shutting down")
+    # Issue 11: limits against abuse (docs/security.md).
+    TOO_MANY_LOBBIES_FROM_ADDRESS = (4000, "Too many lobbies from your address")
+    TOO_MANY_MESSAGES = (4000, "Too many messages")
+    LOBBY_EXPIRED = (4000, "Lobby expired")
+    PING_FLOOD = (1008, "Too many pings")
+    FRAGMENT_FLOOD = (1008, "Too many fragments")
+    INTERNAL_ERROR = (1011, "Internal server error")
 
     def __init__(self, code: int, text: str) -> None:
         self.code = code

@@ -7,13 +7,14 @@ connection, and closes everything on shutdown.
 
 from __future__ import annotations
 
+import os
 import pprint
 from collections.abc import Iterable
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet import tcp
+from twisted.internet import abstract, tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -22,8 +23,17 @@ from twisted.internet.interfaces import (
     ITransport,
 )
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..protocol.access import (
+    check_origin_pattern,
+    limit_key,
+    normalize_address,
+    origin_allowed,
+    parse_networks,
+    real_client_address,
+)
 from ..protocol.codec import Codec, FormatError, codec_for
 from ..protocol.config import SignalingConfig
 from ..protocol.core import (
@@ -37,6 +47,13 @@ from ..protocol.core import (
     Signaling,
     StartTimer,
     Timer,
+)
+from ..protocol.limits import (
+    MAX_FRAGMENTS,
+    PING_BURST,
+    PING_RATE,
+    AddressCounter,
+    TokenBucket,
 )
 from ..protocol.messages import Message
 from ..protocol.reasons import CloseReason
@@ -69,6 +86,12 @@ autobahn_protocol.pformat = _PrettyWhenFormatted
 
 # Seconds a closed client has to answer our close frame before its TCP is cut.
 CLOSE_HANDSHAKE_TIMEOUT = 5
+
+# Largest opening handshake (request line and headers) read; the reference
+# server's HTTP parser stops at the same size.
+MAX_UPGRADE_REQUEST = 16 * 1024
+# An unexpected error of one kind is logged at most once per this many seconds.
+ERROR_LOG_INTERVAL = 60.0
 
 # Not `log`: that attribute is Autobahn's own, filtered logger.
 _log = Logger(namespace="webrtc_signal")
@@ -106,28 +129,57 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     # Picked by the first text message; nothing is sent before that.
     codec: Codec | None = None
     signaling_peer: Peer | None = None
-    # Set on each keepalive ping, cleared by the pong.
+    # Set on each keepalive ping, cleared by the pong carrying its payload.
     awaiting_pong = False
     # A HEAD request, answered like the GET it mirrors but without the body.
     head_request = False
+    ping_payload = b""
+    # -- abuse limits (docs/security.md) --
+    # The client's address after any trusted proxy header, set at the upgrade.
+    real_address = ""
+    # The key this connection is counted under per address ("" = not counted).
+    counted_key = ""
+    # Bytes of the opening handshake already searched for its end.
+    header_scanned = 0
+    # Frames of the message being received.
+    fragments = 0
+    # After a flood the rest of the input is thrown away unread.
+    discarding = False
+    message_bucket: TokenBucket | None = None
+    ping_bucket: TokenBucket | None = None
 
     def __init__(self) -> None:
         super().__init__()
         # Frames waiting for the end of the current batch of input (see flush).
         self.outgoing: list[bytes] = []
 
+    def onConnect(self, request: ConnectionRequest) -> None:
+        if self.head_request:
+            raise ConnectionDeny(405, "HEAD cannot open a WebSocket")
+        self.factory.admit(self, request)
+
     def onOpen(self) -> None:
+        self.start_limits()
         self.factory.connection_opened(self)
+
+    def connectionLost(self, reason: object) -> None:
+        try:
+            super().connectionLost(reason)
+        finally:
+            self.factory.release(self)
 
     def client_address(self) -> str:
         """The client's IP address, as text ("" if the transport has none)."""
-        return str(getattr(self.transport.getPeer(), "host", ""))
+        return self.real_address or normalize_address(
+            str(getattr(self.transport.getPeer(), "host", ""))
+        )
 
     def dataReceived(self, data: bytes) -> None:
         """The hot path: plain text frames are read here (see `frames`);
         anything else, and the opening handshake, goes through Autobahn."""
         if self.state != self.STATE_OPEN or self.current_frame is not None or self.inside_message:
-            super().dataReceived(data)
+            if not self.discarding:
+                super().dataReceived(data)
         else:
             if self.data:
                 data = self.data + data
@@ -157,32 +209,25 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         peer = self.signaling_peer
         if peer is None:
             return
-        codec = self.codec
-        if codec is None:
-            codec = self.codec = codec_for(text)
         try:
-            message = codec.decode(text)
-        except FormatError:
-            actions = self.factory.signaling.reject(peer, CloseReason.INVALID_FORMAT)
-        else:
-            actions = self.factory.signaling.receive(peer, message)
-        self.factory.execute(actions)
-
-    def processHandshake(self) -> None:
-        # Autobahn refuses every method but GET with 405, HEAD included, which
-        # health and link checkers send. A HEAD goes through Autobahn's checks
-        # as the GET it mirrors and is answered without the body (see
-        # sendServerStatus); one that asks for a WebSocket is refused in
-        # onConnect. Called again as more of the request arrives: the rewrite
-        # happens once, as the request then starts with GET.
-        if self.data.startswith(b"HEAD "):
-            self.data = b"GET " + self.data[5:]
-            self.head_request = True
-        super().processHandshake()
-
-    def onConnect(self, request: ConnectionRequest) -> None:
-        if self.head_request:
-            raise ConnectionDeny(405, "HEAD cannot open a WebSocket")
+            signaling = self.factory.signaling
+            now = self.factory.clock.seconds()
+            bucket = self.message_bucket
+            if bucket is not None and not bucket.take(now):
+                self.factory.execute(signaling.reject(peer, CloseReason.TOO_MANY_MESSAGES))
+                return
+            codec = self.codec
+            if codec is None:
+                codec = self.codec = codec_for(text)
+            try:
+                message = codec.decode(text)
+            except FormatError:
+                actions = signaling.reject(peer, CloseReason.INVALID_FORMAT)
+            else:
+                actions = signaling.receive(peer, message, now)
+            self.factory.execute(actions)
+        except Exception as error:
+            self.factory.unexpected_error(self, error)
 
     # Autobahn answers a GET without "Upgrade: websocket" with a status page
     # (or a redirect, given ?redirect=) when webStatus is on, which it always
@@ -215,7 +260,34 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         self.wasClean = True
 
     def onPong(self, payload: bytes) -> None:
-        self.awaiting_pong = False
+        # Only the answer to our own ping counts: unsolicited pongs (empty,
+        # or guessed) must not keep a peer that reads nothing alive.
+        if self.awaiting_pong and payload == self.ping_payload:
+            self.awaiting_pong = False
+
+    def onPing(self, payload: bytes) -> None:
+        """Answer in the batched write (one per input batch, not one per
+        ping), unless the client pings faster than `limits.PING_RATE`."""
+        if self.state != self.STATE_OPEN:
+            return
+        bucket = self.ping_bucket
+        if bucket is not None and not bucket.take(self.factory.clock.seconds()):
+            self.flooded(CloseReason.PING_FLOOD)
+            return
+        if not self.outgoing:
+            self.factory.unflushed.append(self)
+        # A control frame's payload is at most 125 bytes: Autobahn checked.
+        self.outgoing.append(bytes((0x8A, len(payload))) + payload)
+
+    def onFrameBegin(self) -> None:
+        # Count the frames of each data message (control frames between
+        # fragments are not part of it).
+        if self.current_frame.opcode < 8:
+            self.fragments = self.fragments + 1 if self.inside_message else 1
+            if self.fragments > MAX_FRAGMENTS:
+                self.flooded(CloseReason.FRAGMENT_FLOOD)
+                return
+        super().onFrameBegin()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.factory.connection_closed(self)
@@ -237,7 +309,8 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         if outgoing:
             data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
             outgoing.clear()
-            _write(self.transport, data)
+            if not _write(self.transport, data):
+                self.check_send_buffer()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         # Everything Autobahn writes itself (handshake, pings, pongs, close
@@ -248,13 +321,97 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             self.flush()
         if sync or chopsize or self.send_queue:
             super().sendData(data, sync, chopsize)
-        else:
-            _write(self.transport, data)
+        elif not _write(self.transport, data):
+            self.check_send_buffer()
 
     def close_for(self, reason: CloseReason) -> None:
         # sendClose() refuses 1001 (going away), which shutdown needs; the frame
         # method takes any code and still runs the closing handshake.
         self.sendCloseFrame(code=reason.code, reasonUtf8=reason.text.encode(), isReply=False)
+
+    # -- abuse limits (docs/security.md) ----------------------------------------
+
+    def processHandshake(self) -> None:
+        """Refuse an opening handshake over `MAX_UPGRADE_REQUEST` with 431.
+        Only the bytes not yet searched are searched for the end of the
+        headers (Autobahn searches everything on every read: quadratic), and
+        Autobahn parses the request once, when it is complete."""
+        data = self.data
+        end = data.find(b"\r\n\r\n", max(0, self.header_scanned - 3))
+        if end < 0:
+            self.header_scanned = len(data)
+            if len(data) > MAX_UPGRADE_REQUEST:
+                self.refuse_upgrade(431, "Request Header Fields Too Large")
+            return
+        if end + 4 > MAX_UPGRADE_REQUEST:
+            self.refuse_upgrade(431, "Request Header Fields Too Large")
+            return
+        # Autobahn refuses every method but GET with 405, HEAD included, which
+        # health and link checkers send. A HEAD goes through Autobahn's checks
+        # as the GET it mirrors and is answered without the body (see
+        # sendServerStatus); one that asks for a WebSocket is refused in
+        # onConnect.
+        if data.startswith(b"HEAD "):
+            self.data = b"GET " + data[5:]
+            self.head_request = True
+        super().processHandshake()
+
+    def refuse_upgrade(self, status: int, reason: str) -> None:
+        self.data = b""
+        self.discarding = True
+        self.failHandshake(reason, status)
+
+    def start_limits(self) -> None:
+        """The per-connection rate limits, from the connection's open."""
+        config = self.factory.config
+        now = self.factory.clock.seconds()
+        if config.max_message_rate > 0:
+            self.message_bucket = TokenBucket(
+                config.max_message_rate, config.max_message_burst, now
+            )
+        self.ping_bucket = TokenBucket(PING_RATE, PING_BURST, now)
+
+    def flooded(self, reason: CloseReason) -> None:
+        """Close with 1008 and read nothing more: parsing the rest of a
+        flood would stall every other client for as long."""
+        peer = self.signaling_peer
+        _log.warn(
+            "peer {peer_id} (lobby {lobby}, {address}) flooded: {reason}",
+            peer_id=peer.peer_id if peer else 0,
+            lobby=_lobby(peer),
+            address=_address(peer),
+            reason=reason.text,
+        )
+        self.data = b""
+        self.discarding = True
+        if peer is not None and not peer.closing:
+            self.factory.execute(self.factory.signaling.reject(peer, reason))
+        else:
+            self.close_for(reason)
+
+    def check_send_buffer(self) -> None:
+        """Drop the connection at once when its unsent output passes
+        ``max_send_buffer``: a client that stops reading would otherwise make
+        the server hold everything its lobby sends it. No close frame: it
+        could not get through. The peer leaves its lobby as if it had gone."""
+        limit = self.factory.config.max_send_buffer
+        if not limit or self.state == self.STATE_CLOSED:
+            return
+        unsent = _unsent_bytes(self.transport)
+        if unsent <= limit:
+            return
+        peer = self.signaling_peer
+        _log.warn(
+            "peer {peer_id} (lobby {lobby}, {address}) is not reading: {unsent} bytes "
+            "unsent, over the limit of {limit}; dropping it",
+            peer_id=peer.peer_id if peer else 0,
+            lobby=_lobby(peer),
+            address=_address(peer),
+            unsent=unsent,
+            limit=limit,
+        )
+        self.discarding = True
+        self.dropConnection(abort=True)
 
 
 @implementer(IProtocolNegotiationFactory)
@@ -271,7 +428,9 @@ class SignalingServerFactory(WebSocketServerFactory):
         clock: IReactorTime | None = None,
         url: str | None = None,
     ):
-        super().__init__(url=url)
+        # No library name or version in the Server header: it only helps
+        # someone matching servers to known flaws.
+        super().__init__(url=url, server="")
         if clock is None:
             from twisted.internet import reactor as clock
         self.config = config or SignalingConfig()
@@ -284,6 +443,7 @@ class SignalingServerFactory(WebSocketServerFactory):
         self._timers: dict[Timer, IDelayedCall] = {}
         self._keepalive: IDelayedCall | None = None
         self._all_closed: list[Deferred[None]] = []
+        self._init_limits()
         self.setProtocolOptions(
             # Send the close code (1009 for an oversized message) instead of dropping TCP.
             failByDrop=False,
@@ -299,6 +459,7 @@ class SignalingServerFactory(WebSocketServerFactory):
             # client has read our close frame: it then sees 1006, not the reason.
             closeHandshakeTimeout=CLOSE_HANDSHAKE_TIMEOUT,
         )
+        self._apply_origin_options()
 
     def acceptableProtocols(self) -> list[bytes]:
         """ALPN for wss://. Every browser offers ALPN (h2, http/1.1), and
@@ -371,6 +532,103 @@ class SignalingServerFactory(WebSocketServerFactory):
     def pending_timers(self) -> int:
         return len(self._timers)
 
+    # -- abuse limits (docs/security.md) ----------------------------------------
+
+    def _init_limits(self) -> None:
+        config = self.config
+        self.peers_per_address = AddressCounter(config.max_peers_per_address)
+        self.allowed_origins = tuple(check_origin_pattern(p) for p in config.allowed_origins)
+        self.trusted_proxies = parse_networks(config.trust_forwarded_for)
+        # Most connections (handshaking or open) before newcomers get 503;
+        # 0 = no limit. The standalone server sets it from RLIMIT_NOFILE.
+        self.max_connections = 0
+        # Unexpected errors by kind: when each was last logged, and how many since.
+        self._errors_logged: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def _apply_origin_options(self) -> None:
+        # Autobahn refuses the "null" origin (sandboxed pages, file://) with
+        # 400 by itself; with an allow-list the answer to any origin not on it
+        # is ours (403). Any setProtocolOptions call resets this, so it is last.
+        if self.allowed_origins:
+            self.setProtocolOptions(allowNullOrigin=True)
+
+    def admit(self, connection: SignalingServerProtocol, request: ConnectionRequest) -> None:
+        """The upgrade-time checks; raises `ConnectionDeny` with the HTTP status."""
+        peer_host = str(getattr(connection.transport.getPeer(), "host", ""))
+        address = real_client_address(
+            peer_host, request.headers.get("x-forwarded-for"), self.trusted_proxies
+        )
+        connection.real_address = address
+        # Autobahn reports a missing Origin header as "".
+        if not origin_allowed(request.origin or None, self.allowed_origins):
+            _log.info(
+                "refused a connection from {address}: origin {origin} not allowed",
+                address=address,
+                origin=request.origin,
+            )
+            raise ConnectionDeny(403, "Origin not allowed")
+        if self.max_connections and self.countConnections > self.max_connections:
+            _log.warn(
+                "refused a connection from {address}: {count} connections, the most "
+                "the open-file limit allows",
+                address=address,
+                count=self.countConnections,
+            )
+            raise ConnectionDeny(503, "Server full")
+        key = limit_key(address)
+        if not self.peers_per_address.acquire(key):
+            _log.warn(
+                "refused a connection from {address}: it has {limit} already",
+                address=address,
+                limit=self.peers_per_address.limit,
+            )
+            raise ConnectionDeny(429, "Too many connections from your address")
+        connection.counted_key = key
+
+    def release(self, connection: SignalingServerProtocol) -> None:
+        """A connection is gone: it no longer counts against its address."""
+        key = connection.counted_key
+        if key:
+            connection.counted_key = ""
+            self.peers_per_address.release(key)
+
+    def unexpected_error(self, connection: SignalingServerProtocol, error: Exception) -> None:
+        """A bug met while handling a message: close that connection (1011)
+        and log it, with its traceback, once per kind per minute: a client
+        that can trigger it must not be able to flood the log."""
+        traceback = error.__traceback__
+        while traceback is not None and traceback.tb_next is not None:
+            traceback = traceback.tb_next
+        where = (
+            f"{traceback.tb_frame.f_code.co_filename}:{traceback.tb_lineno}"
+            if traceback is not None
+            else ""
+        )
+        kind = (type(error).__qualname__, where)
+        now = self.clock.seconds()
+        logged_at, suppressed = self._errors_logged.get(kind, (None, 0))
+        if logged_at is None or now - logged_at >= ERROR_LOG_INTERVAL:
+            self._errors_logged[kind] = (now, 0)
+            peer = connection.signaling_peer
+            _log.failure(
+                "unexpected error handling a message from peer {peer_id} ({address}); "
+                "closing it with 1011 ({suppressed} more like it since the last report)",
+                failure=Failure(error),
+                peer_id=peer.peer_id if peer else 0,
+                address=_address(peer),
+                suppressed=suppressed,
+            )
+        else:
+            self._errors_logged[kind] = (logged_at, suppressed + 1)
+        try:
+            peer = connection.signaling_peer
+            if peer is not None and not peer.closing:
+                self.execute(self.signaling.reject(peer, CloseReason.INTERNAL_ERROR))
+            else:
+                connection.close_for(CloseReason.INTERNAL_ERROR)
+        except Exception:
+            connection.dropConnection(abort=True)
+
     # -- keepalive -------------------------------------------------------------
 
     def _start_keepalive(self) -> None:
@@ -396,8 +654,10 @@ class SignalingServerFactory(WebSocketServerFactory):
                 )
                 connection.dropConnection(abort=True)
             else:
+                # A random payload: only the pong that echoes it counts.
+                connection.ping_payload = os.urandom(8)
                 connection.awaiting_pong = True
-                connection.sendPing()
+                connection.sendPing(connection.ping_payload)
         if self.connections:
             self._start_keepalive()
 
@@ -429,8 +689,10 @@ class SignalingServerFactory(WebSocketServerFactory):
             connection.dropConnection(abort=True)
 
 
-def _write(transport: ITransport, data: bytes) -> None:
-    """Write ``data`` now. ``transport.write`` would queue it, register the
+def _write(transport: ITransport, data: bytes) -> bool:
+    """Write ``data`` now; True when the socket took all of it.
+
+    ``transport.write`` would queue it, register the
     socket for writability and send on the reactor's next turn: two extra
     system calls and a turn of latency per write. When Twisted holds nothing
     for this plain TCP connection, sending directly keeps the bytes in order
@@ -447,9 +709,27 @@ def _write(transport: ITransport, data: bytes) -> None:
         sent = transport.writeSomeData(data)
         if type(sent) is int:
             if sent == len(data):
-                return
+                return True
             data = data[sent:]
     transport.write(data)
+    return False
+
+
+def _unsent_bytes(transport: object) -> int:
+    """Bytes written to ``transport`` that have not reached the kernel yet:
+    in Twisted's buffers of the TCP connection under any wrappers (TLS, the
+    PROXY protocol), plus what TLS holds before its handshake is done."""
+    total = 0
+    while transport is not None:
+        if isinstance(transport, abstract.FileDescriptor):
+            return (
+                total + len(transport.dataBuffer) - transport.offset + transport._tempDataLen  # type: ignore[attr-defined]
+            )
+        pending = getattr(transport, "_appSendBuffer", None)
+        if pending:
+            total += sum(len(chunk) for chunk in pending)
+        transport = getattr(transport, "transport", None)
+    return total
 
 
 def _cancel_then_pass(result: object, call: IDelayedCall) -> object:
@@ -476,9 +756,16 @@ def _log_notice(notice: Notice) -> None:
     )
 
 
+def _lobby(peer: Peer | None) -> str:
+    return peer.lobby.name if peer is not None and peer.lobby is not None else "-"
+
+
 def _address(peer: Peer | None) -> str:
     if peer is None:
         return ""
     address = peer.handle.transport.getPeer()  # type: ignore[attr-defined]
     host = getattr(address, "host", None)
+    if peer.address and host is not None and normalize_address(host) != peer.address:
+        # Behind a trusted proxy: its port says nothing about the client.
+        return peer.address
     return f"{host}:{address.port}" if host is not None else str(address)

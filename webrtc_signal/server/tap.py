@@ -13,11 +13,15 @@ from typing import Any, ClassVar, NoReturn
 from twisted.application.service import IService
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 from twisted.python import usage
 
 from .. import __version__
 from ..protocol.config import InvalidSetting, SignalingConfig
+from .fdlimit import FD_MARGIN, connection_budget, raise_open_file_limit
 from .service import SignalingService
+
+_log = Logger(namespace="webrtc_signal")
 
 DEFAULTS = SignalingConfig()
 DEFAULT_PORT = 9080
@@ -50,6 +54,13 @@ def _whole_number(text: str) -> int:
         return int(text)
     except ValueError:
         raise ValueError("must be a whole number") from None
+
+
+def _rate(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("must be a number per second") from None
 
 
 def _seconds(text: str) -> float:
@@ -108,10 +119,59 @@ _SETTINGS = [
         _whole_number,
         "Seconds a TURN credential from /ice-servers stays valid.",
     ),
+    # -- issue 11: limits against abuse (docs/security.md); 0 turns each off.
+    _Setting(
+        "max-send-buffer",
+        "max_send_buffer",
+        _whole_number,
+        "Bytes of unsent output a connection may hold; past it, it is dropped.",
+    ),
+    _Setting(
+        "max-peers-per-address",
+        "max_peers_per_address",
+        _whole_number,
+        "Connections one address may hold; more get HTTP 429.",
+    ),
+    _Setting(
+        "max-lobbies-per-address",
+        "max_lobbies_per_address",
+        _whole_number,
+        "Open lobbies one address may have created; more are refused (4000).",
+    ),
+    _Setting(
+        "max-lobby-rate",
+        "max_lobby_rate",
+        _rate,
+        "Lobbies one address may create per second, after a burst of 10.",
+    ),
+    _Setting(
+        "max-message-rate",
+        "max_message_rate",
+        _rate,
+        "Messages per second per connection (token bucket); past it, 4000.",
+    ),
+    _Setting(
+        "max-message-burst",
+        "max_message_burst",
+        _whole_number,
+        "Messages a connection may send at once above --max-message-rate.",
+    ),
+    _Setting(
+        "max-lobby-age",
+        "max_lobby_age",
+        _seconds,
+        "Seconds an unsealed lobby may stay open; then it is closed (4000). 0 = no limit.",
+    ),
 ]
 _OPTION_FOR_FIELD = {setting.field: setting.option for setting in _SETTINGS}
-# ICE server options (issue 14): repeatable or read from a file, so not in _SETTINGS.
-_OPTION_FOR_FIELD.update(stun_urls="stun", turn_urls="turn", turn_secret="turn-secret-file")
+# Options that are repeatable or read from a file, so not in _SETTINGS.
+_OPTION_FOR_FIELD.update(
+    stun_urls="stun",
+    turn_urls="turn",
+    turn_secret="turn-secret-file",
+    allowed_origins="allowed-origin",
+    trust_forwarded_for="trust-forwarded-for",
+)
 
 
 class Options(usage.Options):
@@ -156,6 +216,8 @@ class Options(usage.Options):
         super().__init__()
         self["stun"] = []
         self["turn"] = []
+        self["allowed-origin"] = []
+        self["trust-forwarded-for"] = []
 
     def opt_stun(self, url: str) -> None:
         """A STUN server for clients, e.g. stun:stun.example.org:3478 (repeatable)."""
@@ -182,8 +244,33 @@ class Options(usage.Options):
             values["turn_secret"] = secret
         return values
 
+    # -- issue 11: repeatable access options (docs/security.md) ----------------
+
+    # Help texts are set below: usage prints a docstring's indentation as is.
+    def opt_allowed_origin(self, pattern: str) -> None:
+        self["allowed-origin"].append(pattern)
+
+    opt_allowed_origin.__doc__ = (
+        "Browser origin allowed to connect, exact (https://game.example.com) or a "
+        "subdomain wildcard (https://*.example.com); repeatable. Other origins get "
+        "HTTP 403; clients sending no Origin (native games) are always allowed."
+    )
+
+    def opt_trust_forwarded_for(self, cidr: str) -> None:
+        self["trust-forwarded-for"].append(cidr)
+
+    opt_trust_forwarded_for.__doc__ = (
+        "Proxy address or CIDR network whose X-Forwarded-For header names the real "
+        "client (for per-address limits and logs); repeatable."
+    )
+
     def postOptions(self) -> None:
-        values: dict[str, Any] = {"serve_demo": not self["no-demo"], **self._ice_values()}
+        values: dict[str, Any] = {
+            "serve_demo": not self["no-demo"],
+            "allowed_origins": tuple(self["allowed-origin"]),
+            "trust_forwarded_for": tuple(self["trust-forwarded-for"]),
+            **self._ice_values(),
+        }
         for setting in _SETTINGS:
             try:
                 values[setting.field] = setting.parse(self[setting.option])
@@ -203,7 +290,9 @@ class Options(usage.Options):
         try:
             _check_port_number(self["port"])
             _check_pem_directory(self["port"])
-            self["endpoint"] = endpoints.serverFromString(reactor, self["port"])
+            self["endpoint"] = endpoints.serverFromString(
+                reactor, _with_default_backlog(self["port"], self.defaults["port"])
+            )
         # Parsers raise all kinds of errors; each one means a bad --port.
         except Exception as error:
             raise usage.UsageError(f"--port {self['port']!r} is not usable: {error}") from None
@@ -248,6 +337,19 @@ def _check_port_number(description: str) -> None:
         port = args[1]
     if port is not None and re.fullmatch(r"\d+", port) and not 0 <= int(port) <= 65535:
         raise ValueError(f"port {port} is out of range (0-65535)")
+
+
+# Twisted listens with a backlog of 50: a burst of players connecting at once
+# (a match starting, a server restart) then waits 1-2 s for retransmitted SYNs.
+# Only the default port gets this; a custom --port sets its own with
+# ":backlog=N" (the kernel caps it at net.core.somaxconn).
+DEFAULT_BACKLOG = 1024
+
+
+def _with_default_backlog(description: str, default: str) -> str:
+    if description == default and "backlog=" not in description:
+        return f"{description}:backlog={DEFAULT_BACKLOG}"
+    return description
 
 
 def _check_pem_directory(description: str) -> None:
@@ -347,12 +449,35 @@ class _StandaloneService(SignalingService):
         self.description = description
 
     def privilegedStartService(self) -> None:
+        # Before listening, and while still root under --uid, which may raise
+        # the hard limit too.
+        self._fit_open_file_limit()
         try:
             super().privilegedStartService()
         except CannotListenError as error:
             raise StartupFailed(
                 f"cannot listen on {self.description}: {error.socketError}"
             ) from None
+
+    def _fit_open_file_limit(self) -> None:
+        """Make room for --max-peers connections, or say why there is none,
+        and refuse (503) what does not fit rather than fail at accept()."""
+        max_peers = self.factory.config.max_peers
+        needed = max_peers + FD_MARGIN
+        soft, hard = raise_open_file_limit(needed)
+        if soft < needed:
+            _log.warn(
+                "the open-file limit is {soft} (hard limit {hard}), below the {needed} "
+                "that --max-peers {max_peers} needs: connections beyond {budget} get "
+                "HTTP 503; raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower "
+                "--max-peers",
+                soft=soft,
+                hard=hard,
+                needed=needed,
+                max_peers=max_peers,
+                budget=connection_budget(soft),
+            )
+        self.factory.max_connections = connection_budget(soft)
 
 
 def makeService(options: Options) -> IService:
