@@ -154,6 +154,8 @@ class Signaling:
         self.peers: dict[int, Peer] = {}
         self.lobbies: dict[str, Lobby] = {}
         self.accepting = True
+        # Draining (see `drain`): lobbies already open carry on, no new ones.
+        self.draining = False
 
     # -- events -------------------------------------------------------------
 
@@ -233,6 +235,16 @@ class Signaling:
                 actions += self._close(peer, CloseReason.SHUTDOWN)
         return actions
 
+    def drain(self) -> list[Action]:
+        """Stop creating lobbies, so that the server can stop once the open
+        ones are gone: joins, relays and seals in them carry on. A peer that
+        asks for a new lobby meanwhile is closed with 1001 `Server shutting
+        down`, as it would be a moment later anyway; a client that reconnects
+        then reaches a server that is not going away. Refusing new
+        connections is the adapter's part (HTTP 503 at the upgrade)."""
+        self.draining = True
+        return []
+
     # -- rules --------------------------------------------------------------
 
     def _join(self, peer: Peer, message: Message) -> list[Action]:
@@ -240,6 +252,8 @@ class Signaling:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         actions: list[Action] = []
         if message.data == "":
+            if self.draining:
+                return self._close(peer, CloseReason.SHUTDOWN)
             if len(self.lobbies) >= self.config.max_lobbies:
                 return self._close(peer, CloseReason.TOO_MANY_LOBBIES)
             lobby = Lobby(self._new_lobby_name(), host=peer, mesh=message.id == 0)

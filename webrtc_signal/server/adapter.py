@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import pprint
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
@@ -35,6 +37,10 @@ from ..protocol.messages import Message
 from ..protocol.reasons import CloseReason
 from . import http
 from .frames import read_text_frames, text_frame
+from .health import HEALTH_PATH, health_response
+
+if TYPE_CHECKING:
+    from .drain import Drain
 
 
 class _PrettyWhenFormatted:
@@ -106,6 +112,12 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # Frames waiting for the end of the current batch of input (see flush).
         self.outgoing: list[bytes] = []
 
+    def onConnect(self, request: ConnectionRequest) -> None:
+        # A draining server takes no new connections (see drain.py); a load
+        # balancer or a client's retry then finds another server.
+        if self.factory.signaling.draining:
+            raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "Server draining")
+
     def onOpen(self) -> None:
         self.factory.connection_opened(self)
 
@@ -162,7 +174,19 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     # (or a redirect, given ?redirect=) when webStatus is on, which it is only
     # when the demo is served: answer with the demo instead.
     def sendServerStatus(self, redirectUrl: str | None = None, redirectAfter: int = 0) -> None:
+        if self.http_request_path == HEALTH_PATH:
+            self.sendData(health_response(self.factory.signaling))
+            return
         self.sendData(http.http_response(self.http_request_path))
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        # Without the demo Autobahn answers a plain GET with 426 and never
+        # calls sendServerStatus: the health check still has to answer.
+        if code == 426 and self.http_request_path == HEALTH_PATH:
+            self.sendData(health_response(self.factory.signaling))
+            self.dropConnection(abort=False)
+            return
+        super().failHandshake(reason, code, responseHeaders)
 
     def sendRedirect(self, url: str) -> None:
         self.sendServerStatus()
@@ -235,6 +259,8 @@ class SignalingServerFactory(WebSocketServerFactory):
         self._timers: dict[Timer, IDelayedCall] = {}
         self._keepalive: IDelayedCall | None = None
         self._all_closed: list[Deferred[None]] = []
+        # The drain under way, if any (see drain.py).
+        self.drain: Drain | None = None
         self.setProtocolOptions(
             # Send the close code (1009 for an oversized message) instead of dropping TCP.
             failByDrop=False,
@@ -274,6 +300,8 @@ class SignalingServerFactory(WebSocketServerFactory):
             waiters, self._all_closed = self._all_closed, []
             for waiter in waiters:
                 waiter.callback(None)
+        if self.drain is not None:
+            self.drain.check()
 
     # -- carrying out the core's actions --------------------------------------
 

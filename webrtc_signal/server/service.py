@@ -11,6 +11,8 @@ from twisted.python.failure import Failure
 
 from ..protocol.config import SignalingConfig
 from .adapter import SignalingServerFactory
+from .drain import Drain
+from .health import health
 
 _log = Logger(namespace="webrtc_signal")
 
@@ -39,6 +41,7 @@ class SignalingService(Service):
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort | None] = Deferred()
+        self.drain: Drain | None = None
 
     def resource(self) -> WebSocketResource:
         """A ``twisted.web`` resource that speaks the signaling protocol, to
@@ -74,7 +77,29 @@ class SignalingService(Service):
         return port
 
     def stopService(self) -> Deferred[None]:
+        """Stop: at once, or with ``drain_timeout`` set in the config, once
+        the open lobbies are gone or the timeout has passed (see drain.py).
+        Either way every client left is closed with 1001."""
         super().stopService()
+        timeout = self.factory.config.drain_timeout
+        if timeout > 0 and self.factory.signaling.accepting and self.drain is None:
+            # The port stays open meanwhile: newcomers get 503, /healthz "draining".
+            self.drain = Drain(self.factory, timeout)
+            ended = self.drain.start()
+            return ended.addCallback(lambda _: self._stop())
+        return self._stop()
+
+    def end_drain(self) -> None:
+        """End a drain under way now (twistd: on a second SIGTERM)."""
+        if self.drain is not None:
+            self.drain.end_now()
+
+    def health(self) -> dict[str, str | int]:
+        """What ``GET /healthz`` answers on the service's own port, for a
+        program that mounts `resource()` on its own site."""
+        return health(self.factory.signaling)
+
+    def _stop(self) -> Deferred[None]:
         port, self.port = self.port, None
         stopped = maybeDeferred(port.stopListening) if port is not None else None
         closed = self.factory.shutdown(self.shutdown_timeout)
