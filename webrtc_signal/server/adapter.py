@@ -8,16 +8,19 @@ connection, and closes everything on shutdown.
 from __future__ import annotations
 
 import pprint
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from autobahn import util as autobahn_util
+from autobahn.twisted import websocket as autobahn_twisted
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 
 from ..protocol.codec import Codec, FormatError, codec_for
 from ..protocol.config import SignalingConfig
@@ -38,6 +41,7 @@ from ..protocol.reasons import CloseReason
 from . import http
 from .frames import read_text_frames, text_frame
 from .health import HEALTH_PATH, health_response
+from .logs import QuietLogger
 
 if TYPE_CHECKING:
     from .drain import Drain
@@ -65,15 +69,43 @@ class _PrettyWhenFormatted:
 # CPU per connection when clients come and go. Same text, made only when read.
 autobahn_protocol.pformat = _PrettyWhenFormatted
 
+
+class _HighlightedWhenFormatted:
+    """Stands in for Autobahn's ``hltype(x)`` or ``hlval(x)`` until someone
+    formats it."""
+
+    __slots__ = ("highlight", "value")
+
+    def __init__(self, highlight: Callable[[Any], str], value: object) -> None:
+        self.highlight = highlight
+        self.value = value
+
+    def __str__(self) -> str:
+        return self.highlight(self.value)
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+# Likewise, every connection's debug lines (made, handshake, lost) highlight
+# their arguments at once, for nobody: a qualified name looked up five times,
+# and the text of the connection-lost Failure, traceback included. Autobahn's
+# modules use these two only as log arguments.
+for _module in (autobahn_protocol, autobahn_twisted):
+    _module.hltype = partial(_HighlightedWhenFormatted, autobahn_util.hltype)  # type: ignore[attr-defined]
+    _module.hlval = partial(_HighlightedWhenFormatted, autobahn_util.hlval)  # type: ignore[attr-defined]
+
 # Seconds a closed client has to answer our close frame before its TCP is cut.
 CLOSE_HANDSHAKE_TIMEOUT = 5
 
 # Not `log`: that attribute is Autobahn's own, filtered logger.
-_log = Logger(namespace="webrtc_signal")
+_log = QuietLogger(namespace="webrtc_signal")
 
 _NOTICE_LOG: dict[NoticeKind, tuple[LogLevel, str]] = {
-    NoticeKind.CONNECTED: (LogLevel.info, "peer {peer_id} connected from {address}"),
-    NoticeKind.REFUSED: (LogLevel.warn, "connection from {address} refused: {reason}"),
+    NoticeKind.CONNECTED: (LogLevel.debug, "peer {peer_id} connected from {address}"),
+    NoticeKind.REFUSED: (LogLevel.info, "connection from {address} refused: {reason}"),
     NoticeKind.LOBBY_CREATED: (LogLevel.info, "peer {peer_id} created {mode} lobby {lobby}"),
     NoticeKind.LOBBY_JOINED: (
         LogLevel.info,
@@ -84,7 +116,7 @@ _NOTICE_LOG: dict[NoticeKind, tuple[LogLevel, str]] = {
         "peer {peer_id} sealed lobby {lobby} (members: {members})",
     ),
     NoticeKind.LOBBY_DELETED: (LogLevel.info, "lobby {lobby} deleted: {reason}"),
-    NoticeKind.LEFT: (LogLevel.info, "peer {peer_id} disconnected (lobby {lobby})"),
+    NoticeKind.LEFT: (LogLevel.debug, "peer {peer_id} disconnected (lobby {lobby})"),
     NoticeKind.CLOSED: (
         LogLevel.info,
         "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}",
