@@ -11,8 +11,10 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -42,6 +44,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+_running: list[Spawned] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    """A test that fails half-way must not leave its twistd running."""
+    yield
+    while _running:
+        process = _running.pop()
+        if not process.ended.called:
+            process.transport.signalProcess("KILL")
+
+
 async def start(*options: str) -> tuple[Spawned, int]:
     """twistd on a free loopback port; returns once /healthz answers."""
     port = free_port()
@@ -49,6 +64,7 @@ async def start(*options: str) -> tuple[Spawned, int]:
         [TWISTD, "-n", "--pidfile=", "webrtc-signal",
          "--port", f"tcp:{port}:interface=127.0.0.1", *options],
     )  # fmt: skip
+    _running.append(process)
     # Polled rather than read from the log: --log-level warn hides that line.
     for _ in range(300):
         if process.ended.called:
