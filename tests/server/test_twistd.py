@@ -258,3 +258,57 @@ async def test_root_opens_a_privileged_port_then_runs_as_nobody() -> None:
             process.transport.signalProcess(signal.SIGTERM)
     assert await client.wait_closed(10) == (1001, "Server shutting down")
     assert await process.finished(15) == f"signal {signal.SIGTERM}", process.output
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_images_command_serves_from_the_installed_wheel(fresh_venv: Path) -> None:
+    """What the Docker image runs, without Docker: the Dockerfile's CMD and
+    HEALTHCHECK, from a venv holding the wheel and its runtime dependencies
+    only (as the image's `pip install /wheels/*.whl` does), on a loopback port."""
+    import json
+
+    from ..deploy.test_deploy import dockerfile_instructions
+
+    instructions = dict(dockerfile_instructions())
+    command = json.loads(instructions["CMD"])
+    command[command.index("--port") + 1] = "tcp:0:interface=127.0.0.1"
+    listed = run_outside_the_checkout(fresh_venv, "python", "-m", "pip", "list")
+    for extra in ("pytest", "aiortc", "hypothesis"):
+        assert extra not in listed.stdout.lower()
+    process = spawn(
+        [str(fresh_venv / "bin" / command[0]), *command[1:]],
+        env={"PATH": os.environ.get("PATH", "")},
+        inherit_env=False,
+        path=str(fresh_venv),
+    )
+    try:
+        listening = await process.wait_for_match(r'"port":\s*(\d+)')
+        port = int(listening.group(1))
+        health = instructions["HEALTHCHECK"].split("CMD", 1)[1].strip()
+        probe = json.loads(health)
+        probe = [part.replace(":9080/", f":{port}/") for part in probe]
+        checked = await run_to_end([str(fresh_venv / "bin" / probe[0]), *probe[1:]])
+        assert checked == 0
+        host = await connect(f"ws://127.0.0.1:{port}")
+        host.send(JOIN, 0, "")
+        await host.expect(ID, 1, "true")
+        lobby = (await host.expect(JOIN, 0))["data"]
+        status, _, body = await http_get(port, "/healthz")
+        assert (status, json.loads(body)) == (200, {"status": "ok", "peers": 1, "lobbies": 1})
+        host.dropConnection(abort=True)
+    finally:
+        if not process.ended.called:
+            process.transport.signalProcess(signal.SIGTERM)
+    # No lobby left, so the drain ends at once.
+    assert await process.finished(15) == f"signal {signal.SIGTERM}", process.output
+    records = [json.loads(line) for line in process.output.splitlines()]
+    assert any(r.get("event_kind") == "lobby created" and r["lobby"] == lobby for r in records)
+    assert any(r.get("event_kind") == "drain ended" for r in records)
+
+
+async def run_to_end(argv: list[str]) -> int:
+    """Run ``argv`` to its end without blocking the reactor; its exit status."""
+    probe = spawn(argv, env={"PATH": os.environ.get("PATH", "")}, inherit_env=False)
+    status = await probe.finished(15)
+    assert isinstance(status, int), (status, probe.output)
+    return status

@@ -71,6 +71,12 @@ class SignalingConfig:
     # Proxies (CIDR texts) whose X-Forwarded-For header names the real client.
     trust_forwarded_for: tuple[str, ...] = ()
 
+    # -- draining restarts (issue 13) --
+    # Seconds a stopping server keeps its open lobbies going (no new
+    # connections, no new lobbies) before closing what is left with 1001.
+    # 0 stops at once. Not a rule of the core: the service times it.
+    drain_timeout: float = 0.0
+
     def __post_init__(self) -> None:
         if type(self.serve_demo) is not bool:
             raise InvalidSetting("serve_demo", f"must be True or False, not {self.serve_demo!r}")
@@ -92,6 +98,11 @@ class SignalingConfig:
                 )
             if value == 0 and name != "ping_interval":
                 raise InvalidSetting(name, "must be more than 0 seconds")
+        drain = self.drain_timeout
+        if type(drain) not in (int, float) or not math.isfinite(drain) or drain < 0:
+            raise InvalidSetting(
+                "drain_timeout", f"must be a finite number of seconds >= 0, not {drain!r}"
+            )
         self._check_ice_servers()
         self._check_abuse_limits()
 

@@ -168,6 +168,8 @@ class Signaling:
         self.lobby_limits = LobbyLimits(
             self.config.max_lobbies_per_address, self.config.max_lobby_rate
         )
+        # Draining (see `drain`): lobbies already open carry on, no new ones.
+        self.draining = False
 
     # -- events -------------------------------------------------------------
 
@@ -252,6 +254,16 @@ class Signaling:
                 actions += self._close(peer, CloseReason.SHUTDOWN)
         return actions
 
+    def drain(self) -> list[Action]:
+        """Stop creating lobbies, so that the server can stop once the open
+        ones are gone: joins, relays and seals in them carry on. A peer that
+        asks for a new lobby meanwhile is closed with 1001 `Server shutting
+        down`, as it would be a moment later anyway; a client that reconnects
+        then reaches a server that is not going away. Refusing new
+        connections is the adapter's part (HTTP 503 at the upgrade)."""
+        self.draining = True
+        return []
+
     # -- rules --------------------------------------------------------------
 
     def _join(self, peer: Peer, message: Message, now: float) -> list[Action]:
@@ -259,6 +271,8 @@ class Signaling:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         actions: list[Action] = []
         if message.data == "":
+            if self.draining:
+                return self._close(peer, CloseReason.SHUTDOWN)
             if len(self.lobbies) >= self.config.max_lobbies:
                 return self._close(peer, CloseReason.TOO_MANY_LOBBIES)
             owner_key = limit_key(peer.address)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import pprint
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+from autobahn import util as autobahn_util
+from autobahn.twisted import websocket as autobahn_twisted
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
@@ -22,7 +26,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ITransport,
 )
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -59,7 +63,12 @@ from ..protocol.messages import Message
 from ..protocol.reasons import CloseReason
 from . import http, ice
 from .frames import read_text_frames, text_frame
+from .health import HEALTH_PATH, health_response
 from .ice import IceServers
+from .logs import QuietLogger
+
+if TYPE_CHECKING:
+    from .drain import Drain
 
 
 class _PrettyWhenFormatted:
@@ -84,6 +93,34 @@ class _PrettyWhenFormatted:
 # CPU per connection when clients come and go. Same text, made only when read.
 autobahn_protocol.pformat = _PrettyWhenFormatted
 
+
+class _HighlightedWhenFormatted:
+    """Stands in for Autobahn's ``hltype(x)`` or ``hlval(x)`` until someone
+    formats it."""
+
+    __slots__ = ("highlight", "value")
+
+    def __init__(self, highlight: Callable[[Any], str], value: object) -> None:
+        self.highlight = highlight
+        self.value = value
+
+    def __str__(self) -> str:
+        return self.highlight(self.value)
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+# Likewise, every connection's debug lines (made, handshake, lost) highlight
+# their arguments at once, for nobody: a qualified name looked up five times,
+# and the text of the connection-lost Failure, traceback included. Autobahn's
+# modules use these two only as log arguments.
+for _module in (autobahn_protocol, autobahn_twisted):
+    _module.hltype = partial(_HighlightedWhenFormatted, autobahn_util.hltype)  # type: ignore[attr-defined]
+    _module.hlval = partial(_HighlightedWhenFormatted, autobahn_util.hlval)  # type: ignore[attr-defined]
+
 # Seconds a closed client has to answer our close frame before its TCP is cut.
 CLOSE_HANDSHAKE_TIMEOUT = 5
 
@@ -94,11 +131,11 @@ MAX_UPGRADE_REQUEST = 16 * 1024
 ERROR_LOG_INTERVAL = 60.0
 
 # Not `log`: that attribute is Autobahn's own, filtered logger.
-_log = Logger(namespace="webrtc_signal")
+_log = QuietLogger(namespace="webrtc_signal")
 
 _NOTICE_LOG: dict[NoticeKind, tuple[LogLevel, str]] = {
-    NoticeKind.CONNECTED: (LogLevel.info, "peer {peer_id} connected from {address}"),
-    NoticeKind.REFUSED: (LogLevel.warn, "connection from {address} refused: {reason}"),
+    NoticeKind.CONNECTED: (LogLevel.debug, "peer {peer_id} connected from {address}"),
+    NoticeKind.REFUSED: (LogLevel.info, "connection from {address} refused: {reason}"),
     NoticeKind.LOBBY_CREATED: (LogLevel.info, "peer {peer_id} created {mode} lobby {lobby}"),
     NoticeKind.LOBBY_JOINED: (
         LogLevel.info,
@@ -109,7 +146,7 @@ _NOTICE_LOG: dict[NoticeKind, tuple[LogLevel, str]] = {
         "peer {peer_id} sealed lobby {lobby} (members: {members})",
     ),
     NoticeKind.LOBBY_DELETED: (LogLevel.info, "lobby {lobby} deleted: {reason}"),
-    NoticeKind.LEFT: (LogLevel.info, "peer {peer_id} disconnected (lobby {lobby})"),
+    NoticeKind.LEFT: (LogLevel.debug, "peer {peer_id} disconnected (lobby {lobby})"),
     NoticeKind.CLOSED: (
         LogLevel.info,
         "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}",
@@ -154,6 +191,10 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         self.outgoing: list[bytes] = []
 
     def onConnect(self, request: ConnectionRequest) -> None:
+        # A draining server takes no new connections (see drain.py); a load
+        # balancer or a client's retry then finds another server.
+        if self.factory.signaling.draining:
+            raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "Server draining")
         if self.head_request:
             raise ConnectionDeny(405, "HEAD cannot open a WebSocket")
         self.factory.admit(self, request)
@@ -233,6 +274,10 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     # (or a redirect, given ?redirect=) when webStatus is on, which it always
     # is: answer with the ICE servers, the demo, or 426 without the demo.
     def sendServerStatus(self, redirectUrl: str | None = None, redirectAfter: int = 0) -> None:
+        if self.http_request_path == HEALTH_PATH:
+            self.sendData(health_response(self.factory.signaling))
+            self._http_answered()
+            return
         if self.http_request_path == ice.PATH:
             self.sendData(self.factory.ice.http_response(self.http_request_params))
         else:
@@ -444,6 +489,8 @@ class SignalingServerFactory(WebSocketServerFactory):
         self._keepalive: IDelayedCall | None = None
         self._all_closed: list[Deferred[None]] = []
         self._init_limits()
+        # The drain under way, if any (see drain.py).
+        self.drain: Drain | None = None
         self.setProtocolOptions(
             # Send the close code (1009 for an oversized message) instead of dropping TCP.
             failByDrop=False,
@@ -491,6 +538,8 @@ class SignalingServerFactory(WebSocketServerFactory):
             waiters, self._all_closed = self._all_closed, []
             for waiter in waiters:
                 waiter.callback(None)
+        if self.drain is not None:
+            self.drain.check()
 
     # -- carrying out the core's actions --------------------------------------
 

@@ -14,6 +14,8 @@ from twisted.python.failure import Failure
 from .. import __version__
 from ..protocol.config import SignalingConfig
 from .adapter import SignalingServerFactory
+from .drain import Drain
+from .health import health
 from .ice import Authenticate, IceServersResource
 
 _log = Logger(namespace="webrtc_signal")
@@ -51,6 +53,7 @@ class SignalingService(Service):
         # Set once a start has asked the endpoint to listen, so that twistd's
         # privilegedStartService and startService listen only once.
         self._listen_started = False
+        self.drain: Drain | None = None
 
     def resource(self) -> WebSocketResource:
         """A ``twisted.web`` resource that speaks the signaling protocol, to
@@ -117,8 +120,30 @@ class SignalingService(Service):
         return port
 
     def stopService(self) -> Deferred[None]:
+        """Stop: at once, or with ``drain_timeout`` set in the config, once
+        the open lobbies are gone or the timeout has passed (see drain.py).
+        Either way every client left is closed with 1001."""
         super().stopService()
         self._listen_started = False
+        timeout = self.factory.config.drain_timeout
+        if timeout > 0 and self.factory.signaling.accepting and self.drain is None:
+            # The port stays open meanwhile: newcomers get 503, /healthz "draining".
+            self.drain = Drain(self.factory, timeout)
+            ended = self.drain.start()
+            return ended.addCallback(lambda _: self._stop())
+        return self._stop()
+
+    def end_drain(self) -> None:
+        """End a drain under way now (twistd: on a second SIGTERM)."""
+        if self.drain is not None:
+            self.drain.end_now()
+
+    def health(self) -> dict[str, str | int]:
+        """What ``GET /healthz`` answers on the service's own port, for a
+        program that mounts `resource()` on its own site."""
+        return health(self.factory.signaling)
+
+    def _stop(self) -> Deferred[None]:
         port, self.port = self.port, None
         stopped = maybeDeferred(port.stopListening) if port is not None else None
         closed = self.factory.shutdown(self.shutdown_timeout)

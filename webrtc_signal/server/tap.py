@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -10,14 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
-from twisted.application.service import IService
+from twisted.application.service import IService, IServiceCollection
 from twisted.internet import endpoints
+from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
+from twisted.python.components import Componentized
 
 from .. import __version__
 from ..protocol.config import InvalidSetting, SignalingConfig
+from . import logs
 from .fdlimit import FD_MARGIN, connection_budget, raise_open_file_limit
 from .service import SignalingService
 
@@ -162,6 +166,15 @@ _SETTINGS = [
         _seconds,
         "Seconds an unsealed lobby may stay open; then it is closed (4000). 0 = no limit.",
     ),
+    # -- draining restarts (issue 13) --
+    _Setting(
+        "drain-timeout",
+        "drain_timeout",
+        _seconds,
+        "On SIGTERM, seconds to let open lobbies finish (no new connections or "
+        "lobbies meanwhile) before closing the rest with 1001; a second SIGTERM "
+        "ends the wait. 0 = stop at once.",
+    ),
 ]
 _OPTION_FOR_FIELD = {setting.field: setting.option for setting in _SETTINGS}
 # Options that are repeatable or read from a file, so not in _SETTINGS.
@@ -202,6 +215,22 @@ class Options(usage.Options):
             None,
             "File holding the secret shared with the TURN server (coturn's "
             "static-auth-secret); needed with --turn.",
+        ],
+        # -- logs (issue 13): twistd's output, not SignalingConfig fields --
+        [
+            "log-format",
+            None,
+            "text",
+            "text (twistd's lines) or json (one object per line, every field, ISO 8601 UTC "
+            "time: for Loki, ELK, journald). Written where twistd logs: stdout with -n, "
+            "else --logfile.",
+        ],
+        [
+            "log-level",
+            None,
+            "info",
+            "Lowest level logged: debug (adds a line per connection), info, warn, error "
+            "or critical.",
         ],
     ]
 
@@ -284,6 +313,7 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--{_OPTION_FOR_FIELD[error.setting]} {error.problem}"
             ) from None
+        self._check_logging()
         # twistd has installed the reactor (default, or --reactor) by now.
         from twisted.internet import reactor
 
@@ -296,6 +326,17 @@ class Options(usage.Options):
         # Parsers raise all kinds of errors; each one means a bad --port.
         except Exception as error:
             raise usage.UsageError(f"--port {self['port']!r} is not usable: {error}") from None
+
+    def _check_logging(self) -> None:
+        for option, parse in (("log-format", logs.parse_format), ("log-level", logs.parse_level)):
+            try:
+                self[option.replace("-", "_")] = parse(self[option])
+            except ValueError as error:
+                raise usage.UsageError(f"--{option} {error}, not {self[option]!r}") from None
+        if self["log_format"] == "json" and self.parent is not None and self.parent.get("syslog"):
+            raise usage.UsageError(
+                "--log-format json writes lines to stdout or twistd's --logfile, not to --syslog"
+            )
 
 
 def _split_description(description: str) -> tuple[list[str], dict[str, str]]:
@@ -442,11 +483,29 @@ StartupFailed.__qualname__ = "webrtc-signal"
 class _StandaloneService(SignalingService):
     """Under twistd, a port that cannot be opened ends the program with one
     clear line instead of a traceback (see `StartupFailed`). twistd opens the
-    port in privilegedStartService, before it drops root for --uid/--gid."""
+    port in privilegedStartService, before it drops root for --uid/--gid.
+    The service also brings the log observer (``--log-format``,
+    ``--log-level``) and makes a second SIGTERM end a drain."""
 
-    def __init__(self, description: str, *args: Any) -> None:
+    def __init__(
+        self, description: str, *args: Any, log_observer: ILogObserver | None = None
+    ) -> None:
         super().__init__(*args)
         self.description = description
+        self.log_observer = log_observer
+        self._signals_before: dict[int, Any] = {}
+
+    def setServiceParent(self, parent: IServiceCollection) -> None:
+        # twistd adds the plugin's service to a fresh Application, then starts
+        # logging with the application's ILogObserver component if it has one
+        # (its own --logger still comes first): the supported place for ours.
+        if (
+            self.log_observer is not None
+            and isinstance(parent, Componentized)
+            and parent.getComponent(ILogObserver, None) is None
+        ):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
 
     def privilegedStartService(self) -> None:
         # Before listening, and while still root under --uid, which may raise
@@ -479,6 +538,36 @@ class _StandaloneService(SignalingService):
             )
         self.factory.max_connections = connection_budget(soft)
 
+    def stopService(self) -> Deferred[None]:
+        stopping = super().stopService()
+        if self.drain is not None:
+            # The reactor's handlers would only try to stop it again: while
+            # the drain lasts, SIGTERM and SIGINT end it instead.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._signals_before[signum] = signal.signal(signum, self._end_drain_on_signal)
+            self.drain.ended.addBoth(self._restore_signals)
+        return stopping
+
+    def _end_drain_on_signal(self, signum: int, frame: object) -> None:
+        from twisted.internet import reactor
+
+        _log.info("received signal {signal} while draining: ending the drain", signal=signum)
+        # Out of the signal handler, into the reactor's loop.
+        reactor.callFromThread(self.end_drain)  # type: ignore[attr-defined]
+
+    def _restore_signals(self, result: object) -> object:
+        while self._signals_before:
+            signum, handler = self._signals_before.popitem()
+            signal.signal(signum, handler)
+        return result
+
 
 def makeService(options: Options) -> IService:
-    return _StandaloneService(options["port"], options["config"], options["endpoint"])
+    parent = options.parent
+    logs.set_level(options["log_level"])
+    observer = logs.make_observer(
+        options["log_format"], options["log_level"], dict(parent) if parent is not None else None
+    )
+    return _StandaloneService(
+        options["port"], options["config"], options["endpoint"], log_observer=observer
+    )

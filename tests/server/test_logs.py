@@ -1,0 +1,222 @@
+"""Log output: the text lines are twistd's own, the JSON lines carry every
+field, the level filter drops what it should; and the new options' usage
+errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+import time
+from typing import Any
+
+import pytest
+from twisted.logger import (
+    Logger,
+    LogLevel,
+    LogPublisher,
+    formatEventAsClassicLogText,
+)
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from webrtc_signal import InvalidSetting, SignalingConfig
+from webrtc_signal.server import logs
+from webrtc_signal.server.tap import Options
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def events_of(emit: Any) -> list[dict[str, Any]]:
+    """The events ``emit(log)`` makes through a real `Logger`."""
+    publisher = LogPublisher()
+    seen: list[dict[str, Any]] = []
+    publisher.addObserver(seen.append)
+    emit(Logger(namespace="webrtc_signal", observer=publisher))
+    return seen
+
+
+def _failure() -> Failure:
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        return Failure()
+    raise AssertionError
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+SAMPLES = [
+    lambda log: log.info("peer {peer_id} joined lobby {lobby} (members: {members})",
+                         peer_id=7, lobby="AbC", members=2),
+    lambda log: log.debug("peer {peer_id} connected from {address}", peer_id=7, address="::1:5"),
+    lambda log: log.warn("{value!r:>12} and {value.real}", value=3),
+    lambda log: log.info("two\nlines {x}", x="and\na third"),
+    lambda log: log.info("called: {f()}", f=lambda: "yes"),
+    lambda log: log.info("missing {nothing}"),
+    lambda log: log.info("positional {}"),
+    lambda log: log.info("with a system", log_system="my-system"),
+    lambda log: log.info("bad system", log_system=Unprintable()),
+    lambda log: log.failure("it broke: {why}", _failure(), why="division"),
+    lambda log: log.info(""),
+    lambda log: log.emit(LogLevel.error, "unicode {name}", name="żółw 🐢"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("sample", range(len(SAMPLES)))
+def test_text_lines_are_exactly_twistds(sample: int) -> None:
+    (event,) = events_of(SAMPLES[sample])
+    assert logs._text_line(event) == formatEventAsClassicLogText(event)
+
+
+def test_text_lines_of_events_without_level_or_namespace_are_twistds() -> None:
+    for event in ({"log_format": "bare {x}", "x": 1}, {"log_format": "t", "log_time": 0.5}, {}):
+        assert logs._text_line(event) == formatEventAsClassicLogText(event)
+
+
+@pytest.mark.parametrize("sample", range(len(SAMPLES)))
+def test_json_lines_carry_every_field(sample: int) -> None:
+    (event,) = events_of(SAMPLES[sample])
+    line = logs.event_as_json(event)
+    assert line.endswith("\n") and "\n" not in line[:-1]
+    record = json.loads(line)
+    assert ISO_UTC.match(record["time"])
+    assert record["level"] == event["log_level"].name
+    assert record["namespace"] == "webrtc_signal"
+    assert record["message"] == logs.message(event)
+    for key, value in event.items():
+        if not key.startswith("log_") and key not in logs._RESERVED:
+            assert key in record
+            if isinstance(value, str | int | float | bool | type(None)):
+                assert record[key] == value
+    assert ("traceback" in record) == ("log_failure" in event)
+
+
+def test_json_time_is_utc_iso_8601_with_microseconds() -> None:
+    record = json.loads(logs.event_as_json({"log_time": 1.5, "log_format": "x"}))
+    assert record["time"] == "1970-01-01T00:00:01.500000Z"
+
+
+def test_json_keeps_a_field_named_like_a_standard_key() -> None:
+    (event,) = events_of(lambda log: log.info("{message} at {time}", message="hi", time=3))
+    record = json.loads(logs.event_as_json(event))
+    assert record["message"] == "hi at 3"
+    assert (record["message_"], record["time_"]) == ("hi", 3)
+
+
+def test_json_writes_what_json_cannot_hold_as_text() -> None:
+    (event,) = events_of(
+        lambda log: log.info("x", thing=Unprintable, big=2**70, raw=b"\x00", keyed={1: "a"})
+    )
+    record = json.loads(logs.event_as_json(event))
+    assert record["thing"].startswith("<class ")
+    assert record["big"] == str(2**70)
+    assert record["keyed"] == {"1": "a"}
+
+
+def test_level_filter_passes_its_level_and_above() -> None:
+    seen: list[dict[str, Any]] = []
+    keep = logs.LevelFilter(seen.append, LogLevel.warn)
+    for level in LogLevel.iterconstants():
+        keep({"log_level": level, "log_format": level.name})
+    keep({"log_format": "no level"})
+    assert [event["log_format"] for event in seen] == ["warn", "error", "critical", "no level"]
+
+
+def test_file_observer_writes_one_line_per_event() -> None:
+    out = io.StringIO()
+    observer = logs.make_observer("json", LogLevel.info, None)
+    assert observer.observer._outFile is sys.stdout  # no twistd options: stdout
+    observer = logs.LevelFilter(logs.file_observer(out, "json"), LogLevel.info)
+    now = time.time()
+    observer({"log_format": "a", "log_level": LogLevel.info, "log_time": now})
+    observer({"log_format": "b", "log_level": LogLevel.debug, "log_time": now})
+    assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == ["a"]
+
+
+def test_the_log_goes_where_twistd_would_put_it(tmp_path: Any) -> None:
+    assert logs.twistd_log_file({"nodaemon": True, "logfile": None}) is sys.stdout
+    assert logs.twistd_log_file({"nodaemon": True, "logfile": "-"}) is sys.stdout
+    path = tmp_path / "server.log"
+    observer = logs.make_observer("text", LogLevel.info, {"nodaemon": True, "logfile": str(path)})
+    observer({"log_format": "to the file", "log_level": LogLevel.info, "log_time": 0.0})
+    observer.observer._outFile.close()
+    assert path.read_text().endswith("to the file\n")
+
+
+# -- options -------------------------------------------------------------------
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_new_options_defaults() -> None:
+    options = parse()
+    assert options["config"].drain_timeout == 0
+    assert (options["log_format"], options["log_level"]) == ("text", LogLevel.info)
+
+
+def test_new_options_reach_their_settings() -> None:
+    options = parse("--drain-timeout", "12.5", "--log-format", "json", "--log-level", "WARN")
+    assert options["config"].drain_timeout == 12.5
+    assert (options["log_format"], options["log_level"]) == ("json", LogLevel.warn)
+    assert parse("--log-level", "warning")["log_level"] == LogLevel.warn
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--drain-timeout", "soon"], "--drain-timeout must be a number of seconds, not 'soon'"),
+        (["--drain-timeout", "-1"], "--drain-timeout must be a finite number of seconds >= 0"),
+        (["--drain-timeout", "inf"], "--drain-timeout must be a finite number of seconds >= 0"),
+        (["--drain-timeout", "nan"], "--drain-timeout must be a finite number of seconds >= 0"),
+        (["--log-format", "xml"], "--log-format must be text or json, not 'xml'"),
+        (["--log-format", ""], "--log-format must be text or json, not ''"),
+        (
+            ["--log-level", "loud"],
+            "--log-level must be one of debug, info, warn, error, critical, not 'loud'",
+        ),
+    ],
+)
+def test_bad_values_of_new_options_are_usage_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(usage.UsageError) as raised:
+        parse(*argv)
+    assert str(raised.value).startswith(message)
+
+
+def test_json_logs_cannot_go_to_syslog() -> None:
+    from twisted.scripts.twistd import ServerOptions
+
+    with pytest.raises(usage.UsageError, match=r"--log-format json .* not to --syslog"):
+        ServerOptions().parseOptions(["--syslog", "webrtc-signal", "--log-format", "json"])
+
+
+@pytest.mark.parametrize("value", [-1, float("inf"), float("nan"), "5", True])
+def test_invalid_drain_timeout_names_the_field(value: object) -> None:
+    with pytest.raises(InvalidSetting) as raised:
+        SignalingConfig(drain_timeout=value)  # type: ignore[arg-type]
+    assert raised.value.setting == "drain_timeout"
+
+
+def test_quiet_logger_does_not_make_events_below_the_level() -> None:
+    publisher = LogPublisher()
+    seen: list[dict[str, Any]] = []
+    publisher.addObserver(seen.append)
+    log = logs.QuietLogger(namespace="webrtc_signal", observer=publisher)
+    try:
+        logs.set_level(LogLevel.info)
+        log.debug("hidden {x}", x=1)
+        log.info("shown {x}", x=2)
+        log.emit(LogLevel.warn, "shown too")
+        assert [event["log_format"] for event in seen] == ["shown {x}", "shown too"]
+    finally:
+        logs.set_level(LogLevel.debug)
+    log.debug("everything again")
+    assert seen[-1]["log_format"] == "everything again"
