@@ -2,20 +2,28 @@
 
 The protocol turns frames into core events; the factory owns the core, runs
 its actions, keeps its timers on an injected `IReactorTime`, pings every
-connection, and closes everything on shutdown.
+connection, and closes everything on shutdown. It also runs a game server's
+hooks (see `hooks`), hands the core's events to observers, and carries out
+the control methods `SignalingService` offers.
 """
 
 from __future__ import annotations
 
+import math
 import pprint
+from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
+from autobahn.websocket.types import ConnectionDeny
+from autobahn.websocket.types import ConnectionRequest as AutobahnRequest
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..protocol.codec import Codec, FormatError, codec_for
 from ..protocol.config import SignalingConfig
@@ -23,16 +31,17 @@ from ..protocol.core import (
     Action,
     CancelTimer,
     Close,
-    Notice,
-    NoticeKind,
     Peer,
     Send,
     Signaling,
     StartTimer,
     Timer,
 )
+from ..protocol.events import ConnectionRefused, Event, LobbyClosed, LobbyCreated
+from ..protocol.hooks import ConnectionRequest, LobbyInfo, Refused
 from ..protocol.messages import Message
-from ..protocol.reasons import CloseReason
+from ..protocol.reasons import CloseReason, Reason
+from . import hooks as _hooks
 from . import http
 from .frames import read_text_frames, text_frame
 
@@ -65,26 +74,6 @@ CLOSE_HANDSHAKE_TIMEOUT = 5
 # Not `log`: that attribute is Autobahn's own, filtered logger.
 _log = Logger(namespace="webrtc_signal")
 
-_NOTICE_LOG: dict[NoticeKind, tuple[LogLevel, str]] = {
-    NoticeKind.CONNECTED: (LogLevel.info, "peer {peer_id} connected from {address}"),
-    NoticeKind.REFUSED: (LogLevel.warn, "connection from {address} refused: {reason}"),
-    NoticeKind.LOBBY_CREATED: (LogLevel.info, "peer {peer_id} created {mode} lobby {lobby}"),
-    NoticeKind.LOBBY_JOINED: (
-        LogLevel.info,
-        "peer {peer_id} joined lobby {lobby} (members: {members})",
-    ),
-    NoticeKind.LOBBY_SEALED: (
-        LogLevel.info,
-        "peer {peer_id} sealed lobby {lobby} (members: {members})",
-    ),
-    NoticeKind.LOBBY_DELETED: (LogLevel.info, "lobby {lobby} deleted: {reason}"),
-    NoticeKind.LEFT: (LogLevel.info, "peer {peer_id} disconnected (lobby {lobby})"),
-    NoticeKind.CLOSED: (
-        LogLevel.info,
-        "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}",
-    ),
-}
-
 
 class SignalingServerProtocol(WebSocketServerProtocol):
     """One client connection. It only translates; the rules live in the core."""
@@ -100,14 +89,29 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     signaling_peer: Peer | None = None
     # Set on each keepalive ping, cleared by the pong.
     awaiting_pong = False
+    # What the authenticate hook said about this connection.
+    identity: object = None
+    # The authenticate hook's answer, while it is awaited.
+    authenticating: Deferred[Any] | None = None
+    # The connection was lost (possibly before the handshake finished).
+    gone = False
 
     def __init__(self) -> None:
         super().__init__()
         # Frames waiting for the end of the current batch of input (see flush).
         self.outgoing: list[bytes] = []
 
+    def onConnect(self, request: AutobahnRequest) -> Deferred[None] | None:
+        # Without an authenticate hook the upgrade goes on at once, as before.
+        if self.factory.authenticate_hook is None:
+            return None
+        return self.factory.authenticate(self, request)
+
     def onOpen(self) -> None:
-        self.factory.connection_opened(self)
+        # A connection lost while its authenticate hook ran is opened by
+        # Autobahn all the same when the hook answers: it gets no peer.
+        if not self.gone:
+            self.factory.connection_opened(self)
 
     def client_address(self) -> str:
         """The client's IP address, as text ("" if the transport has none)."""
@@ -171,7 +175,13 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         self.awaiting_pong = False
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.factory.connection_closed(self)
+        self.gone = True
+        if self.authenticating is not None:
+            self.authenticating.cancel()
+        if not wasClean:
+            # Autobahn's reason for 1006 is its own prose, not the client's.
+            code, reason = 1006, ""
+        self.factory.connection_closed(self, 1005 if code is None else code, reason or "")
 
     def send_message(self, message: Message) -> None:
         # A peer whose closing handshake has begun (it sent a close frame, or
@@ -204,7 +214,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         else:
             _write(self.transport, data)
 
-    def close_for(self, reason: CloseReason) -> None:
+    def close_for(self, reason: Reason) -> None:
         # sendClose() refuses 1001 (going away), which shutdown needs; the frame
         # method takes any code and still runs the closing handshake.
         self.sendCloseFrame(code=reason.code, reasonUtf8=reason.text.encode(), isReply=False)
@@ -222,13 +232,23 @@ class SignalingServerFactory(WebSocketServerFactory):
         config: SignalingConfig | None = None,
         clock: IReactorTime | None = None,
         url: str | None = None,
+        hooks: object = None,
     ):
         super().__init__(url=url)
         if clock is None:
             from twisted.internet import reactor as clock
         self.config = config or SignalingConfig()
         self.clock: IReactorTime = clock
-        self.signaling = Signaling(self.config)
+        self.hooks = hooks
+        self.authenticate_hook = getattr(hooks, "authenticate", None)
+        self.signaling = Signaling(self.config, authorize_join=_hooks.join_policy(hooks))
+        # The server's log is the first observer; the game server adds its own.
+        self.observers: list[_hooks.Observer] = [_hooks.LogObserver()]
+        # Events waiting for the observers, and whether they are being handed out.
+        self._events: deque[Event] = deque()
+        self._dispatching = False
+        # When each lobby was created, in `clock` seconds (the core has no clock).
+        self._created: dict[str, float] = {}
         self.connections: set[SignalingServerProtocol] = set()
         # Connections with frames queued by the current batch of input.
         self.unflushed: list[SignalingServerProtocol] = []
@@ -253,21 +273,58 @@ class SignalingServerFactory(WebSocketServerFactory):
 
     # -- connection events from the protocol ---------------------------------
 
+    def authenticate(
+        self, connection: SignalingServerProtocol, request: AutobahnRequest
+    ) -> Deferred[None]:
+        """Ask the authenticate hook about ``connection``'s upgrade request:
+        its identity is kept for the core, a refusal becomes the HTTP answer."""
+        address = connection.client_address()
+        asked = ConnectionRequest(
+            address=address,
+            path=request.path,
+            query=request.params,
+            headers=request.headers,
+            origin=request.origin,
+        )
+        answer = _hooks.authenticate(self.authenticate_hook, asked)  # type: ignore[arg-type]
+        connection.authenticating = answer
+
+        def allowed(identity: object) -> Deferred[None] | None:
+            connection.authenticating = None
+            if connection.gone:
+                return Deferred()  # nobody to open: never answered, collected with it
+            connection.identity = identity
+            return None
+
+        def refused(failure: Failure) -> Deferred[None]:
+            connection.authenticating = None
+            if connection.gone or not failure.check(Refused):
+                return Deferred()
+            refusal: Refused = failure.value  # type: ignore[assignment]
+            self.execute([ConnectionRefused(address, refusal.status, refusal.reason)])
+            raise ConnectionDeny(refusal.status, refusal.reason)
+
+        return answer.addCallbacks(allowed, refused)
+
     def connection_opened(self, connection: SignalingServerProtocol) -> None:
-        peer, actions = self.signaling.connect(connection, connection.client_address())
+        peer, actions = self.signaling.connect(
+            connection, connection.client_address(), connection.identity
+        )
         connection.signaling_peer = peer
         if not peer.closing:
             self.connections.add(connection)
             self._start_keepalive()
         self.execute(actions)
 
-    def connection_closed(self, connection: SignalingServerProtocol) -> None:
+    def connection_closed(
+        self, connection: SignalingServerProtocol, code: int = 1006, reason: str = ""
+    ) -> None:
         peer = connection.signaling_peer
         if peer is None:
             # The handshake never completed: the core never heard of it.
             return
         self.connections.discard(connection)
-        self.execute(self.signaling.disconnect(peer))
+        self.execute(self.signaling.disconnect(peer, code, reason))
         self.flush()
         if not self.connections:
             self._stop_keepalive()
@@ -278,6 +335,7 @@ class SignalingServerFactory(WebSocketServerFactory):
     # -- carrying out the core's actions --------------------------------------
 
     def execute(self, actions: Iterable[Action]) -> None:
+        events = self._events
         for action in actions:
             # Send is by far the most frequent action: test for it first.
             if type(action) is Send:
@@ -293,7 +351,33 @@ class SignalingServerFactory(WebSocketServerFactory):
                 if call is not None and call.active():
                     call.cancel()
             else:
-                _log_notice(action)
+                events.append(action)
+        # Observers hear of things once they are done (frames queued, closes
+        # begun), in order, even when an observer calls a control method.
+        if events and not self._dispatching:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        self._dispatching = True
+        events = self._events
+        try:
+            while events:
+                event = events.popleft()
+                if type(event) is LobbyCreated:
+                    self._created[event.lobby] = self.clock.seconds()
+                elif type(event) is LobbyClosed:
+                    self._created.pop(event.lobby, None)
+                for observer in list(self.observers):
+                    try:
+                        observer(event)
+                    except Exception:
+                        _log.failure(
+                            "observer {observer!r} failed on {event!r}",
+                            observer=observer,
+                            event=event,
+                        )
+        finally:
+            self._dispatching = False
 
     def flush(self) -> None:
         """Write out what the core's actions queued. Every way into the
@@ -314,6 +398,47 @@ class SignalingServerFactory(WebSocketServerFactory):
     @property
     def pending_timers(self) -> int:
         return len(self._timers)
+
+    # -- the game server's control (see SignalingService) -----------------------
+
+    def lobbies(self) -> list[LobbyInfo]:
+        created = self._created
+        return [
+            self.signaling.lobby_info(lobby, created.get(name, 0.0))
+            for name, lobby in self.signaling.lobbies.items()
+        ]
+
+    def lobby(self, name: str) -> LobbyInfo | None:
+        found = self.signaling.lobbies.get(name)
+        if found is None:
+            return None
+        return self.signaling.lobby_info(found, self._created.get(name, 0.0))
+
+    def close_lobby(self, name: str, reason: str) -> bool:
+        actions = self.signaling.close_lobby(name, _hooks.close_reason(4000, reason))
+        return self._run(actions)
+
+    def kick(self, peer_id: int, reason: str) -> bool:
+        actions = self.signaling.kick(peer_id, _hooks.close_reason(4000, reason))
+        return self._run(actions)
+
+    def reserve_lobby(self, mesh: bool, ttl: float) -> str:
+        if type(ttl) not in (int, float) or not math.isfinite(ttl) or ttl <= 0:
+            raise ValueError(f"ttl must be a finite number of seconds > 0, not {ttl!r}")
+        lobby, actions = self.signaling.reserve(bool(mesh), float(ttl))
+        if lobby is None:
+            if not self.signaling.accepting:
+                raise Refused(CloseReason.SHUTDOWN.text, status=503)
+            raise Refused(CloseReason.TOO_MANY_LOBBIES.text, status=503)
+        self._run(actions)
+        return lobby.name
+
+    def _run(self, actions: list[Action] | None) -> bool:
+        if actions is None:
+            return False
+        self.execute(actions)
+        self.flush()
+        return True
 
     # -- keepalive -------------------------------------------------------------
 
@@ -400,29 +525,3 @@ def _cancel_then_pass(result: object, call: IDelayedCall) -> object:
     if call.active():
         call.cancel()
     return result
-
-
-def _log_notice(notice: Notice) -> None:
-    level, text = _NOTICE_LOG[notice.kind]
-    peer = notice.peer
-    reason = notice.reason
-    _log.emit(
-        level,
-        text,
-        event_kind=str(notice.kind),
-        peer_id=peer.peer_id if peer is not None else 0,
-        address=_address(peer),
-        lobby=notice.lobby or "-",
-        members=notice.members,
-        mode=notice.mode,
-        close_code=reason.code if reason is not None else None,
-        reason=reason.text if reason is not None else "",
-    )
-
-
-def _address(peer: Peer | None) -> str:
-    if peer is None:
-        return ""
-    address = peer.handle.transport.getPeer()  # type: ignore[attr-defined]
-    host = getattr(address, "host", None)
-    return f"{host}:{address.port}" if host is not None else str(address)

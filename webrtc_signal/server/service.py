@@ -10,7 +10,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..protocol.config import SignalingConfig
+from ..protocol.hooks import LobbyInfo
+from ..protocol.reasons import CloseReason
 from .adapter import SignalingServerFactory
+from .hooks import Observer
 
 _log = Logger(namespace="webrtc_signal")
 
@@ -23,6 +26,12 @@ class SignalingService(Service):
     your service tree: stopping it closes every client with 1001 and cancels
     every timer, and `stopService` fires once the clients are gone (or after
     ``shutdown_timeout`` seconds).
+
+    A game server takes part through ``hooks`` (an object with
+    ``authenticate`` and/or ``authorize_join``, see `hooks.Hooks`; e.g.
+    `webrtc_signal.TokenAuth`), observers (`add_observer`: every event of
+    `webrtc_signal.events`, in order) and the control methods below. All of
+    them run in the reactor thread.
     """
 
     name = "webrtc-signal"
@@ -33,8 +42,9 @@ class SignalingService(Service):
         endpoint: IStreamServerEndpoint | None = None,
         clock: IReactorTime | None = None,
         shutdown_timeout: float = 5.0,
+        hooks: object = None,
     ):
-        self.factory = SignalingServerFactory(config, clock)
+        self.factory = SignalingServerFactory(config, clock, hooks=hooks)
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
@@ -44,6 +54,48 @@ class SignalingService(Service):
         """A ``twisted.web`` resource that speaks the signaling protocol, to
         ``putChild`` beside the game's other resources."""
         return WebSocketResource(self.factory)
+
+    # -- observers ---------------------------------------------------------------
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(event)`` for every event from now on, in order. An
+        observer that raises is logged; the server and the other observers
+        go on. It may call the control methods: their events come after the
+        one being handed out."""
+        self.factory.observers.append(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        self.factory.observers.remove(observer)
+
+    # -- control -------------------------------------------------------------------
+
+    def lobbies(self) -> list[LobbyInfo]:
+        """Every lobby now, reserved ones included."""
+        return self.factory.lobbies()
+
+    def lobby(self, name: str) -> LobbyInfo | None:
+        return self.factory.lobby(name)
+
+    def close_lobby(self, name: str, reason: str = CloseReason.CLOSED_BY_SERVER.text) -> bool:
+        """Close every member of lobby ``name`` with 4000 and ``reason``; the
+        lobby is gone (`LobbyClosed` follows). False if there is no such lobby."""
+        return self.factory.close_lobby(name, reason)
+
+    def kick(self, peer_id: int, reason: str = CloseReason.KICKED.text) -> bool:
+        """Close peer ``peer_id`` (`PeerInfo.peer_id`) with 4000 and
+        ``reason``. Its lobby sees it go as if it had disconnected (a host's
+        lobby closes). False if there is no such peer."""
+        return self.factory.kick(peer_id, reason)
+
+    def reserve_lobby(self, mesh: bool = True, ttl: float = 60.0) -> str:
+        """Create a lobby before its host and return its name, to hand to the
+        players a matchmaker picked. The first JOIN of that name makes its
+        host (id 1, in this lobby's mode); later ones join as usual.
+        Unclaimed after ``ttl`` seconds it is gone. It counts against
+        ``max_lobbies``: at the limit this raises `Refused` (status 503)."""
+        return self.factory.reserve_lobby(mesh, ttl)
+
+    # -- lifetime ------------------------------------------------------------------
 
     def startService(self) -> None:
         """Start listening on ``endpoint``, if there is one. `listening` fires

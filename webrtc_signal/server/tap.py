@@ -77,6 +77,13 @@ _SETTINGS = [
         _whole_number,
         "Largest message in bytes; a larger one closes that connection with 1009.",
     ),
+    _Setting(
+        "max-lobby-size",
+        "max_lobby_size",
+        _whole_number,
+        "Most members in one lobby, host included; one more JOIN is closed (4000 "
+        "Lobby is full). 0 = no limit.",
+    ),
 ]
 _OPTION_FOR_FIELD = {setting.field: setting.option for setting in _SETTINGS}
 
@@ -100,6 +107,14 @@ class Options(usage.Options):
             "or tls:/path/to/pem-directory:port=9443 for wss://.",
         ],
         *[[s.option, None, str(getattr(DEFAULTS, s.field)), s.help] for s in _SETTINGS],
+        # Token auth (issue 12): not a SignalingConfig field but hooks.
+        [
+            "token-secret-file",
+            None,
+            None,
+            "Require ?token=<JWT> (HS256, signed with the secret in this file) on every "
+            "connection; see webrtc-signal-token.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -117,6 +132,14 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--{_OPTION_FOR_FIELD[error.setting]} {error.problem}"
             ) from None
+        self["hooks"] = None
+        if self["token-secret-file"] is not None:
+            from .tokens import TokenAuth, read_secret
+
+            try:
+                self["hooks"] = TokenAuth(read_secret(self["token-secret-file"]))
+            except ValueError as error:
+                raise usage.UsageError(f"--token-secret-file {error}") from None
         # twistd has installed the reactor (default, or --reactor) by now.
         from twisted.internet import reactor
 
@@ -143,8 +166,8 @@ class _StandaloneService(SignalingService):
     """Under twistd, a port that cannot be opened ends the program with one
     clear line instead of a traceback."""
 
-    def __init__(self, description: str, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, description: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.description = description
 
     def startService(self) -> None:
@@ -157,4 +180,6 @@ class _StandaloneService(SignalingService):
 
 
 def makeService(options: Options) -> IService:
-    return _StandaloneService(options["port"], options["config"], options["endpoint"])
+    return _StandaloneService(
+        options["port"], options["config"], options["endpoint"], hooks=options.get("hooks")
+    )
