@@ -123,7 +123,9 @@ class _Session:
 
 
 async def run(arguments: argparse.Namespace, reactor: Any, out: TextIO = sys.stdout) -> int:
-    client = SignalingClient(arguments.url, reactor=reactor, connect_timeout=arguments.timeout)
+    client = SignalingClient(
+        arguments.url, reactor=reactor, connect_timeout=arguments.timeout, token=arguments.token
+    )
     session = _Session(client, out)
     try:
         await client.connect()
@@ -180,6 +182,7 @@ def add_lobby_arguments(parse: argparse.ArgumentParser) -> None:
         "url", type=_url, help="the server, e.g. ws://localhost:9080 or wss://example.org"
     )
     parse.add_argument("--lobby", default="", help="lobby to join (default: create a new one)")
+    parse.add_argument("--token", help="token for a server with token auth (sent as ?token=)")
     parse.add_argument(
         "--client-server",
         action="store_true",

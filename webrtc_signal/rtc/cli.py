@@ -20,6 +20,7 @@ from ..client.signaling import (
     PeerConnected,
     PeerDisconnected,
     SignalingClosed,
+    with_token,
 )
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ async def session(arguments: argparse.Namespace) -> int:
     from .peer import RtcPeer
 
     peer = RtcPeer(
-        arguments.url,
+        with_token(arguments.url, arguments.token),
         ice_servers=arguments.ice,
         on_message=lambda sender, data: say(f"{sender}: {data}"),
         on_peer_open=opened,

@@ -18,6 +18,17 @@ const MAX_LOG_LINES = 400;
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const iceServers = (params.get("ice") || "").split(",").filter(Boolean).map((url) => ({ urls: url }));
+// A server with token auth wants ?token= on the WebSocket URL (browsers cannot
+// set headers on it): this page passes on the one in its own URL. Share links
+// leave it out: a token is its player's own.
+const token = params.get("token") || "";
+
+function withToken(url) {
+  if (!token) return url;
+  const target = new URL(url);
+  target.searchParams.set("token", token);
+  return target.toString();
+}
 
 const state = {
   ws: null,
@@ -38,7 +49,7 @@ function start(event) {
   const mesh = $("mesh").checked;
   let ws;
   try {
-    ws = new WebSocket(url);
+    ws = new WebSocket(withToken(url));
   } catch (error) {
     log(`cannot connect to ${url}: ${error.message}`, "error");
     return;
