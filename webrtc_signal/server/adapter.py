@@ -243,7 +243,8 @@ class SignalingServerFactory(WebSocketServerFactory):
         self.authenticate_hook = getattr(hooks, "authenticate", None)
         self.signaling = Signaling(self.config, authorize_join=_hooks.join_policy(hooks))
         # The server's log is the first observer; the game server adds its own.
-        self.observers: list[_hooks.Observer] = [_hooks.LogObserver()]
+        # A tuple, replaced on change: observers may come and go while called.
+        self.observers: tuple[_hooks.Observer, ...] = (_hooks.LogObserver(),)
         # Events waiting for the observers, and whether they are being handed out.
         self._events: deque[Event] = deque()
         self._dispatching = False
@@ -367,7 +368,7 @@ class SignalingServerFactory(WebSocketServerFactory):
                     self._created[event.lobby] = self.clock.seconds()
                 elif type(event) is LobbyClosed:
                     self._created.pop(event.lobby, None)
-                for observer in list(self.observers):
+                for observer in self.observers:
                     try:
                         observer(event)
                     except Exception:
@@ -399,7 +400,15 @@ class SignalingServerFactory(WebSocketServerFactory):
     def pending_timers(self) -> int:
         return len(self._timers)
 
-    # -- the game server's control (see SignalingService) -----------------------
+    # -- the game server's observers and control (see SignalingService) --------
+
+    def add_observer(self, observer: _hooks.Observer) -> None:
+        self.observers = (*self.observers, observer)
+
+    def remove_observer(self, observer: _hooks.Observer) -> None:
+        observers = list(self.observers)
+        observers.remove(observer)
+        self.observers = tuple(observers)
 
     def lobbies(self) -> list[LobbyInfo]:
         created = self._created

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..protocol.events import (
@@ -116,108 +116,121 @@ class LogObserver:
         self._closed_lobby: str | None = None
         # Reserved lobbies not claimed yet, to tell a claim from a creation.
         self._reserved: set[str] = set()
+        # One method per event type: cheaper than matching on every event,
+        # and connections come and go often.
+        self._lines: dict[type, Callable[[Any], None]] = {
+            PeerConnected: self._connected,
+            PeerDisconnected: self._disconnected,
+            LobbyCreated: self._created,
+            PeerJoined: self._joined,
+            LobbySealed: self._sealed,
+            LobbyClosed: self._closed,
+            ConnectionRefused: self._refused,
+        }
 
     def __call__(self, event: Event) -> None:
-        closed_lobby, self._closed_lobby = self._closed_lobby, None
-        match event:
-            case PeerConnected(peer):
-                _emit(LogLevel.info, "connected", "peer {peer_id} connected from {address}", peer)
-            case PeerDisconnected(peer, code, reason):
-                if peer.lobby is not None and peer.lobby == closed_lobby:
-                    self._closed_lobby = closed_lobby
-                elif event.by_server:
-                    _emit(
-                        LogLevel.info,
-                        "closed",
-                        "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}",
-                        peer,
-                        close_code=code,
-                        reason=reason,
-                    )
-                else:
-                    _emit(
-                        LogLevel.info,
-                        "left",
-                        "peer {peer_id} disconnected (lobby {lobby})",
-                        peer,
-                        close_code=code,
-                        reason=reason,
-                    )
-            case LobbyCreated(lobby, host, mesh) if host is not None:
-                _emit(
-                    LogLevel.info,
-                    "lobby created",
-                    "peer {peer_id} created {mode} lobby {lobby}",
-                    host,
-                    mode=_mode(mesh),
-                )
-            case LobbyCreated(lobby, _, mesh):
-                self._reserved.add(lobby)
-                _emit(
-                    LogLevel.info,
-                    "lobby reserved",
-                    "{mode} lobby {lobby} reserved",
-                    None,
-                    lobby=lobby,
-                    mode=_mode(mesh),
-                )
-            case PeerJoined(lobby, peer, members):
-                if peer.lobby_id != HOST_ID:
-                    _emit(
-                        LogLevel.info,
-                        "lobby joined",
-                        "peer {peer_id} joined lobby {lobby} (members: {members})",
-                        peer,
-                        members=members,
-                    )
-                elif lobby in self._reserved:
-                    self._reserved.discard(lobby)
-                    _emit(
-                        LogLevel.info,
-                        "lobby claimed",
-                        "peer {peer_id} claimed reserved lobby {lobby}",
-                        peer,
-                    )
-                # else: a creator's join, which "lobby created" told.
-            case LobbySealed(lobby, members):
-                _emit(
-                    LogLevel.info,
-                    "lobby sealed",
-                    "lobby {lobby} sealed (members: {members})",
-                    None,
-                    lobby=lobby,
-                    members=members,
-                )
-            case LobbyClosed(lobby, reason):
-                self._closed_lobby = lobby
-                self._reserved.discard(lobby)
-                _emit(
-                    LogLevel.info,
-                    "lobby deleted",
-                    "lobby {lobby} deleted: {reason}",
-                    None,
-                    lobby=lobby,
-                    reason=reason,
-                )
-            case ConnectionRefused(address, code, reason):
-                _emit(
-                    LogLevel.warn,
-                    "refused",
-                    "connection from {address} refused: {close_code} {reason}",
-                    None,
-                    address=address,
-                    close_code=code,
-                    reason=reason,
-                )
+        line = self._lines.get(type(event))
+        if type(event) is not PeerDisconnected:
+            self._closed_lobby = None
+        if line is not None:
+            line(event)
 
+    def _connected(self, event: PeerConnected) -> None:
+        peer = event.peer
+        _log.info(
+            "peer {peer_id} connected from {address}",
+            event_kind="connected",
+            peer_id=peer.peer_id,
+            address=peer.address,
+        )
 
-def _emit(level: LogLevel, kind: str, text: str, peer: PeerInfo | None, **fields: Any) -> None:
-    if peer is not None:
-        fields.setdefault("peer_id", peer.peer_id)
-        fields.setdefault("address", peer.address)
-        fields.setdefault("lobby", peer.lobby or "-")
-    _log.emit(level, text, event_kind=kind, **fields)
+    def _disconnected(self, event: PeerDisconnected) -> None:
+        peer = event.peer
+        if peer.lobby is not None and peer.lobby == self._closed_lobby:
+            return
+        self._closed_lobby = None
+        if event.by_server:
+            text = "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}"
+            kind = "closed"
+        else:
+            text = "peer {peer_id} disconnected (lobby {lobby})"
+            kind = "left"
+        _log.info(
+            text,
+            event_kind=kind,
+            peer_id=peer.peer_id,
+            address=peer.address,
+            lobby=peer.lobby or "-",
+            close_code=event.code,
+            reason=event.reason,
+        )
 
+    def _created(self, event: LobbyCreated) -> None:
+        host = event.host
+        mode = "mesh" if event.mesh else "client-server"
+        if host is None:
+            self._reserved.add(event.lobby)
+            _log.info(
+                "{mode} lobby {lobby} reserved",
+                event_kind="lobby reserved",
+                lobby=event.lobby,
+                mode=mode,
+            )
+        else:
+            _log.info(
+                "peer {peer_id} created {mode} lobby {lobby}",
+                event_kind="lobby created",
+                peer_id=host.peer_id,
+                address=host.address,
+                lobby=event.lobby,
+                mode=mode,
+            )
 
-def _mode(mesh: bool) -> str:
-    return "mesh" if mesh else "client-server"
+    def _joined(self, event: PeerJoined) -> None:
+        peer = event.peer
+        if peer.lobby_id != HOST_ID:
+            _log.info(
+                "peer {peer_id} joined lobby {lobby} (members: {members})",
+                event_kind="lobby joined",
+                peer_id=peer.peer_id,
+                address=peer.address,
+                lobby=event.lobby,
+                members=event.members,
+            )
+        elif event.lobby in self._reserved:
+            self._reserved.discard(event.lobby)
+            _log.info(
+                "peer {peer_id} claimed reserved lobby {lobby}",
+                event_kind="lobby claimed",
+                peer_id=peer.peer_id,
+                address=peer.address,
+                lobby=event.lobby,
+            )
+        # else: a creator's join, which "lobby created" told.
+
+    def _sealed(self, event: LobbySealed) -> None:
+        _log.info(
+            "lobby {lobby} sealed (members: {members})",
+            event_kind="lobby sealed",
+            lobby=event.lobby,
+            members=event.members,
+        )
+
+    def _closed(self, event: LobbyClosed) -> None:
+        self._closed_lobby = event.lobby
+        self._reserved.discard(event.lobby)
+        _log.info(
+            "lobby {lobby} deleted: {reason}",
+            event_kind="lobby deleted",
+            lobby=event.lobby,
+            reason=event.reason,
+        )
+
+    def _refused(self, event: ConnectionRefused) -> None:
+        _log.warn(
+            "connection from {address} refused: {close_code} {reason}",
+            event_kind="refused",
+            address=event.address,
+            close_code=event.code,
+            reason=event.reason,
+        )

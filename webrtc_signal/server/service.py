@@ -62,10 +62,10 @@ class SignalingService(Service):
         observer that raises is logged; the server and the other observers
         go on. It may call the control methods: their events come after the
         one being handed out."""
-        self.factory.observers.append(observer)
+        self.factory.add_observer(observer)
 
     def remove_observer(self, observer: Observer) -> None:
-        self.factory.observers.remove(observer)
+        self.factory.remove_observer(observer)
 
     # -- control -------------------------------------------------------------------
 
