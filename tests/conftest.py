@@ -42,6 +42,12 @@ class RunningServer:
         self.clients.append(client)
         return client
 
+    async def connect_to(self, path: str, **kwargs: Any) -> RecordingClient:
+        """Connect to ``path`` (with any query string) on this server."""
+        client = await connect(self.url + path, **kwargs)
+        self.clients.append(client)
+        return client
+
     async def create(self, mesh: bool = True) -> tuple[RecordingClient, str]:
         """Connect a client that creates a lobby; returns it and the lobby name."""
         host = await self.connect()
@@ -66,11 +72,12 @@ async def start_server(
     endpoint: Any = None,
     scheme: str = "ws",
     host: str = "127.0.0.1",
+    hooks: object = None,
 ) -> RunningServer:
     clock = task.Clock()
     if endpoint is None:
         endpoint = endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1")
-    service = SignalingService(config, endpoint, clock=clock)
+    service = SignalingService(config, endpoint, clock=clock, hooks=hooks)
     service.startService()
     await with_timeout(service.listening, 5)
     port = service.port.getHost().port

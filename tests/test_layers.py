@@ -65,4 +65,5 @@ def test_public_names_are_curated_and_importable() -> None:
 
 def test_every_module_outside_the_public_surface_is_in_a_subpackage() -> None:
     top_level = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert top_level == ["__init__.py"], top_level
+    # events.py is public surface: `webrtc_signal.events` is a documented name.
+    assert top_level == ["__init__.py", "events.py"], top_level

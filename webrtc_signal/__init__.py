@@ -12,6 +12,7 @@ from typing import Any
 
 from .protocol.config import InvalidSetting, SignalingConfig
 from .protocol.core import Signaling
+from .protocol.hooks import ConnectionRequest, LobbyInfo, PeerInfo, Refused
 from .protocol.reasons import CloseReason
 
 # setup.cfg is the one place the version is written; the installed package's
@@ -25,9 +26,21 @@ _TWISTED_NAMES = {
     "SignalingServerFactory": ".server.adapter",
     "SignalingServerProtocol": ".server.adapter",
     "SignalingService": ".server.service",
+    # No Twisted in it, but PyJWT: loaded when asked for, like the above.
+    "TokenAuth": ".server.tokens",
 }
 
-__all__ = ["CloseReason", "InvalidSetting", "Signaling", "SignalingConfig", *_TWISTED_NAMES]
+__all__ = [
+    "CloseReason",
+    "ConnectionRequest",
+    "InvalidSetting",
+    "LobbyInfo",
+    "PeerInfo",
+    "Refused",
+    "Signaling",
+    "SignalingConfig",
+    *_TWISTED_NAMES,
+]
 
 
 def __getattr__(name: str) -> Any:

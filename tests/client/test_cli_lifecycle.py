@@ -13,8 +13,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import endpoints
 
+from webrtc_signal import events
 from webrtc_signal.client import PeerDisconnected, SignalingClient
-from webrtc_signal.server.adapter import SignalingServerProtocol
 
 from ..conftest import RunningServer, ServerMaker, _reactor
 from ..support.certs import CertificateFiles, make_localhost_certificate
@@ -41,20 +41,16 @@ Closes = dict[int, tuple[int | None, bool]]
 
 
 def record_closes(server: RunningServer) -> Closes:
-    """From now on, for each peer id whose connection the server closes,
-    the close code the peer sent (None if it sent none) and whether the
-    closing handshake was clean."""
+    """From now on, for each peer id whose connection ends, the close code
+    the peer sent (1006 if it sent none) and whether it closed cleanly (it
+    sent a close frame), as the server's public events tell them."""
     closes: Closes = {}
-    factory = server.factory
-    closed = factory.connection_closed
 
-    def record(connection: SignalingServerProtocol) -> None:
-        if connection.signaling_peer is not None:
-            peer_id = connection.signaling_peer.peer_id
-            closes[peer_id] = (connection.remoteCloseCode, connection.wasClean)
-        closed(connection)
+    def record(event: object) -> None:
+        if isinstance(event, events.PeerDisconnected) and not event.by_server:
+            closes[event.peer.peer_id] = (event.code, event.code != 1006)
 
-    factory.connection_closed = record  # type: ignore[method-assign]
+    server.service.add_observer(record)
     return closes
 
 

@@ -15,18 +15,18 @@ from collections import defaultdict
 import pytest
 
 from webrtc_signal import CloseReason, Signaling, SignalingConfig
+from webrtc_signal.events import LobbyClosed, LobbyCreated, PeerDisconnected
 from webrtc_signal.protocol.core import (
     CancelTimer,
     Close,
     JoinDeadline,
-    Notice,
-    NoticeKind,
     Peer,
     SealDeadline,
     Send,
     StartTimer,
     Timer,
 )
+from webrtc_signal.protocol.events import EVENT_TYPES, Event
 from webrtc_signal.protocol.messages import Message
 
 JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(8)
@@ -38,7 +38,7 @@ class Harness:
         self.inbox: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         self.closed: dict[str, CloseReason] = {}
         self.timers: dict[Timer, float] = {}
-        self.notices: list[Notice] = []
+        self.events: list[Event] = []
 
     def apply(self, actions: list) -> list:
         for action in actions:
@@ -54,8 +54,8 @@ class Harness:
                     self.timers[timer] = delay
                 case CancelTimer(timer):
                     self.timers.pop(timer, None)
-                case Notice():
-                    self.notices.append(action)
+                case _ if isinstance(action, EVENT_TYPES):
+                    self.events.append(action)
                 case _:
                     raise AssertionError(f"unknown action {action!r}")
         return actions
@@ -119,9 +119,8 @@ def test_create_mesh_lobby_makes_the_creator_host_with_id_1(h: Harness) -> None:
     assert h.core.lobbies[name].host is host
     assert h.core.lobbies[name].mesh
     assert JoinDeadline(host) not in h.timers
-    # Creating is joining: one notice says both.
-    assert [n.kind for n in h.notices] == [NoticeKind.CONNECTED, NoticeKind.LOBBY_CREATED]
-    assert h.notices[-1].mode == "mesh"
+    assert [type(e).__name__ for e in h.events] == ["PeerConnected", "LobbyCreated", "PeerJoined"]
+    assert isinstance(h.events[1], LobbyCreated) and h.events[1].mesh
 
 
 @pytest.mark.parametrize("mode_id", [1, 2, 7, 2**31])
@@ -423,7 +422,7 @@ def test_host_leaving_closes_everyone_and_deletes_the_lobby(h: Harness) -> None:
     late = h.connect("late")
     h.send(late, JOIN, 0, name)
     assert h.closed["late"] == CloseReason.LOBBY_DOES_NOT_EXIST
-    assert NoticeKind.LOBBY_DELETED in [n.kind for n in h.notices]
+    assert LobbyClosed(name, CloseReason.HOST_DISCONNECTED.text) in h.events
 
 
 def test_a_closed_peer_is_ignored_until_its_socket_is_gone(h: Harness) -> None:
@@ -540,20 +539,21 @@ def test_protocol_errors_are_noticed_with_peer_lobby_and_reason(h: Harness) -> N
     host, name = h.create()
     a, _ = h.join("a", name)
     h.send(a, SEAL)
-    closed = [n for n in h.notices if n.kind == NoticeKind.CLOSED]
+    closed = [e for e in h.events if isinstance(e, PeerDisconnected)]
     assert len(closed) == 1
-    assert closed[0].peer is a
-    assert closed[0].lobby == name
-    assert closed[0].reason == CloseReason.ONLY_HOST_CAN_SEAL
+    assert closed[0].peer.peer_id == a.peer_id
+    assert closed[0].peer.lobby == name
+    assert (closed[0].code, closed[0].reason) == (4000, "Only host can seal the lobby")
+    assert closed[0].by_server
 
 
 def test_relays_produce_no_notices(h: Harness) -> None:
     host, name = h.create()
     a, _ = h.join("a", name)
-    before = len(h.notices)
+    before = len(h.events)
     for kind in (OFFER, ANSWER, CANDIDATE):
         h.send(a, kind, 1, "x")
-    assert len(h.notices) == before
+    assert len(h.events) == before
 
 
 # -- shutdown ------------------------------------------------------------------
@@ -602,6 +602,10 @@ def test_close_table_matches_the_protocol_exactly() -> None:
         "Too many pings": 1008,
         "Too many fragments": 1008,
         "Internal server error": 1011,
+        "Lobby is full": 4000,
+        "Not allowed in this lobby": 4000,
+        "Lobby closed by the server": 4000,
+        "Kicked by the server": 4000,
     }
 
 

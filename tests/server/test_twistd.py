@@ -312,3 +312,49 @@ async def run_to_end(argv: list[str]) -> int:
     status = await probe.finished(15)
     assert isinstance(status, int), (status, probe.output)
     return status
+
+
+@pytest_twisted.ensureDeferred
+async def test_twistd_with_token_auth_and_a_lobby_size_limit(
+    fresh_venv: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("a-secret-for-the-twistd-test-32-bytes\n")
+    minted = run_outside_the_checkout(
+        fresh_venv, "webrtc-signal-token", "--secret-file", str(secret), "--subject", "op"
+    )
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    process = spawn(
+        [
+            str(fresh_venv / "bin" / "twistd"), "-n", "--pidfile=", "webrtc-signal",
+            "--port", "tcp:0:interface=127.0.0.1",
+            "--token-secret-file", str(secret), "--max-lobby-size", "1",
+        ],
+        env={"PATH": os.environ.get("PATH", "")},
+        inherit_env=False,
+        path=str(fresh_venv),
+    )  # fmt: skip
+    try:
+        listening = await process.wait_for_match(
+            r"webrtc-signal \S+ listening on 127\.0\.0\.1 port (\d+)"
+        )
+        port = int(listening.group(1))
+        upgrade = (
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        )
+        status, _, _ = await http_get(port, "/", upgrade)
+        assert status == 401
+        host = await connect(f"ws://127.0.0.1:{port}/?token={token}")
+        host.send(JOIN, 0, "")
+        await host.expect(ID, 1, "true")
+        lobby = (await host.expect(JOIN, 0))["data"]
+        guest = await connect(f"ws://127.0.0.1:{port}/?token={token}")
+        guest.send(JOIN, 0, lobby)
+        assert await guest.wait_closed() == (4000, "Lobby is full")
+    finally:
+        if not process.ended.called:
+            process.transport.signalProcess(signal.SIGTERM)
+    assert await process.finished(15) == f"signal {signal.SIGTERM}", process.output
+    assert f"created mesh lobby {lobby}" in process.output

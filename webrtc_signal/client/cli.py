@@ -287,6 +287,7 @@ async def run(arguments: argparse.Namespace, reactor: Any, out: TextIO = sys.std
         tls=tls_options(arguments),
         reactor=reactor,
         connect_timeout=arguments.timeout,
+        token=arguments.token,
     )
     session = _Session(client, out)
     reactor.addSystemEventTrigger("before", "shutdown", session.stop, reactor)
@@ -353,6 +354,7 @@ def add_lobby_arguments(parse: argparse.ArgumentParser) -> None:
         "url", type=_url, help="the server, e.g. ws://localhost:9080 or wss://example.org"
     )
     parse.add_argument("--lobby", default="", help="lobby to join (default: create a new one)")
+    parse.add_argument("--token", help="token for a server with token auth (sent as ?token=)")
     parse.add_argument(
         "--client-server",
         action="store_true",

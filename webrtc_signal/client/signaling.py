@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import defer, endpoints, ssl
@@ -142,6 +142,16 @@ def candidate_data(mid: str, index: int, sdp: str) -> str:
     return f"\n{mid}\n{index}\n{sdp}"
 
 
+def with_token(url: str, token: str | None) -> str:
+    """``url`` with ``token=<token>`` added to its query string (a server with
+    token auth reads it there: WebSocket clients cannot set headers)."""
+    if not token:
+        return url
+    base, _, fragment = url.partition("#")
+    joined = f"{base}{'&' if '?' in base else '?'}token={quote(token, safe='')}"
+    return f"{joined}#{fragment}" if fragment else joined
+
+
 def parse_candidate_data(data: str) -> tuple[str, int, str]:
     """Read ``"\\n<mid>\\n<index>\\n<sdp>"`` as the Godot client does (empty
     parts skipped); a `ValueError` says what is wrong."""
@@ -190,7 +200,10 @@ class SignalingClient:
         tls: IOpenSSLClientConnectionCreator | None = None,
         reactor: Any = None,
         connect_timeout: float = 10.0,
+        token: str | None = None,
     ) -> None:
+        # A token (for a server with token auth) rides in the URL.
+        url = with_token(url, token)
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
@@ -539,4 +552,5 @@ __all__ = [
     "SignalingClosed",
     "candidate_data",
     "parse_candidate_data",
+    "with_token",
 ]

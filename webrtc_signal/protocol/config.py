@@ -77,6 +77,12 @@ class SignalingConfig:
     # 0 stops at once. Not a rule of the core: the service times it.
     drain_timeout: float = 0.0
 
+    # Game-server integration (issue 12): most members in one lobby, host
+    # included; 0 = no limit, as the reference. Each newcomer costs a
+    # PEER_CONNECT to and from every member, so a lobby's setup traffic grows
+    # with the square of its size.
+    max_lobby_size: int = 0
+
     def __post_init__(self) -> None:
         if type(self.serve_demo) is not bool:
             raise InvalidSetting("serve_demo", f"must be True or False, not {self.serve_demo!r}")
@@ -98,6 +104,11 @@ class SignalingConfig:
                 )
             if value == 0 and name != "ping_interval":
                 raise InvalidSetting(name, "must be more than 0 seconds")
+        if type(self.max_lobby_size) is not int or self.max_lobby_size < 0:
+            raise InvalidSetting(
+                "max_lobby_size",
+                f"must be a whole number >= 0 (0 = no limit), not {self.max_lobby_size!r}",
+            )
         drain = self.drain_timeout
         if type(drain) not in (int, float) or not math.isfinite(drain) or drain < 0:
             raise InvalidSetting(

@@ -13,6 +13,13 @@ A peer that the core closes is detached from its lobby at once (its lobby
 mates hear PEER_DISCONNECT, or are closed too if it hosted). Whatever that
 connection still sends until its socket is gone is ignored, so a closing peer
 can never touch a lobby again.
+
+What happens (a peer connected, joined, left; a lobby was created, sealed,
+closed) comes out as events (`events`) among the actions, in order; the
+adapter hands them to its observers, its log among them. A game server's
+``authorize_join`` reaches the core as a pure `JoinPolicy`, asked before any
+JOIN is applied; its control methods (`close_lobby`, `kick`, `reserve`) are
+events in like any other.
 """
 
 from __future__ import annotations
@@ -22,13 +29,24 @@ import secrets
 import string
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from .access import limit_key
 from .config import SignalingConfig
+from .events import (
+    ConnectionRefused,
+    Event,
+    LobbyClosed,
+    LobbyCreated,
+    LobbySealed,
+    PeerConnected,
+    PeerDisconnected,
+    PeerJoined,
+    PeerLeft,
+)
+from .hooks import JoinPolicy, LobbyInfo, PeerInfo
 from .limits import LobbyLimits
 from .messages import HOST_ID, RELAY_TYPES, Message, MessageType
-from .reasons import CloseReason
+from .reasons import RESERVATION_EXPIRED, CloseReason, Reason
 
 LOBBY_NAME_ALPHABET = string.ascii_letters + string.digits
 LOBBY_NAME_LENGTH = 16
@@ -59,13 +77,16 @@ class Peer:
 @dataclass(eq=False, slots=True)
 class Lobby:
     name: str
-    host: Peer
+    # None while a reserved lobby waits for its host.
+    host: Peer | None
     mesh: bool
     # Members by the id the others know them under: the host is HOST_ID.
     members: dict[int, Peer] = field(default_factory=dict)
     sealed: bool = False
     # The key its creator's address counts under for per-address lobby limits.
     owner_key: str = ""
+    # Whether a LobbyAgeDeadline runs for it (--max-lobby-age, from its creation).
+    age_limited: bool = False
 
     def public_id(self, peer: Peer) -> int:
         return HOST_ID if peer is self.host else peer.peer_id
@@ -96,7 +117,14 @@ class LobbyAgeDeadline:
     lobby: Lobby
 
 
-Timer = JoinDeadline | SealDeadline | LobbyAgeDeadline
+@dataclass(frozen=True, slots=True)
+class ReservationDeadline:
+    """A reserved lobby's end if nobody claims it."""
+
+    lobby: Lobby
+
+
+Timer = JoinDeadline | SealDeadline | LobbyAgeDeadline | ReservationDeadline
 
 
 # Actions are made per message and never changed: plain (not frozen)
@@ -111,7 +139,7 @@ class Send:
 @dataclass(slots=True)
 class Close:
     peer: Peer
-    reason: CloseReason
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,37 +153,23 @@ class CancelTimer:
     timer: Timer
 
 
-class NoticeKind(StrEnum):
-    CONNECTED = "connected"
-    REFUSED = "refused"
-    LOBBY_CREATED = "lobby created"
-    LOBBY_JOINED = "lobby joined"
-    LOBBY_SEALED = "lobby sealed"
-    LOBBY_DELETED = "lobby deleted"
-    LEFT = "left"
-    CLOSED = "closed"
-
-
-@dataclass(slots=True)
-class Notice:
-    """Something worth a log line. Relays never produce one."""
-
-    kind: NoticeKind
-    peer: Peer | None
-    lobby: str = ""
-    reason: CloseReason | None = None
-    members: int = 0
-    mode: str = ""
-
-
-Action = Send | Close | StartTimer | CancelTimer | Notice
+# Events (what happened, for observers) are actions too, so that they keep
+# their place in the order of things.
+Action = Send | Close | StartTimer | CancelTimer | Event
 
 
 class Signaling:
     """The lobby registry and every protocol rule."""
 
-    def __init__(self, config: SignalingConfig | None = None, rng: random.Random | None = None):
+    def __init__(
+        self,
+        config: SignalingConfig | None = None,
+        rng: random.Random | None = None,
+        authorize_join: JoinPolicy | None = None,
+    ):
         self.config = config or SignalingConfig()
+        # Asked before a JOIN is applied (see `JoinPolicy`); None allows all.
+        self.authorize_join = authorize_join
         # Lobby names are the secret that lets one join: a cryptographic
         # source. Peer ids grant nothing (a peer only ever reaches the peers
         # its lobby shows it), so a fast generator, seeded from the system's,
@@ -179,13 +193,13 @@ class Signaling:
         """A connection opened from ``address`` (an IP address as text).
         Returns its `Peer`, to pass to later events."""
         if not self.accepting:
-            return self._refuse(handle, CloseReason.SHUTDOWN)
+            return self._refuse(handle, CloseReason.SHUTDOWN, address)
         if len(self.peers) >= self.config.max_peers:
-            return self._refuse(handle, CloseReason.TOO_MANY_PEERS)
+            return self._refuse(handle, CloseReason.TOO_MANY_PEERS, address)
         peer = Peer(handle, self._new_peer_id(), address=address, identity=identity)
         self.peers[peer.peer_id] = peer
         return peer, [
-            Notice(NoticeKind.CONNECTED, peer),
+            PeerConnected(peer_info(peer)),
             StartTimer(JoinDeadline(peer), self.config.join_timeout),
         ]
 
@@ -217,21 +231,27 @@ class Signaling:
             return []
         return self._close(peer, reason)
 
-    def disconnect(self, peer: Peer) -> list[Action]:
-        """The connection is gone, whoever closed it."""
+    def disconnect(self, peer: Peer, code: int = 1006, reason: str = "") -> list[Action]:
+        """The connection is gone, whoever closed it: ``code`` and ``reason``
+        are those of the client's close frame (1006 when there was none)."""
         if peer.peer_id == 0 or self.peers.get(peer.peer_id) is not peer:
             return []
         del self.peers[peer.peer_id]
         if peer.closing:
             return []
         peer.closing = True
-        return [Notice(NoticeKind.LEFT, peer, _lobby_name(peer)), *self._detach(peer)]
+        return [*_gone(peer, code, reason, by_server=False), *self._detach(peer)]
 
     def timer_fired(self, timer: Timer) -> list[Action]:
         if isinstance(timer, JoinDeadline):
             peer = timer.peer
             if peer.lobby is None and not peer.closing:
                 return self._close(peer, CloseReason.NO_LOBBY)
+            return []
+        if isinstance(timer, ReservationDeadline):
+            lobby = timer.lobby
+            if self.lobbies.get(lobby.name) is lobby and lobby.host is None:
+                return self._delete_lobby(lobby, RESERVATION_EXPIRED)
             return []
         lobby = timer.lobby
         if self.lobbies.get(lobby.name) is not lobby:
@@ -264,11 +284,61 @@ class Signaling:
         self.draining = True
         return []
 
+    # -- the game server's control --------------------------------------------
+
+    def reserve(self, mesh: bool, ttl: float) -> tuple[Lobby | None, list[Action]]:
+        """A lobby without a host yet: the first peer to join it by name
+        becomes its host; unclaimed after ``ttl`` seconds, it is gone. None
+        when the lobby limit (or shutdown) forbids it."""
+        if not self.accepting or len(self.lobbies) >= self.config.max_lobbies:
+            return None, []
+        lobby = Lobby(self._new_lobby_name(), host=None, mesh=mesh)
+        self.lobbies[lobby.name] = lobby
+        return lobby, [
+            StartTimer(ReservationDeadline(lobby), ttl),
+            LobbyCreated(lobby.name, None, mesh),
+        ]
+
+    def close_lobby(self, name: str, reason: Reason) -> list[Action] | None:
+        """Close every member of lobby ``name`` for ``reason`` and forget the
+        lobby; None if there is no such lobby."""
+        lobby = self.lobbies.get(name)
+        if lobby is None:
+            return None
+        return self._delete_lobby(lobby, reason)
+
+    def kick(self, peer_id: int, reason: Reason) -> list[Action] | None:
+        """Close one peer for ``reason``; its lobby sees it go as if it had
+        disconnected. None if there is no such peer (or it is closing)."""
+        peer = self.peers.get(peer_id)
+        if peer is None or peer.closing:
+            return None
+        return self._close(peer, reason)
+
+    def lobby_info(self, lobby: Lobby, created: float) -> LobbyInfo:
+        """A snapshot of ``lobby``; ``created`` is the adapter's timestamp."""
+        host = lobby.host
+        return LobbyInfo(
+            name=lobby.name,
+            mesh=lobby.mesh,
+            sealed=lobby.sealed,
+            reserved=host is None,
+            host=peer_info(host) if host is not None else None,
+            members=tuple(peer_info(member) for member in lobby.members.values()),
+            created=created,
+        )
+
     # -- rules --------------------------------------------------------------
 
     def _join(self, peer: Peer, message: Message, now: float) -> list[Action]:
         if peer.lobby is not None:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
+        # The game server decides first, before anything about the lobby is
+        # looked at: a refused peer learns nothing (not even whether a name exists).
+        if self.authorize_join is not None:
+            refusal = self.authorize_join(peer_info(peer), message.data, message.data == "")
+            if refusal is not None:
+                return self._close(peer, refusal)
         actions: list[Action] = []
         if message.data == "":
             if self.draining:
@@ -283,14 +353,24 @@ class Signaling:
             self.lobbies[lobby.name] = lobby
             if self.config.max_lobby_age:
                 actions.append(StartTimer(LobbyAgeDeadline(lobby), self.config.max_lobby_age))
-            actions.append(Notice(NoticeKind.LOBBY_CREATED, peer, lobby.name, mode=_mode(lobby)))
+                lobby.age_limited = True
+            created = True
         else:
             found = self.lobbies.get(message.data)
             if found is None:
                 return self._close(peer, CloseReason.LOBBY_DOES_NOT_EXIST)
             if found.sealed:
                 return self._close(peer, CloseReason.LOBBY_IS_SEALED)
+            limit = self.config.max_lobby_size
+            if limit and len(found.members) >= limit:
+                return self._close(peer, CloseReason.LOBBY_FULL)
             lobby = found
+            created = False
+            if lobby.host is None:
+                # A reserved lobby's first JOIN claims it: host, in the
+                # lobby's own mode (the JOIN's mode id is not looked at).
+                lobby.host = peer
+                actions.append(CancelTimer(ReservationDeadline(lobby)))
 
         newcomer_id = lobby.public_id(peer)
         actions.append(CancelTimer(JoinDeadline(peer)))
@@ -304,10 +384,10 @@ class Signaling:
         lobby.members[newcomer_id] = peer
         peer.lobby = lobby
         actions.append(Send(peer, Message(MessageType.JOIN, 0, lobby.name)))
-        if peer is not lobby.host:  # the host's join is told by LOBBY_CREATED
-            actions.append(
-                Notice(NoticeKind.LOBBY_JOINED, peer, lobby.name, members=len(lobby.members))
-            )
+        info = peer_info(peer)
+        if created:
+            actions.append(LobbyCreated(lobby.name, info, lobby.mesh))
+        actions.append(PeerJoined(lobby.name, info, len(lobby.members)))
         return actions
 
     def _seal(self, peer: Peer, lobby: Lobby) -> list[Action]:
@@ -321,18 +401,15 @@ class Signaling:
             Send(member, Message(MessageType.SEAL, 0)) for member in lobby.members.values()
         ]
         actions.append(StartTimer(SealDeadline(lobby), self.config.seal_timeout))
-        actions.append(
-            Notice(NoticeKind.LOBBY_SEALED, peer, lobby.name, members=len(lobby.members))
-        )
+        actions.append(LobbySealed(lobby.name, len(lobby.members)))
         return actions
 
-    def _close(self, peer: Peer, reason: CloseReason) -> list[Action]:
+    def _close(self, peer: Peer, reason: Reason) -> list[Action]:
         """Close one peer for ``reason`` and take it out of its lobby now."""
-        lobby_name = _lobby_name(peer)
         peer.closing = True
         return [
             Close(peer, reason),
-            Notice(NoticeKind.CLOSED, peer, lobby_name, reason),
+            *_gone(peer, reason.code, reason.text, by_server=True),
             *self._detach(peer),
         ]
 
@@ -351,26 +428,35 @@ class Signaling:
             Send(member, gone) for member in lobby.members.values() if lobby.can_see(member, peer)
         ]
 
-    def _delete_lobby(self, lobby: Lobby, reason: CloseReason) -> list[Action]:
+    def _delete_lobby(self, lobby: Lobby, reason: Reason) -> list[Action]:
         """Close every remaining member for ``reason`` and forget the lobby."""
         del self.lobbies[lobby.name]
         self.lobby_limits.closed(lobby.owner_key)
         actions: list[Action] = []
         if lobby.sealed:
             actions.append(CancelTimer(SealDeadline(lobby)))
-        if self.config.max_lobby_age:
+        if lobby.age_limited:
             actions.append(CancelTimer(LobbyAgeDeadline(lobby)))
-        for member in lobby.members.values():
+        if lobby.host is None:
+            actions.append(CancelTimer(ReservationDeadline(lobby)))
+        # Snapshots first, while the members still show their lobby.
+        members = [(member, peer_info(member)) for member in lobby.members.values()]
+        for member, info in members:
             member.lobby = None
             member.closing = True
             actions.append(Close(member, reason))
+            actions.append(PeerLeft(lobby.name, info, reason.text))
         lobby.members.clear()
-        actions.append(Notice(NoticeKind.LOBBY_DELETED, None, lobby.name, reason))
+        actions.append(LobbyClosed(lobby.name, reason.text, code=reason.code))
+        for _, info in members:
+            actions.append(PeerDisconnected(info, reason.code, reason.text, by_server=True))
         return actions
 
-    def _refuse(self, handle: Hashable, reason: CloseReason) -> tuple[Peer, list[Action]]:
-        peer = Peer(handle, peer_id=0, closing=True)
-        return peer, [Close(peer, reason), Notice(NoticeKind.REFUSED, peer, reason=reason)]
+    def _refuse(
+        self, handle: Hashable, reason: CloseReason, address: str
+    ) -> tuple[Peer, list[Action]]:
+        peer = Peer(handle, peer_id=0, closing=True, address=address)
+        return peer, [Close(peer, reason), ConnectionRefused(address, reason.code, reason.text)]
 
     # -- names --------------------------------------------------------------
 
@@ -397,9 +483,18 @@ class Signaling:
                 return name
 
 
-def _mode(lobby: Lobby) -> str:
-    return "mesh" if lobby.mesh else "client-server"
+def peer_info(peer: Peer) -> PeerInfo:
+    """A snapshot of ``peer`` for hooks, events and the control methods."""
+    lobby = peer.lobby
+    if lobby is None:
+        return PeerInfo(peer.peer_id, None, None, peer.identity, peer.address)
+    return PeerInfo(peer.peer_id, lobby.public_id(peer), lobby.name, peer.identity, peer.address)
 
 
-def _lobby_name(peer: Peer) -> str:
-    return peer.lobby.name if peer.lobby is not None else ""
+def _gone(peer: Peer, code: int, reason: str, by_server: bool) -> list[Action]:
+    """The events of one peer going: it leaves its lobby, then disconnects."""
+    info = peer_info(peer)
+    gone = PeerDisconnected(info, code, reason, by_server=by_server)
+    if info.lobby is None:
+        return [gone]
+    return [PeerLeft(info.lobby, info, reason), gone]

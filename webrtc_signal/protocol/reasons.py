@@ -6,6 +6,7 @@ PROTOCOL.md. A message over the size limit is closed by Autobahn itself with
 1009 and its own reason text.
 """
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -33,7 +34,29 @@ class CloseReason(Enum):
     PING_FLOOD = (1008, "Too many pings")
     FRAGMENT_FLOOD = (1008, "Too many fragments")
     INTERNAL_ERROR = (1011, "Internal server error")
+    # Game-server integration (issue 12): the size limit, token auth, and the
+    # game server's own closes (their defaults; it may give other texts).
+    LOBBY_FULL = (4000, "Lobby is full")
+    NOT_ALLOWED = (4000, "Not allowed in this lobby")
+    CLOSED_BY_SERVER = (4000, "Lobby closed by the server")
+    KICKED = (4000, "Kicked by the server")
 
     def __init__(self, code: int, text: str) -> None:
         self.code = code
         self.text = text
+
+
+@dataclass(frozen=True, slots=True)
+class CustomReason:
+    """A close whose text is chosen at run time (a hook's refusal, a kick's
+    reason); read like a `CloseReason` member: ``code`` and ``text``."""
+
+    code: int
+    text: str
+
+
+Reason = CloseReason | CustomReason
+
+# Never sent (a reserved lobby has no members): the reason its LobbyClosed
+# event gives when nobody claimed it in time.
+RESERVATION_EXPIRED = CustomReason(4000, "Lobby reservation expired")

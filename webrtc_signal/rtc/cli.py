@@ -36,6 +36,7 @@ from ..client.signaling import (
     PeerConnected,
     PeerDisconnected,
     SignalingClosed,
+    with_token,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ async def session(arguments: argparse.Namespace) -> int:
             peer.send(peer_id, text)
 
     peer = RtcPeer(
-        arguments.url,
+        with_token(arguments.url, arguments.token),
         ice_servers=arguments.ice,
         tls=tls_options(arguments),
         on_message=lambda sender, data: say(f"{sender}: {data}"),

@@ -2,13 +2,17 @@
 
 The protocol turns frames into core events; the factory owns the core, runs
 its actions, keeps its timers on an injected `IReactorTime`, pings every
-connection, and closes everything on shutdown.
+connection, and closes everything on shutdown. It also runs a game server's
+hooks (see `hooks`), hands the core's events to observers, and carries out
+the control methods `SignalingService` offers.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pprint
+from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -17,7 +21,8 @@ from autobahn import util as autobahn_util
 from autobahn.twisted import websocket as autobahn_twisted
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
-from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from autobahn.websocket.types import ConnectionDeny
+from autobahn.websocket.types import ConnectionRequest as AutobahnRequest
 from twisted.internet import abstract, tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
@@ -26,7 +31,6 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ITransport,
 )
-from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -44,14 +48,14 @@ from ..protocol.core import (
     Action,
     CancelTimer,
     Close,
-    Notice,
-    NoticeKind,
     Peer,
     Send,
     Signaling,
     StartTimer,
     Timer,
 )
+from ..protocol.events import ConnectionRefused, Event, LobbyClosed, LobbyCreated
+from ..protocol.hooks import ConnectionRequest, LobbyInfo, Refused
 from ..protocol.limits import (
     MAX_FRAGMENTS,
     PING_BURST,
@@ -60,7 +64,8 @@ from ..protocol.limits import (
     TokenBucket,
 )
 from ..protocol.messages import Message
-from ..protocol.reasons import CloseReason
+from ..protocol.reasons import CloseReason, Reason
+from . import hooks as _hooks
 from . import http, ice
 from .frames import read_text_frames, text_frame
 from .health import HEALTH_PATH, health_response
@@ -133,26 +138,6 @@ ERROR_LOG_INTERVAL = 60.0
 # Not `log`: that attribute is Autobahn's own, filtered logger.
 _log = QuietLogger(namespace="webrtc_signal")
 
-_NOTICE_LOG: dict[NoticeKind, tuple[LogLevel, str]] = {
-    NoticeKind.CONNECTED: (LogLevel.debug, "peer {peer_id} connected from {address}"),
-    NoticeKind.REFUSED: (LogLevel.info, "connection from {address} refused: {reason}"),
-    NoticeKind.LOBBY_CREATED: (LogLevel.info, "peer {peer_id} created {mode} lobby {lobby}"),
-    NoticeKind.LOBBY_JOINED: (
-        LogLevel.info,
-        "peer {peer_id} joined lobby {lobby} (members: {members})",
-    ),
-    NoticeKind.LOBBY_SEALED: (
-        LogLevel.info,
-        "peer {peer_id} sealed lobby {lobby} (members: {members})",
-    ),
-    NoticeKind.LOBBY_DELETED: (LogLevel.info, "lobby {lobby} deleted: {reason}"),
-    NoticeKind.LEFT: (LogLevel.debug, "peer {peer_id} disconnected (lobby {lobby})"),
-    NoticeKind.CLOSED: (
-        LogLevel.info,
-        "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}",
-    ),
-}
-
 
 class SignalingServerProtocol(WebSocketServerProtocol):
     """One client connection. It only translates; the rules live in the core."""
@@ -184,24 +169,39 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     discarding = False
     message_bucket: TokenBucket | None = None
     ping_bucket: TokenBucket | None = None
+    # What the authenticate hook said about this connection.
+    identity: object = None
+    # The authenticate hook's answer, while it is awaited.
+    authenticating: Deferred[Any] | None = None
+    # The connection was lost (possibly before the handshake finished).
+    gone = False
 
     def __init__(self) -> None:
         super().__init__()
         # Frames waiting for the end of the current batch of input (see flush).
         self.outgoing: list[bytes] = []
 
-    def onConnect(self, request: ConnectionRequest) -> None:
+    def onConnect(self, request: AutobahnRequest) -> Deferred[None] | None:
         # A draining server takes no new connections (see drain.py); a load
         # balancer or a client's retry then finds another server.
         if self.factory.signaling.draining:
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "Server draining")
         if self.head_request:
             raise ConnectionDeny(405, "HEAD cannot open a WebSocket")
+        # The server's own checks (origin, per-address limits) come before the
+        # game server's: a refused flood never reaches its hook.
         self.factory.admit(self, request)
+        # Without an authenticate hook the upgrade goes on at once, as before.
+        if self.factory.authenticate_hook is None:
+            return None
+        return self.factory.authenticate(self, request)
 
     def onOpen(self) -> None:
-        self.start_limits()
-        self.factory.connection_opened(self)
+        # A connection lost while its authenticate hook ran is opened by
+        # Autobahn all the same when the hook answers: it gets no peer.
+        if not self.gone:
+            self.start_limits()
+            self.factory.connection_opened(self)
 
     def connectionLost(self, reason: object) -> None:
         try:
@@ -335,7 +335,13 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         super().onFrameBegin()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.factory.connection_closed(self)
+        self.gone = True
+        if self.authenticating is not None:
+            self.authenticating.cancel()
+        if not wasClean:
+            # Autobahn's reason for 1006 is its own prose, not the client's.
+            code, reason = 1006, ""
+        self.factory.connection_closed(self, 1005 if code is None else code, reason or "")
 
     def send_message(self, message: Message) -> None:
         # A peer whose closing handshake has begun (it sent a close frame, or
@@ -369,7 +375,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         elif not _write(self.transport, data):
             self.check_send_buffer()
 
-    def close_for(self, reason: CloseReason) -> None:
+    def close_for(self, reason: Reason) -> None:
         # sendClose() refuses 1001 (going away), which shutdown needs; the frame
         # method takes any code and still runs the closing handshake.
         self.sendCloseFrame(code=reason.code, reasonUtf8=reason.text.encode(), isReply=False)
@@ -472,6 +478,7 @@ class SignalingServerFactory(WebSocketServerFactory):
         config: SignalingConfig | None = None,
         clock: IReactorTime | None = None,
         url: str | None = None,
+        hooks: object = None,
     ):
         # No library name or version in the Server header: it only helps
         # someone matching servers to known flaws.
@@ -480,7 +487,17 @@ class SignalingServerFactory(WebSocketServerFactory):
             from twisted.internet import reactor as clock
         self.config = config or SignalingConfig()
         self.clock: IReactorTime = clock
-        self.signaling = Signaling(self.config)
+        self.hooks = hooks
+        self.authenticate_hook = getattr(hooks, "authenticate", None)
+        self.signaling = Signaling(self.config, authorize_join=_hooks.join_policy(hooks))
+        # The server's log is the first observer; the game server adds its own.
+        # A tuple, replaced on change: observers may come and go while called.
+        self.observers: tuple[_hooks.Observer, ...] = (_hooks.LogObserver(),)
+        # Events waiting for the observers, and whether they are being handed out.
+        self._events: deque[Event] = deque()
+        self._dispatching = False
+        # When each lobby was created, in `clock` seconds (the core has no clock).
+        self._created: dict[str, float] = {}
         self.ice = IceServers(self.config, self.clock)
         self.connections: set[SignalingServerProtocol] = set()
         # Connections with frames queued by the current batch of input.
@@ -517,21 +534,58 @@ class SignalingServerFactory(WebSocketServerFactory):
 
     # -- connection events from the protocol ---------------------------------
 
+    def authenticate(
+        self, connection: SignalingServerProtocol, request: AutobahnRequest
+    ) -> Deferred[None]:
+        """Ask the authenticate hook about ``connection``'s upgrade request:
+        its identity is kept for the core, a refusal becomes the HTTP answer."""
+        address = connection.client_address()
+        asked = ConnectionRequest(
+            address=address,
+            path=request.path,
+            query=request.params,
+            headers=request.headers,
+            origin=request.origin,
+        )
+        answer = _hooks.authenticate(self.authenticate_hook, asked)  # type: ignore[arg-type]
+        connection.authenticating = answer
+
+        def allowed(identity: object) -> Deferred[None] | None:
+            connection.authenticating = None
+            if connection.gone:
+                return Deferred()  # nobody to open: never answered, collected with it
+            connection.identity = identity
+            return None
+
+        def refused(failure: Failure) -> Deferred[None]:
+            connection.authenticating = None
+            if connection.gone or not failure.check(Refused):
+                return Deferred()
+            refusal: Refused = failure.value  # type: ignore[assignment]
+            self.execute([ConnectionRefused(address, refusal.status, refusal.reason)])
+            raise ConnectionDeny(refusal.status, refusal.reason)
+
+        return answer.addCallbacks(allowed, refused)
+
     def connection_opened(self, connection: SignalingServerProtocol) -> None:
-        peer, actions = self.signaling.connect(connection, connection.client_address())
+        peer, actions = self.signaling.connect(
+            connection, connection.client_address(), connection.identity
+        )
         connection.signaling_peer = peer
         if not peer.closing:
             self.connections.add(connection)
             self._start_keepalive()
         self.execute(actions)
 
-    def connection_closed(self, connection: SignalingServerProtocol) -> None:
+    def connection_closed(
+        self, connection: SignalingServerProtocol, code: int = 1006, reason: str = ""
+    ) -> None:
         peer = connection.signaling_peer
         if peer is None:
             # The handshake never completed: the core never heard of it.
             return
         self.connections.discard(connection)
-        self.execute(self.signaling.disconnect(peer))
+        self.execute(self.signaling.disconnect(peer, code, reason))
         self.flush()
         if not self.connections:
             self._stop_keepalive()
@@ -544,6 +598,7 @@ class SignalingServerFactory(WebSocketServerFactory):
     # -- carrying out the core's actions --------------------------------------
 
     def execute(self, actions: Iterable[Action]) -> None:
+        events = self._events
         for action in actions:
             # Send is by far the most frequent action: test for it first.
             if type(action) is Send:
@@ -559,7 +614,33 @@ class SignalingServerFactory(WebSocketServerFactory):
                 if call is not None and call.active():
                     call.cancel()
             else:
-                _log_notice(action)
+                events.append(action)
+        # Observers hear of things once they are done (frames queued, closes
+        # begun), in order, even when an observer calls a control method.
+        if events and not self._dispatching:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        self._dispatching = True
+        events = self._events
+        try:
+            while events:
+                event = events.popleft()
+                if type(event) is LobbyCreated:
+                    self._created[event.lobby] = self.clock.seconds()
+                elif type(event) is LobbyClosed:
+                    self._created.pop(event.lobby, None)
+                for observer in self.observers:
+                    try:
+                        observer(event)
+                    except Exception:
+                        _log.failure(
+                            "observer {observer!r} failed on {event!r}",
+                            observer=observer,
+                            event=event,
+                        )
+        finally:
+            self._dispatching = False
 
     def flush(self) -> None:
         """Write out what the core's actions queued. Every way into the
@@ -601,7 +682,7 @@ class SignalingServerFactory(WebSocketServerFactory):
         if self.allowed_origins:
             self.setProtocolOptions(allowNullOrigin=True)
 
-    def admit(self, connection: SignalingServerProtocol, request: ConnectionRequest) -> None:
+    def admit(self, connection: SignalingServerProtocol, request: AutobahnRequest) -> None:
         """The upgrade-time checks; raises `ConnectionDeny` with the HTTP status."""
         peer_host = str(getattr(connection.transport.getPeer(), "host", ""))
         address = real_client_address(
@@ -677,6 +758,55 @@ class SignalingServerFactory(WebSocketServerFactory):
                 connection.close_for(CloseReason.INTERNAL_ERROR)
         except Exception:
             connection.dropConnection(abort=True)
+
+    # -- the game server's observers and control (see SignalingService) --------
+
+    def add_observer(self, observer: _hooks.Observer) -> None:
+        self.observers = (*self.observers, observer)
+
+    def remove_observer(self, observer: _hooks.Observer) -> None:
+        observers = list(self.observers)
+        observers.remove(observer)
+        self.observers = tuple(observers)
+
+    def lobbies(self) -> list[LobbyInfo]:
+        created = self._created
+        return [
+            self.signaling.lobby_info(lobby, created.get(name, 0.0))
+            for name, lobby in self.signaling.lobbies.items()
+        ]
+
+    def lobby(self, name: str) -> LobbyInfo | None:
+        found = self.signaling.lobbies.get(name)
+        if found is None:
+            return None
+        return self.signaling.lobby_info(found, self._created.get(name, 0.0))
+
+    def close_lobby(self, name: str, reason: str) -> bool:
+        actions = self.signaling.close_lobby(name, _hooks.close_reason(4000, reason))
+        return self._run(actions)
+
+    def kick(self, peer_id: int, reason: str) -> bool:
+        actions = self.signaling.kick(peer_id, _hooks.close_reason(4000, reason))
+        return self._run(actions)
+
+    def reserve_lobby(self, mesh: bool, ttl: float) -> str:
+        if type(ttl) not in (int, float) or not math.isfinite(ttl) or ttl <= 0:
+            raise ValueError(f"ttl must be a finite number of seconds > 0, not {ttl!r}")
+        lobby, actions = self.signaling.reserve(bool(mesh), float(ttl))
+        if lobby is None:
+            if not self.signaling.accepting:
+                raise Refused(CloseReason.SHUTDOWN.text, status=503)
+            raise Refused(CloseReason.TOO_MANY_LOBBIES.text, status=503)
+        self._run(actions)
+        return lobby.name
+
+    def _run(self, actions: list[Action] | None) -> bool:
+        if actions is None:
+            return False
+        self.execute(actions)
+        self.flush()
+        return True
 
     # -- keepalive -------------------------------------------------------------
 
@@ -785,24 +915,6 @@ def _cancel_then_pass(result: object, call: IDelayedCall) -> object:
     if call.active():
         call.cancel()
     return result
-
-
-def _log_notice(notice: Notice) -> None:
-    level, text = _NOTICE_LOG[notice.kind]
-    peer = notice.peer
-    reason = notice.reason
-    _log.emit(
-        level,
-        text,
-        event_kind=str(notice.kind),
-        peer_id=peer.peer_id if peer is not None else 0,
-        address=_address(peer),
-        lobby=notice.lobby or "-",
-        members=notice.members,
-        mode=notice.mode,
-        close_code=reason.code if reason is not None else None,
-        reason=reason.text if reason is not None else "",
-    )
 
 
 def _lobby(peer: Peer | None) -> str:

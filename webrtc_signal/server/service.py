@@ -13,9 +13,12 @@ from twisted.python.failure import Failure
 
 from .. import __version__
 from ..protocol.config import SignalingConfig
+from ..protocol.hooks import LobbyInfo
+from ..protocol.reasons import CloseReason
 from .adapter import SignalingServerFactory
 from .drain import Drain
 from .health import health
+from .hooks import Observer
 from .ice import Authenticate, IceServersResource
 
 _log = Logger(namespace="webrtc_signal")
@@ -29,6 +32,12 @@ class SignalingService(Service):
     your service tree: stopping it closes every client with 1001 and cancels
     every timer, and `stopService` fires once the clients are gone (or after
     ``shutdown_timeout`` seconds).
+
+    A game server takes part through ``hooks`` (an object with
+    ``authenticate`` and/or ``authorize_join``, see `hooks.Hooks`; e.g.
+    `webrtc_signal.TokenAuth`), observers (`add_observer`: every event of
+    `webrtc_signal.events`, in order) and the control methods below. All of
+    them run in the reactor thread.
     """
 
     name = "webrtc-signal"
@@ -40,9 +49,14 @@ class SignalingService(Service):
         clock: IReactorTime | None = None,
         shutdown_timeout: float = 5.0,
         authenticate_ice: Authenticate | None = None,
+        hooks: object = None,
     ):
-        self.factory = SignalingServerFactory(config, clock)
+        self.factory = SignalingServerFactory(config, clock, hooks=hooks)
         # Who may fetch /ice-servers: query -> identity, or raise Unauthorized.
+        # Hooks that check tokens (TokenAuth) check them there too, unless
+        # the embedder says otherwise.
+        if authenticate_ice is None:
+            authenticate_ice = getattr(hooks, "authenticate_ice", None)
         self.factory.ice.authenticate = authenticate_ice
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
@@ -81,6 +95,48 @@ class SignalingService(Service):
         """``GET /ice-servers`` as a ``twisted.web`` resource, to
         ``putChild(b"ice-servers", ...)`` beside `resource()`."""
         return IceServersResource(self.factory.ice)
+
+    # -- observers ---------------------------------------------------------------
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(event)`` for every event from now on, in order. An
+        observer that raises is logged; the server and the other observers
+        go on. It may call the control methods: their events come after the
+        one being handed out."""
+        self.factory.add_observer(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        self.factory.remove_observer(observer)
+
+    # -- control -------------------------------------------------------------------
+
+    def lobbies(self) -> list[LobbyInfo]:
+        """Every lobby now, reserved ones included."""
+        return self.factory.lobbies()
+
+    def lobby(self, name: str) -> LobbyInfo | None:
+        return self.factory.lobby(name)
+
+    def close_lobby(self, name: str, reason: str = CloseReason.CLOSED_BY_SERVER.text) -> bool:
+        """Close every member of lobby ``name`` with 4000 and ``reason``; the
+        lobby is gone (`LobbyClosed` follows). False if there is no such lobby."""
+        return self.factory.close_lobby(name, reason)
+
+    def kick(self, peer_id: int, reason: str = CloseReason.KICKED.text) -> bool:
+        """Close peer ``peer_id`` (`PeerInfo.peer_id`) with 4000 and
+        ``reason``. Its lobby sees it go as if it had disconnected (a host's
+        lobby closes). False if there is no such peer."""
+        return self.factory.kick(peer_id, reason)
+
+    def reserve_lobby(self, mesh: bool = True, ttl: float = 60.0) -> str:
+        """Create a lobby before its host and return its name, to hand to the
+        players a matchmaker picked. The first JOIN of that name makes its
+        host (id 1, in this lobby's mode); later ones join as usual.
+        Unclaimed after ``ttl`` seconds it is gone. It counts against
+        ``max_lobbies``: at the limit this raises `Refused` (status 503)."""
+        return self.factory.reserve_lobby(mesh, ttl)
+
+    # -- lifetime ------------------------------------------------------------------
 
     def startService(self) -> None:
         """Start the service; listen on ``endpoint`` unless

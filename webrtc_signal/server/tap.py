@@ -175,6 +175,14 @@ _SETTINGS = [
         "lobbies meanwhile) before closing the rest with 1001; a second SIGTERM "
         "ends the wait. 0 = stop at once.",
     ),
+    # -- game-server integration (issue 12) --
+    _Setting(
+        "max-lobby-size",
+        "max_lobby_size",
+        _whole_number,
+        "Most members in one lobby, host included; one more JOIN is closed (4000 "
+        "Lobby is full). 0 = no limit.",
+    ),
 ]
 _OPTION_FOR_FIELD = {setting.field: setting.option for setting in _SETTINGS}
 # Options that are repeatable or read from a file, so not in _SETTINGS.
@@ -231,6 +239,14 @@ class Options(usage.Options):
             "info",
             "Lowest level logged: debug (adds a line per connection), info, warn, error "
             "or critical.",
+        ],
+        # Token auth (issue 12): not a SignalingConfig field but hooks.
+        [
+            "token-secret-file",
+            None,
+            None,
+            "Require ?token=<JWT> (HS256, signed with the secret in this file) on every "
+            "connection; see webrtc-signal-token.",
         ],
     ]
 
@@ -314,6 +330,14 @@ class Options(usage.Options):
                 f"--{_OPTION_FOR_FIELD[error.setting]} {error.problem}"
             ) from None
         self._check_logging()
+        self["hooks"] = None
+        if self["token-secret-file"] is not None:
+            from .tokens import TokenAuth, read_secret
+
+            try:
+                self["hooks"] = TokenAuth(read_secret(self["token-secret-file"]))
+            except ValueError as error:
+                raise usage.UsageError(f"--token-secret-file {error}") from None
         # twistd has installed the reactor (default, or --reactor) by now.
         from twisted.internet import reactor
 
@@ -488,9 +512,13 @@ class _StandaloneService(SignalingService):
     ``--log-level``) and makes a second SIGTERM end a drain."""
 
     def __init__(
-        self, description: str, *args: Any, log_observer: ILogObserver | None = None
+        self,
+        description: str,
+        *args: Any,
+        log_observer: ILogObserver | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(*args)
+        super().__init__(*args, **kwargs)
         self.description = description
         self.log_observer = log_observer
         self._signals_before: dict[int, Any] = {}
@@ -569,5 +597,9 @@ def makeService(options: Options) -> IService:
         options["log_format"], options["log_level"], dict(parent) if parent is not None else None
     )
     return _StandaloneService(
-        options["port"], options["config"], options["endpoint"], log_observer=observer
+        options["port"],
+        options["config"],
+        options["endpoint"],
+        log_observer=observer,
+        hooks=options.get("hooks"),
     )

@@ -25,6 +25,17 @@ const givenIceServers = params.has("ice")
   : null;
 const iceTransportPolicy = params.get("policy") === "relay" ? "relay" : "all";
 const ICE_FETCH_MS = 5000;
+// A server with token auth wants ?token= on the WebSocket URL (browsers cannot
+// set headers on it): this page passes on the one in its own URL. Share links
+// leave it out: a token is its player's own.
+const token = params.get("token") || "";
+
+function withToken(url) {
+  if (!token) return url;
+  const target = new URL(url);
+  target.searchParams.set("token", token);
+  return target.toString();
+}
 
 const state = {
   ws: null,
@@ -47,12 +58,12 @@ async function start(event) {
   const lobby = $("lobby-input").value.trim();
   const mesh = $("mesh").checked;
   setStatus("connecting", `Fetching ICE servers from ${url}`);
-  const iceServers = await loadIceServers(url);
+  const iceServers = await loadIceServers(withToken(url));
   if (attempt !== state.attempt) return;
   state.iceServers = iceServers;
   let ws;
   try {
-    ws = new WebSocket(url);
+    ws = new WebSocket(withToken(url));
   } catch (error) {
     log(`cannot connect to ${url}: ${error.message}`, "error");
     return;

@@ -1,0 +1,232 @@
+"""A game server's hooks and observers, as the adapter runs them.
+
+The hooks object (``SignalingService(..., hooks=...)``) may have either or
+both methods of `Hooks`; a missing one allows everything. Here they are
+wrapped so that whatever a hook does, the server goes on: a `Refused` is an
+answer, anything else is logged and refuses (500 at the upgrade, 1011 on a
+JOIN). `LogObserver` turns the core's events into the server's log lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.logger import LogLevel
+from twisted.python.failure import Failure
+
+from ..protocol.events import (
+    ConnectionRefused,
+    Event,
+    LobbyClosed,
+    LobbyCreated,
+    LobbySealed,
+    PeerConnected,
+    PeerDisconnected,
+    PeerJoined,
+)
+from ..protocol.hooks import ConnectionRequest, JoinPolicy, PeerInfo, Refused
+from ..protocol.messages import HOST_ID
+from ..protocol.reasons import CustomReason, Reason
+from .logs import QuietLogger
+
+# Per-connection lines are debug: a QuietLogger does not even build them
+# below the log level (see logs.py).
+_log = QuietLogger(namespace="webrtc_signal")
+
+# A hook that failed: the peer did nothing wrong, the server did (RFC 6455, 7.4.1).
+INTERNAL_ERROR = CustomReason(1011, "Internal server error")
+# A close frame's reason has room for 123 bytes of UTF-8.
+_MAX_REASON_BYTES = 123
+
+Observer = Callable[[Event], object]
+
+
+class Hooks(Protocol):
+    """What a hooks object may have; every method is optional."""
+
+    def authenticate(self, request: ConnectionRequest) -> object | Deferred[object]:
+        """Called during the WebSocket opening handshake: return the peer's
+        identity (any object, None = anonymous), or a Deferred of it, or raise
+        `Refused` (also as a failed Deferred) to answer the upgrade with its
+        HTTP status and reason."""
+
+    def authorize_join(self, peer: PeerInfo, lobby: str, create: bool) -> None:
+        """Called before a JOIN is applied (``lobby`` is "" when creating);
+        raise `Refused` to close the peer with 4000 and its reason."""
+
+
+def close_reason(code: int, text: str) -> CustomReason:
+    """A close with ``text`` cut to what a close frame carries."""
+    data = text.encode("utf-8")
+    if len(data) > _MAX_REASON_BYTES:
+        text = data[:_MAX_REASON_BYTES].decode("utf-8", errors="ignore")
+    return CustomReason(code, text)
+
+
+def join_policy(hooks: object) -> JoinPolicy | None:
+    """The core's `JoinPolicy` for ``hooks.authorize_join``, if it has one."""
+    method = getattr(hooks, "authorize_join", None)
+    if method is None:
+        return None
+
+    def policy(peer: PeerInfo, lobby: str, create: bool) -> Reason | None:
+        try:
+            method(peer, lobby, create)
+        except Refused as refusal:
+            return close_reason(4000, refusal.reason)
+        except Exception:
+            _log.failure(
+                "authorize_join failed for peer {peer_id} (lobby {lobby!r}): closing it",
+                peer_id=peer.peer_id,
+                lobby=lobby,
+            )
+            return INTERNAL_ERROR
+        return None
+
+    return policy
+
+
+def authenticate(
+    method: Callable[[ConnectionRequest], Any], request: ConnectionRequest
+) -> Deferred[Any]:
+    """Run ``method`` on ``request``: fires with the identity, or fails with
+    `Refused` (the hook's own, or 500 for any other error, which is logged)."""
+    running = maybeDeferred(method, request)
+
+    def failed(failure: Failure) -> Failure:
+        if failure.check(Refused, CancelledError):
+            return failure
+        _log.failure(
+            "authenticate failed for a connection from {address}: refusing it (500)",
+            failure,
+            address=request.address,
+        )
+        return Failure(Refused("Internal server error", status=500))
+
+    return running.addErrback(failed)
+
+
+class LogObserver:
+    """The server's log lines, made from its events: one line per thing that
+    happened, never per relayed message. A member closed because its lobby
+    closed gets no line of its own: the lobby's line says it."""
+
+    def __init__(self) -> None:
+        # The lobby whose members' PeerDisconnected events come next (see
+        # the order in `webrtc_signal.protocol.events`).
+        self._closed_lobby: str | None = None
+        # Reserved lobbies not claimed yet, to tell a claim from a creation.
+        self._reserved: set[str] = set()
+        # One method per event type: cheaper than matching on every event,
+        # and connections come and go often.
+        self._lines: dict[type, Callable[[Any], None]] = {
+            PeerConnected: self._connected,
+            PeerDisconnected: self._disconnected,
+            LobbyCreated: self._created,
+            PeerJoined: self._joined,
+            LobbySealed: self._sealed,
+            LobbyClosed: self._closed,
+            ConnectionRefused: self._refused,
+        }
+
+    def __call__(self, event: Event) -> None:
+        line = self._lines.get(type(event))
+        if type(event) is not PeerDisconnected:
+            self._closed_lobby = None
+        if line is not None:
+            line(event)
+
+    def _connected(self, event: PeerConnected) -> None:
+        _line(LogLevel.debug, "peer {peer_id} connected from {address}", "connected", event.peer)
+
+    def _disconnected(self, event: PeerDisconnected) -> None:
+        peer = event.peer
+        if peer.lobby is not None and peer.lobby == self._closed_lobby:
+            return
+        self._closed_lobby = None
+        # A refusal or protocol error is worth a line at info; a player
+        # leaving is per-connection detail (debug).
+        if event.by_server:
+            level, kind = LogLevel.info, "closed"
+            text = "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}"
+        else:
+            level, kind = LogLevel.debug, "left"
+            text = "peer {peer_id} disconnected (lobby {lobby})"
+        _line(level, text, kind, peer, lobby=peer.lobby, close_code=event.code, reason=event.reason)
+
+    def _created(self, event: LobbyCreated) -> None:
+        mode = "mesh" if event.mesh else "client-server"
+        if event.host is None:
+            self._reserved.add(event.lobby)
+            text, kind = "{mode} lobby {lobby} reserved", "lobby reserved"
+        else:
+            text, kind = "peer {peer_id} created {mode} lobby {lobby}", "lobby created"
+        _line(LogLevel.info, text, kind, event.host, lobby=event.lobby, mode=mode)
+
+    def _joined(self, event: PeerJoined) -> None:
+        peer = event.peer
+        if peer.lobby_id != HOST_ID:
+            text, kind = "peer {peer_id} joined lobby {lobby} (members: {members})", "lobby joined"
+        elif event.lobby in self._reserved:
+            self._reserved.discard(event.lobby)
+            text, kind = "peer {peer_id} claimed reserved lobby {lobby}", "lobby claimed"
+        else:
+            return  # a creator's join, which "lobby created" told
+        _line(LogLevel.info, text, kind, peer, lobby=event.lobby, members=event.members)
+
+    def _sealed(self, event: LobbySealed) -> None:
+        text = "lobby {lobby} sealed (members: {members})"
+        _line(LogLevel.info, text, "lobby sealed", lobby=event.lobby, members=event.members)
+
+    def _closed(self, event: LobbyClosed) -> None:
+        self._closed_lobby = event.lobby
+        self._reserved.discard(event.lobby)
+        _line(
+            LogLevel.info,
+            "lobby {lobby} deleted: {reason}",
+            "lobby deleted",
+            lobby=event.lobby,
+            close_code=event.code,
+            reason=event.reason,
+        )
+
+    def _refused(self, event: ConnectionRefused) -> None:
+        _line(
+            LogLevel.info,
+            "connection from {address} refused: {close_code} {reason}",
+            "refused",
+            address=event.address,
+            close_code=event.code,
+            reason=event.reason,
+        )
+
+
+def _line(
+    level: LogLevel,
+    text: str,
+    kind: str,
+    peer: PeerInfo | None = None,
+    *,
+    address: str = "",
+    lobby: str | None = None,
+    members: int = 0,
+    mode: str = "",
+    close_code: int | None = None,
+    reason: str = "",
+) -> None:
+    """One log line. Every line carries the same fields, so that JSON logs
+    are one schema to query; what does not apply is 0, "", "-" or null."""
+    _log.emit(
+        level,
+        text,
+        event_kind=kind,
+        peer_id=peer.peer_id if peer is not None else 0,
+        address=peer.address if peer is not None else address,
+        lobby=lobby or "-",
+        members=members,
+        mode=mode,
+        close_code=close_code,
+        reason=reason,
+    )
