@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .config import SignalingConfig
-from .messages import HOST_ID, RELAY_TYPES, Message, MessageType
+from .messages import HOST_ID, RELAY_TYPES, AnyMessage, Identity, Join, Message, MessageType
 from .reasons import CloseReason
+from .topology import Topology
 
 LOBBY_NAME_ALPHABET = string.ascii_letters + string.digits
 LOBBY_NAME_LENGTH = 16
@@ -52,20 +53,14 @@ class Peer:
 class Lobby:
     name: str
     host: Peer
-    mesh: bool
+    # Who is told about whom, and who may relay to whom.
+    topology: Topology
     # Members by the id the others know them under: the host is HOST_ID.
     members: dict[int, Peer] = field(default_factory=dict)
     sealed: bool = False
 
     def public_id(self, peer: Peer) -> int:
         return HOST_ID if peer is self.host else peer.peer_id
-
-    def can_see(self, viewer: Peer, other: Peer) -> bool:
-        """Who is told about whom, and who may relay to whom. In client-server
-        mode non-hosts only ever learn about the host."""
-        if viewer is other:
-            return False
-        return self.mesh or viewer is self.host or other is self.host
 
 
 # Timers are named by what they guard; the adapter maps them to real delayed calls.
@@ -88,7 +83,7 @@ Timer = JoinDeadline | SealDeadline
 @dataclass(slots=True)
 class Send:
     peer: Peer
-    message: Message
+    message: Message | Identity
 
 
 @dataclass(slots=True)
@@ -164,24 +159,35 @@ class Signaling:
             StartTimer(JoinDeadline(peer), self.config.join_timeout),
         ]
 
-    def receive(self, peer: Peer, message: Message) -> list[Action]:
+    def receive(self, peer: Peer, message: AnyMessage) -> list[Action]:
         """A well-formed message arrived from ``peer``."""
         if peer.closing:
             return []
-        kind = message.type
         lobby = peer.lobby
-        if kind == MessageType.JOIN:
+        if type(message) is Message:  # anything but a JOIN or an ID
+            if lobby is None:
+                return self._close(peer, CloseReason.NEED_LOBBY)
+            kind = message.type
+            if kind in RELAY_TYPES:
+                destination = lobby.members.get(message.id)
+                # No one relays to itself; whom else, the topology says.
+                if (
+                    destination is None
+                    or destination is peer
+                    or not lobby.topology.can_see(lobby.host, peer, destination)
+                ):
+                    return self._close(peer, CloseReason.INVALID_DESTINATION)
+                relayed = Message(kind, lobby.public_id(peer), message.data)
+                return [Send(destination, relayed)]
+            if kind == MessageType.SEAL:
+                return self._seal(peer, lobby)
+            return self._close(peer, CloseReason.INVALID_COMMAND)
+        if isinstance(message, Join):
             return self._join(peer, message)
+        # An ID is only ever the server's to send: answered as any other
+        # command a client may not send.
         if lobby is None:
             return self._close(peer, CloseReason.NEED_LOBBY)
-        if kind in RELAY_TYPES:
-            destination = lobby.members.get(message.id)
-            if destination is None or not lobby.can_see(peer, destination):
-                return self._close(peer, CloseReason.INVALID_DESTINATION)
-            relayed = Message(kind, lobby.public_id(peer), message.data)
-            return [Send(destination, relayed)]
-        if kind == MessageType.SEAL:
-            return self._seal(peer, lobby)
         return self._close(peer, CloseReason.INVALID_COMMAND)
 
     def reject(self, peer: Peer, reason: CloseReason) -> list[Action]:
@@ -226,18 +232,20 @@ class Signaling:
 
     # -- rules --------------------------------------------------------------
 
-    def _join(self, peer: Peer, message: Message) -> list[Action]:
+    def _join(self, peer: Peer, message: Join) -> list[Action]:
         if peer.lobby is not None:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         actions: list[Action] = []
-        if message.data == "":
+        if message.lobby == "":
             if len(self.lobbies) >= self.config.max_lobbies:
                 return self._close(peer, CloseReason.TOO_MANY_LOBBIES)
-            lobby = Lobby(self._new_lobby_name(), host=peer, mesh=message.id == 0)
+            lobby = Lobby(self._new_lobby_name(), host=peer, topology=message.topology)
             self.lobbies[lobby.name] = lobby
-            actions.append(Notice(NoticeKind.LOBBY_CREATED, peer, lobby.name, mode=_mode(lobby)))
+            actions.append(
+                Notice(NoticeKind.LOBBY_CREATED, peer, lobby.name, mode=lobby.topology.name)
+            )
         else:
-            found = self.lobbies.get(message.data)
+            found = self.lobbies.get(message.lobby)
             if found is None:
                 return self._close(peer, CloseReason.LOBBY_DOES_NOT_EXIST)
             if found.sealed:
@@ -246,11 +254,10 @@ class Signaling:
 
         newcomer_id = lobby.public_id(peer)
         actions.append(CancelTimer(JoinDeadline(peer)))
-        actions.append(
-            Send(peer, Message(MessageType.ID, newcomer_id, "true" if lobby.mesh else ""))
-        )
+        actions.append(Send(peer, Identity(newcomer_id, lobby.topology)))
+        topology, host = lobby.topology, lobby.host
         for member_id, member in lobby.members.items():
-            if lobby.can_see(member, peer):
+            if topology.can_see(host, member, peer):
                 actions.append(Send(member, Message(MessageType.PEER_CONNECT, newcomer_id)))
                 actions.append(Send(peer, Message(MessageType.PEER_CONNECT, member_id)))
         lobby.members[newcomer_id] = peer
@@ -299,8 +306,11 @@ class Signaling:
         if peer is lobby.host:
             return self._delete_lobby(lobby, CloseReason.HOST_DISCONNECTED)
         gone = Message(MessageType.PEER_DISCONNECT, public_id)
+        topology, host = lobby.topology, lobby.host
         return [
-            Send(member, gone) for member in lobby.members.values() if lobby.can_see(member, peer)
+            Send(member, gone)
+            for member in lobby.members.values()
+            if topology.can_see(host, member, peer)
         ]
 
     def _delete_lobby(self, lobby: Lobby, reason: CloseReason) -> list[Action]:
@@ -344,10 +354,6 @@ class Signaling:
             name = "".join(characters)
             if name not in self.lobbies:
                 return name
-
-
-def _mode(lobby: Lobby) -> str:
-    return "mesh" if lobby.mesh else "client-server"
 
 
 def _lobby_name(peer: Peer) -> str:

@@ -33,7 +33,7 @@ from .core import (
     Timer,
 )
 from .frames import read_text_frames, text_frame
-from .messages import Message
+from .messages import AnyMessage
 from .reasons import CloseReason
 
 
@@ -169,7 +169,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.factory.connection_closed(self)
 
-    def send_message(self, message: Message) -> None:
+    def send_message(self, message: AnyMessage) -> None:
         # A peer whose closing handshake has begun (it sent a close frame, or
         # overflowed) stays in its lobby until its socket is gone; what is
         # sent to it meanwhile is dropped, as Autobahn would refuse it.
