@@ -57,7 +57,9 @@ class Harness:
                     assert timer not in self.timers
                     self.timers[timer] = delay
                 case CancelTimer(timer):
-                    self.timers.pop(timer, None)
+                    # Only a live timer is cancelled: never one that fired.
+                    assert timer in self.timers, f"cancelled {timer}, which is not armed"
+                    del self.timers[timer]
                 case Notice():
                     self.notices.append(action)
                 case _:

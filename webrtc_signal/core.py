@@ -199,7 +199,8 @@ class Signaling:
 
     def disconnect(self, peer: Peer) -> list[Action]:
         """The connection is gone, whoever closed it."""
-        if peer.peer_id == 0 or self.peers.get(peer.peer_id) is not peer:
+        # A refused connection (id 0) was never registered.
+        if self.peers.get(peer.peer_id) is not peer:
             return []
         del self.peers[peer.peer_id]
         if peer.closing:
@@ -208,14 +209,21 @@ class Signaling:
         return [Notice(NoticeKind.LEFT, peer, _lobby_name(peer)), *self._detach(peer)]
 
     def timer_fired(self, timer: Timer) -> list[Action]:
+        """A timer the core started, and has not cancelled, ran out. The
+        actions never cancel it: every timer is cancelled or fires, not both."""
         if isinstance(timer, JoinDeadline):
             peer = timer.peer
             if peer.lobby is None and not peer.closing:
-                return self._close(peer, CloseReason.NO_LOBBY)
+                # Not _close: it would cancel this very timer.
+                peer.closing = True
+                return [
+                    Close(peer, CloseReason.NO_LOBBY),
+                    Notice(NoticeKind.CLOSED, peer, "", CloseReason.NO_LOBBY),
+                ]
             return []
         lobby = timer.lobby
         if self.lobbies.get(lobby.name) is lobby:
-            return self._delete_lobby(lobby, CloseReason.SEAL_COMPLETE)
+            return self._delete_lobby(lobby, CloseReason.SEAL_COMPLETE, seal_timer_fired=True)
         return []
 
     def shutdown(self) -> list[Action]:
@@ -313,11 +321,13 @@ class Signaling:
             if topology.can_see(host, member, peer)
         ]
 
-    def _delete_lobby(self, lobby: Lobby, reason: CloseReason) -> list[Action]:
+    def _delete_lobby(
+        self, lobby: Lobby, reason: CloseReason, seal_timer_fired: bool = False
+    ) -> list[Action]:
         """Close every remaining member for ``reason`` and forget the lobby."""
         del self.lobbies[lobby.name]
         actions: list[Action] = []
-        if lobby.sealed:
+        if lobby.sealed and not seal_timer_fired:
             actions.append(CancelTimer(SealDeadline(lobby)))
         for member in lobby.members.values():
             member.lobby = None
