@@ -92,7 +92,7 @@ _ID_DATA: dict[Topology, str] = {MESH: _ID_MESH_DATA, CLIENT_SERVER: ""}
 class JsonCodec:
     """The Godot 4 framing: ``{"type": T, "id": I, "data": S}``."""
 
-    def decode(self, text: str) -> Message:
+    def decode(self, text: str) -> AnyMessage:
         obj = _read_json(text)
         if type(obj) is not dict:
             raise FormatError("not a JSON object")
@@ -168,7 +168,7 @@ class LineCodec:
     flag: a JOIN always asks for a mesh, and an ID says nothing of the
     lobby's topology."""
 
-    def decode(self, text: str) -> Message:
+    def decode(self, text: str) -> Message | Join:
         command, newline, data = text.partition("\n")
         if not newline:
             raise FormatError("no newline after the command")
