@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Protocol
+from typing import Protocol, cast
 
 import orjson
 
@@ -101,10 +101,11 @@ class JsonCodec:
         if (type(kind) is float and abs(kind) >= _EXACT_FLOAT_LIMIT) or (
             type(peer_id) is float and abs(peer_id) >= _EXACT_FLOAT_LIMIT
         ):
-            obj = _read_json_slowly(text)
-            kind = obj.get("type")  # type: ignore[union-attr]
-            peer_id = obj.get("id")  # type: ignore[union-attr]
-        data = obj.get("data", "")  # type: ignore[union-attr]
+            # The same text, so again an object: only its numbers differ.
+            obj = cast("dict[str, object]", _read_json_slowly(text))
+            kind = obj.get("type")
+            peer_id = obj.get("id")
+        data = obj.get("data", "")
         if type(data) is not str:
             raise FormatError("data must be a string")
         # The common case (non-negative ints) skips the general check.
