@@ -13,19 +13,20 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from webrtc_signal.protocol.codec import JSON_CODEC, FormatError
-from webrtc_signal.protocol.messages import Message
+from webrtc_signal.protocol.messages import Identity, Join, Message
+from webrtc_signal.protocol.topology import CLIENT_SERVER, MESH, Topology
 
 
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
         (b'{"type": 4, "id": 1, "data": "sdp"}', Message(4, 1, "sdp")),
-        (b'{"type":0,"id":0}', Message(0, 0, "")),
+        (b'{"type":0,"id":0}', Join("", MESH)),
         (b'{"id": 3, "type": 6, "data": ""}', Message(6, 3, "")),
         (b'{"type": 4.9, "id": 1.5, "data": "x"}', Message(4, 1, "x")),
         (b'{"type": 4e0, "id": 2147483647, "data": "x"}', Message(4, 2147483647, "x")),
         (b'{"type": 99, "id": 0, "data": "", "extra": [1, {}]}', Message(99, 0, "")),
-        (b' \n{"type": 1, "id": 0}\t', Message(1, 0, "")),
+        (b' \n{"type": 1, "id": 0}\t', Identity(0, CLIENT_SERVER)),
         (
             '{"type": 6, "id": 2, "data": "\\n0\\n1\\nü ✓ 😀"}'.encode(),
             Message(6, 2, "\n0\n1\nü ✓ 😀"),
@@ -40,7 +41,7 @@ from webrtc_signal.protocol.messages import Message
         ),
     ],
 )
-def test_decode_accepts(payload: bytes, expected: Message) -> None:
+def test_decode_accepts(payload: bytes, expected: Message | Join | Identity) -> None:
     assert JSON_CODEC.decode(payload.decode()) == expected
 
 
@@ -104,11 +105,65 @@ def test_encode_escapes_a_lone_surrogate_it_was_sent() -> None:
 
 def test_round_trip() -> None:
     for message in [
-        Message(0, 0, "Lobby123"),
+        Join("Lobby123", MESH),
+        Join("", CLIENT_SERVER),
+        Identity(1, MESH),
+        Identity(2**31 - 1, CLIENT_SERVER),
         Message(6, 2**31 - 1, "\n0\n0\ncand"),
         Message(7, 0),
     ]:
         assert JSON_CODEC.decode(JSON_CODEC.encode(message).decode()) == message
+
+
+# -- the topology conventions -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "topology"),
+    [
+        (b'{"type": 0, "id": 0, "data": ""}', MESH),
+        (b'{"type": 0, "id": 0.5, "data": ""}', MESH),
+        (b'{"type": 0, "id": 1, "data": ""}', CLIENT_SERVER),
+        (b'{"type": 0, "id": 1.5, "data": ""}', CLIENT_SERVER),
+        (b'{"type": 0, "id": 2, "data": ""}', CLIENT_SERVER),
+        (b'{"type": 0, "id": 7, "data": ""}', CLIENT_SERVER),
+        (b'{"type": 0, "id": 2147483648, "data": ""}', CLIENT_SERVER),
+        (b'{"type": 0, "id": 1, "data": "SomeLobby"}', CLIENT_SERVER),
+    ],
+)
+def test_a_join_id_of_0_asks_for_a_mesh_and_any_other_for_client_server(
+    payload: bytes, topology: object
+) -> None:
+    message = JSON_CODEC.decode(payload.decode())
+    assert isinstance(message, Join)
+    assert message.topology is topology
+    assert message.lobby == json.loads(payload)["data"]
+
+
+@pytest.mark.parametrize(
+    ("data", "topology"), [("true", MESH), ("", CLIENT_SERVER), ("True", CLIENT_SERVER)]
+)
+def test_an_id_says_mesh_with_data_true(data: str, topology: Topology) -> None:
+    message = JSON_CODEC.decode(json.dumps({"type": 1, "id": 5, "data": data}))
+    assert message == Identity(5, topology)
+
+
+@pytest.mark.parametrize(
+    ("message", "wire"),
+    [
+        (Identity(1, MESH), b'{"type":1,"id":1,"data":"true"}'),
+        (Identity(123456, CLIENT_SERVER), b'{"type":1,"id":123456,"data":""}'),
+        (Join("", MESH), b'{"type":0,"id":0,"data":""}'),
+        (Join("", CLIENT_SERVER), b'{"type":0,"id":1,"data":""}'),
+        (Join("AbCdEf0123456789", MESH), b'{"type":0,"id":0,"data":"AbCdEf0123456789"}'),
+        # The server's confirmation of a join is a plain message, always id 0.
+        (Message(0, 0, "AbCdEf0123456789"), b'{"type":0,"id":0,"data":"AbCdEf0123456789"}'),
+    ],
+)
+def test_encode_writes_the_topology_conventions(
+    message: Message | Join | Identity, wire: bytes
+) -> None:
+    assert JSON_CODEC.encode(message) == wire
 
 
 # -- orjson reads exactly as the standard library does --------------------------
@@ -117,7 +172,7 @@ def test_round_trip() -> None:
 # the fast path to it.
 
 
-def reference_decode(text: str) -> Message:
+def reference_decode(text: str) -> Message | Join | Identity:
     """The codec's rules over the standard library's JSON alone."""
     try:
         obj = json.loads(text, parse_constant=_refuse)
@@ -140,7 +195,12 @@ def reference_decode(text: str) -> Message:
         if number < 0:
             raise FormatError(key)
         numbers.append(number)
-    return Message(numbers[0], numbers[1], data)
+    kind, peer_id = numbers
+    if kind == 0:
+        return Join(data, MESH if peer_id == 0 else CLIENT_SERVER)
+    if kind == 1:
+        return Identity(peer_id, MESH if data == "true" else CLIENT_SERVER)
+    return Message(kind, peer_id, data)
 
 
 def _refuse(name: str) -> float:

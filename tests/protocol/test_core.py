@@ -27,7 +27,8 @@ from webrtc_signal.protocol.core import (
     Timer,
 )
 from webrtc_signal.protocol.events import EVENT_TYPES, Event
-from webrtc_signal.protocol.messages import Message
+from webrtc_signal.protocol.messages import Identity, Join, Message
+from webrtc_signal.protocol.topology import CLIENT_SERVER, MESH, Topology
 
 JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(8)
 
@@ -35,7 +36,9 @@ JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(
 class Harness:
     def __init__(self, config: SignalingConfig | None = None, rng: random.Random | None = None):
         self.core = Signaling(config, rng=rng or random.Random(1234))
-        self.inbox: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        # What each connection was sent, as (type, id, data); an ID's data is
+        # the lobby's topology.
+        self.inbox: dict[str, list[tuple[int, int, object]]] = defaultdict(list)
         self.closed: dict[str, CloseReason] = {}
         self.timers: dict[Timer, float] = {}
         self.events: list[Event] = []
@@ -45,7 +48,8 @@ class Harness:
             match action:
                 case Send(peer, message):
                     assert peer.handle not in self.closed, f"sent to closed {peer.handle}"
-                    self.inbox[peer.handle].append((message.type, message.id, message.data))
+                    data = message.topology if isinstance(message, Identity) else message.data
+                    self.inbox[peer.handle].append((message.type, message.id, data))
                 case Close(peer, reason):
                     assert peer.handle not in self.closed, f"closed twice: {peer.handle}"
                     self.closed[peer.handle] = reason
@@ -53,7 +57,9 @@ class Harness:
                     assert timer not in self.timers
                     self.timers[timer] = delay
                 case CancelTimer(timer):
-                    self.timers.pop(timer, None)
+                    # Only a live timer is cancelled: never one that fired.
+                    assert timer in self.timers, f"cancelled {timer}, which is not armed"
+                    del self.timers[timer]
                 case _ if isinstance(action, EVENT_TYPES):
                     self.events.append(action)
                 case _:
@@ -70,6 +76,9 @@ class Harness:
     def send(self, peer: Peer, type_: int, id_: int = 0, data: str = "") -> list:
         return self.apply(self.core.receive(peer, Message(type_, id_, data)))
 
+    def send_join(self, peer: Peer, lobby: str, topology: Topology = MESH) -> list:
+        return self.apply(self.core.receive(peer, Join(lobby, topology)))
+
     def leave(self, peer: Peer) -> list:
         return self.apply(self.core.disconnect(peer))
 
@@ -79,7 +88,7 @@ class Harness:
         del self.timers[timer]
         return self.apply(self.core.timer_fired(timer))
 
-    def take(self, handle: str) -> list[tuple[int, int, str]]:
+    def take(self, handle: str) -> list[tuple[int, int, object]]:
         messages, self.inbox[handle] = self.inbox[handle], []
         return messages
 
@@ -87,15 +96,15 @@ class Harness:
 
     def create(self, handle: str = "host", mesh: bool = True) -> tuple[Peer, str]:
         host = self.connect(handle)
-        self.send(host, JOIN, 0 if mesh else 1, "")
+        self.send_join(host, "", MESH if mesh else CLIENT_SERVER)
         messages = self.take(handle)
-        assert messages[0] == (ID, 1, "true" if mesh else "")
+        assert messages[0] == (ID, 1, MESH if mesh else CLIENT_SERVER)
         assert messages[1][:2] == (JOIN, 0)
         return host, messages[1][2]
 
     def join(self, handle: str, lobby: str) -> tuple[Peer, int]:
         peer = self.connect(handle)
-        self.send(peer, JOIN, 0, lobby)
+        self.send_join(peer, lobby)
         first = self.inbox[handle][0]
         assert first[0] == ID
         return peer, first[1]
@@ -106,7 +115,7 @@ def h() -> Harness:
     return Harness()
 
 
-def visible_ids(messages: list[tuple[int, int, str]]) -> list[int]:
+def visible_ids(messages: list[tuple[int, int, object]]) -> list[int]:
     return [id_ for type_, id_, _ in messages if type_ == PEER_CONNECT]
 
 
@@ -117,19 +126,19 @@ def test_create_mesh_lobby_makes_the_creator_host_with_id_1(h: Harness) -> None:
     host, name = h.create(mesh=True)
     assert re.fullmatch(r"[A-Za-z0-9]{16,}", name)
     assert h.core.lobbies[name].host is host
-    assert h.core.lobbies[name].mesh
+    assert h.core.lobbies[name].topology is MESH
     assert JoinDeadline(host) not in h.timers
     assert [type(e).__name__ for e in h.events] == ["PeerConnected", "LobbyCreated", "PeerJoined"]
     assert isinstance(h.events[1], LobbyCreated) and h.events[1].mesh
 
 
-@pytest.mark.parametrize("mode_id", [1, 2, 7, 2**31])
-def test_any_nonzero_id_creates_a_client_server_lobby(h: Harness, mode_id: int) -> None:
+def test_create_client_server_lobby(h: Harness) -> None:
     host = h.connect("host")
-    h.send(host, JOIN, mode_id, "")
+    h.send_join(host, "", CLIENT_SERVER)
     (id_msg, join_msg) = h.take("host")
-    assert id_msg == (ID, 1, "")
-    assert not h.core.lobbies[join_msg[2]].mesh
+    assert id_msg == (ID, 1, CLIENT_SERVER)
+    assert h.core.lobbies[join_msg[2]].topology is CLIENT_SERVER
+    assert [e.mode for e in h.events if isinstance(e, LobbyCreated)] == ["client-server"]
 
 
 def test_lobby_names_are_distinct_and_drawn_from_a_cryptographic_source() -> None:
@@ -138,7 +147,7 @@ def test_lobby_names_are_distinct_and_drawn_from_a_cryptographic_source() -> Non
     names = set()
     for n in range(50):
         peer, _ = core.connect(f"p{n}")
-        core.receive(peer, Message(JOIN, 0, ""))
+        core.receive(peer, Join("", MESH))
         names.add(peer.lobby.name)
     assert len(names) == 50
     assert all(re.fullmatch(r"[A-Za-z0-9]{16}", name) for name in names)
@@ -149,13 +158,13 @@ def test_joiner_gets_id_then_peer_connects_then_join_in_that_order(h: Harness) -
     a, a_id = h.join("a", name)
     b, b_id = h.join("b", name)
     assert h.take("b") == [
-        (ID, b_id, "true"),
+        (ID, b_id, MESH),
         (PEER_CONNECT, 1, ""),
         (PEER_CONNECT, a_id, ""),
         (JOIN, 0, name),
     ]
     assert h.take("a") == [
-        (ID, a_id, "true"),
+        (ID, a_id, MESH),
         (PEER_CONNECT, 1, ""),
         (JOIN, 0, name),
         (PEER_CONNECT, b_id, ""),
@@ -163,11 +172,11 @@ def test_joiner_gets_id_then_peer_connects_then_join_in_that_order(h: Harness) -
     assert h.take("host") == [(PEER_CONNECT, a_id, ""), (PEER_CONNECT, b_id, "")]
 
 
-def test_joining_ignores_the_mode_id_and_reports_the_lobby_mode(h: Harness) -> None:
+def test_joining_ignores_the_topology_asked_and_reports_the_lobby_topology(h: Harness) -> None:
     _, name = h.create(mesh=False)
     peer = h.connect("a")
-    h.send(peer, JOIN, 0, name)
-    assert h.take("a")[0][2] == ""
+    h.send_join(peer, name, MESH)
+    assert h.take("a")[0] == (ID, peer.peer_id, CLIENT_SERVER)
 
 
 def test_mesh_everyone_sees_everyone(h: Harness) -> None:
@@ -187,6 +196,43 @@ def test_client_server_non_hosts_only_see_the_host(h: Harness) -> None:
     assert visible_ids(h.take("a")) == [1]
     assert visible_ids(h.take("b")) == [1]
     assert visible_ids(h.take("host")) == [a_id, b_id]
+
+
+class Teams(Topology):
+    """A topology the core has never heard of: the host sees no one, and the
+    others see only their own team (the first letter of their handle)."""
+
+    @property
+    def name(self) -> str:
+        return "teams"
+
+    def can_see(self, host: object, viewer: object, other: object) -> bool:
+        if viewer is host or other is host:
+            return False
+        assert isinstance(viewer, Peer) and isinstance(other, Peer)
+        return str(viewer.handle)[0] == str(other.handle)[0]
+
+
+def test_a_new_topology_needs_no_change_to_the_core(h: Harness) -> None:
+    teams = Teams()
+    host = h.connect("host")
+    h.send_join(host, "", teams)
+    name = h.take("host")[1][2]
+    assert [e.mode for e in h.events if isinstance(e, LobbyCreated)] == ["teams"]
+    x1, x1_id = h.join("x1", name)
+    y1, y1_id = h.join("y1", name)
+    x2, x2_id = h.join("x2", name)
+    assert h.take("x1") == [(ID, x1_id, teams), (JOIN, 0, name), (PEER_CONNECT, x2_id, "")]
+    assert h.take("x2") == [(ID, x2_id, teams), (PEER_CONNECT, x1_id, ""), (JOIN, 0, name)]
+    assert visible_ids(h.take("y1")) == []
+    assert h.take("host") == []
+
+    h.send(x1, OFFER, x2_id, "o")
+    assert h.take("x2") == [(OFFER, x1_id, "o")]
+    h.send(x1, OFFER, y1_id, "to the other team")
+    assert h.closed == {"x1": CloseReason.INVALID_DESTINATION}
+    assert h.take("x2") == [(PEER_DISCONNECT, x1_id, "")]
+    assert h.take("y1") == h.take("host") == []
 
 
 def test_peer_ids_are_in_range_and_never_0_or_1() -> None:
@@ -306,7 +352,7 @@ def test_seal_tells_everyone_refuses_joins_then_closes_all_after_the_timeout() -
     assert h.timers[timer] == 7.5
 
     late = h.connect("late")
-    h.send(late, JOIN, 0, name)
+    h.send_join(late, name)
     assert h.closed == {"late": CloseReason.LOBBY_IS_SEALED}
 
     # Relaying still works while the lobby is sealed.
@@ -318,7 +364,7 @@ def test_seal_tells_everyone_refuses_joins_then_closes_all_after_the_timeout() -
     assert CloseReason.SEAL_COMPLETE.code == 1000
     assert name not in h.core.lobbies
     again = h.connect("again")
-    h.send(again, JOIN, 0, name)
+    h.send_join(again, name)
     assert h.closed["again"] == CloseReason.LOBBY_DOES_NOT_EXIST
 
 
@@ -420,7 +466,7 @@ def test_host_leaving_closes_everyone_and_deletes_the_lobby(h: Harness) -> None:
     assert h.take("a") == [] and h.take("b") == []
     assert name not in h.core.lobbies
     late = h.connect("late")
-    h.send(late, JOIN, 0, name)
+    h.send_join(late, name)
     assert h.closed["late"] == CloseReason.LOBBY_DOES_NOT_EXIST
     assert LobbyClosed(name, CloseReason.HOST_DISCONNECTED.text) in h.events
 
@@ -431,7 +477,7 @@ def test_a_closed_peer_is_ignored_until_its_socket_is_gone(h: Harness) -> None:
     h.send(a, SEAL)  # closes a
     h.take("host")
     assert h.send(a, OFFER, 1, "too late") == []
-    assert h.send(a, JOIN, 0, "") == []
+    assert h.send_join(a, "") == []
     assert h.core.reject(a, CloseReason.INVALID_FORMAT) == []
     assert h.take("host") == []
     assert h.leave(a) == []
@@ -459,7 +505,7 @@ def test_lobby_limit_refuses_creating_but_not_joining() -> None:
     h = Harness(SignalingConfig(max_lobbies=1))
     host, name = h.create()
     extra = h.connect("extra")
-    h.send(extra, JOIN, 0, "")
+    h.send_join(extra, "")
     assert h.closed == {"extra": CloseReason.TOO_MANY_LOBBIES}
     h.join("a", name)
     assert "a" not in h.closed
@@ -477,7 +523,7 @@ def test_a_second_join_is_refused(h: Harness, second: str) -> None:
     _, other = h.create("other")
     a, a_id = h.join("a", name)
     h.take("host")
-    h.send(a, JOIN, 0, {"": "", "own lobby": name, "other lobby": other}[second])
+    h.send_join(a, {"": "", "own lobby": name, "other lobby": other}[second])
     assert h.closed == {"a": CloseReason.ALREADY_IN_LOBBY}
     assert h.take("host") == [(PEER_DISCONNECT, a_id, "")]
     assert len(h.core.lobbies[other].members) == 1
@@ -486,7 +532,7 @@ def test_a_second_join_is_refused(h: Harness, second: str) -> None:
 def test_a_host_sending_a_second_join_takes_its_lobby_down(h: Harness) -> None:
     host, name = h.create()
     h.join("a", name)
-    h.send(host, JOIN, 0, "")
+    h.send_join(host, "")
     assert h.closed == {
         "host": CloseReason.ALREADY_IN_LOBBY,
         "a": CloseReason.HOST_DISCONNECTED,
@@ -496,7 +542,7 @@ def test_a_host_sending_a_second_join_takes_its_lobby_down(h: Harness) -> None:
 
 def test_joining_an_unknown_lobby(h: Harness) -> None:
     peer = h.connect("a")
-    h.send(peer, JOIN, 0, "NoSuchLobby12345")
+    h.send_join(peer, "NoSuchLobby12345")
     assert h.closed == {"a": CloseReason.LOBBY_DOES_NOT_EXIST}
     assert h.timers == {}
 
@@ -523,6 +569,18 @@ def test_unknown_or_server_only_type_in_a_lobby_is_an_invalid_command(
     assert h.take("host") == [(PEER_DISCONNECT, a_id, "")]
 
 
+@pytest.mark.parametrize("in_lobby", [False, True])
+def test_an_id_from_a_client_is_answered_as_any_server_only_type(
+    h: Harness, in_lobby: bool
+) -> None:
+    # The JSON codec reads every type-1 message as an Identity, whoever sent it.
+    host, name = h.create()
+    peer = h.join("a", name)[0] if in_lobby else h.connect("a")
+    h.apply(h.core.receive(peer, Identity(1, MESH)))
+    expected = CloseReason.INVALID_COMMAND if in_lobby else CloseReason.NEED_LOBBY
+    assert h.closed == {"a": expected}
+
+
 @pytest.mark.parametrize("reason", [CloseReason.INVALID_FORMAT, CloseReason.INVALID_TRANSFER_MODE])
 def test_rejections_below_the_message_level_close_only_that_peer(
     h: Harness, reason: CloseReason
@@ -547,7 +605,7 @@ def test_protocol_errors_are_noticed_with_peer_lobby_and_reason(h: Harness) -> N
     assert closed[0].by_server
 
 
-def test_relays_produce_no_notices(h: Harness) -> None:
+def test_relays_produce_no_events(h: Harness) -> None:
     host, name = h.create()
     a, _ = h.join("a", name)
     before = len(h.events)

@@ -18,7 +18,7 @@ def test_draining_refuses_a_new_lobby_with_1001(h: Harness) -> None:
     waiting = h.connect("waiting")
     assert h.core.drain() == []
     assert h.core.draining
-    h.send(waiting, JOIN, 0, "")
+    h.send_join(waiting, "")
     assert h.closed == {"waiting": CloseReason.SHUTDOWN}
     assert h.core.lobbies == {}
     assert h.take("waiting") == []

@@ -16,8 +16,9 @@ from webrtc_signal.protocol.access import (
 from webrtc_signal.protocol.config import InvalidSetting
 from webrtc_signal.protocol.core import Signaling
 from webrtc_signal.protocol.limits import LOBBY_BURST, AddressCounter, LobbyLimits, TokenBucket
-from webrtc_signal.protocol.messages import Message
+from webrtc_signal.protocol.messages import Join
 from webrtc_signal.protocol.reasons import CloseReason
+from webrtc_signal.protocol.topology import MESH
 
 
 def test_a_token_bucket_allows_its_burst_then_its_rate() -> None:
@@ -67,16 +68,16 @@ def test_lobby_limits_count_rate_and_forget_idle_addresses() -> None:
 def test_the_core_refuses_lobbies_over_the_per_address_limits() -> None:
     core = Signaling(SignalingConfig(max_lobbies_per_address=1, max_lobby_rate=0))
     first, _ = core.connect("first", "198.51.100.7")
-    core.receive(first, Message(0, 0, ""))
+    core.receive(first, Join("", MESH))
     second, _ = core.connect("second", "198.51.100.7")
-    actions = core.receive(second, Message(0, 0, ""))
+    actions = core.receive(second, Join("", MESH))
     assert actions[0].reason is CloseReason.TOO_MANY_LOBBIES_FROM_ADDRESS  # type: ignore[union-attr]
     third, _ = core.connect("third", "198.51.100.8")
-    core.receive(third, Message(0, 0, ""))
+    core.receive(third, Join("", MESH))
     assert third.lobby is not None
     core.disconnect(first)
     fourth, _ = core.connect("fourth", "198.51.100.7")
-    core.receive(fourth, Message(0, 0, ""))
+    core.receive(fourth, Join("", MESH))
     assert fourth.lobby is not None
 
 

@@ -11,7 +11,8 @@ from webrtc_signal.protocol.codec import (
     FormatError,
     codec_for,
 )
-from webrtc_signal.protocol.messages import Message
+from webrtc_signal.protocol.messages import Identity, Join, Message
+from webrtc_signal.protocol.topology import CLIENT_SERVER, MESH
 
 JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(8)
 
@@ -19,10 +20,11 @@ JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (b"J: \n", Message(JOIN, 0, "")),
-        (b"J: AbCdEf0123456789\n", Message(JOIN, 0, "AbCdEf0123456789")),
-        (b"J:  padded \t\n", Message(JOIN, 0, "padded")),
-        (b"J: lobby\nignored payload", Message(JOIN, 0, "lobby")),
+        # The line framing has no topology flag: its lobbies are meshes.
+        (b"J: \n", Join("", MESH)),
+        (b"J: AbCdEf0123456789\n", Join("AbCdEf0123456789", MESH)),
+        (b"J:  padded \t\n", Join("padded", MESH)),
+        (b"J: lobby\nignored payload", Join("lobby", MESH)),
         (b"S: \n", Message(SEAL, 0, "")),
         (b"S: whatever\n", Message(SEAL, 0, "")),
         (
@@ -45,7 +47,7 @@ JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(
         (b"D: 5\n", Message(PEER_DISCONNECT, 0, "")),
     ],
 )
-def test_decode_every_command(line: bytes, expected: Message) -> None:
+def test_decode_every_command(line: bytes, expected: Message | Join) -> None:
     assert LINE_CODEC.decode(line.decode()) == expected
 
 
@@ -89,8 +91,10 @@ def test_malformed_lines_are_format_errors(line: bytes) -> None:
     ("message", "line"),
     [
         (Message(JOIN, 0, "AbCdEf0123456789"), b"J: AbCdEf0123456789\n"),
-        (Message(ID, 1, "true"), b"I: 1\n"),
-        (Message(ID, 987654, ""), b"I: 987654\n"),
+        (Join("AbCdEf0123456789", CLIENT_SERVER), b"J: AbCdEf0123456789\n"),
+        # An ID says nothing of the topology in this framing.
+        (Identity(1, MESH), b"I: 1\n"),
+        (Identity(987654, CLIENT_SERVER), b"I: 987654\n"),
         (Message(PEER_CONNECT, 1), b"N: 1\n"),
         (Message(PEER_DISCONNECT, 42), b"D: 42\n"),
         (Message(OFFER, 1, "v=0\r\n"), b"O: 1\nv=0\r\n"),
@@ -100,7 +104,7 @@ def test_malformed_lines_are_format_errors(line: bytes) -> None:
         (Message(OFFER, 9, "ü ✓ 😀\nline"), "O: 9\nü ✓ 😀\nline".encode()),
     ],
 )
-def test_encode_every_command(message: Message, line: bytes) -> None:
+def test_encode_every_command(message: Message | Join | Identity, line: bytes) -> None:
     assert LINE_CODEC.encode(message) == line
 
 

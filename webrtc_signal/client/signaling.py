@@ -30,7 +30,8 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReacto
 from twisted.logger import Logger
 
 from ..protocol.codec import JSON_CODEC, FormatError
-from ..protocol.messages import Message, MessageType
+from ..protocol.messages import Identity, Join, Message, MessageType
+from ..protocol.topology import CLIENT_SERVER, MESH
 
 _log = Logger(namespace="webrtc_signal.client")
 
@@ -278,7 +279,7 @@ class SignalingClient:
         connection is closing or closed."""
         if self._joining is not None:
             raise RuntimeError("join() was already called on this connection")
-        sent = self._send(Message(MessageType.JOIN, 0 if mesh else 1, lobby))
+        sent = self._send(Join(lobby, MESH if mesh else CLIENT_SERVER))
         joining = self._joining = defer.Deferred()
         if not sent and self._ending is not None:
             joining.errback(SignalingClosed(self._ending))
@@ -381,11 +382,16 @@ class SignalingClient:
         except FormatError as error:
             self._protocol_error(f"not a signaling message ({error})", text)
             return
-        handler = _HANDLERS.get(message.type)
-        if handler is None:
-            self._protocol_error(f"unknown message type {message.type}", text)
-            return
-        problem = handler(self, message)
+        if isinstance(message, Identity):
+            problem = self._on_id(message)
+        elif isinstance(message, Join):
+            problem = self._on_join(message)
+        else:
+            handler = _HANDLERS.get(message.type)
+            if handler is None:
+                self._protocol_error(f"unknown message type {message.type}", text)
+                return
+            problem = handler(self, message)
         if problem is not None:
             self._protocol_error(problem, text)
 
@@ -414,19 +420,19 @@ class SignalingClient:
 
     # -- the server's messages ---------------------------------------------------
 
-    def _on_id(self, message: Message) -> str | None:
+    def _on_id(self, message: Identity) -> str | None:
         if message.id < 1:
             return f"my id must be a peer id, not {message.id}"
         self.peer_id = message.id
-        self.mesh = message.data == "true"
+        self.mesh = message.topology is MESH
         self._emit(IdAssigned(message.id, self.mesh))
         return None
 
-    def _on_join(self, message: Message) -> str | None:
+    def _on_join(self, message: Join) -> str | None:
         if not self.peer_id:
             return "lobby joined before my id was given"
-        self.lobby = message.data
-        self._emit(LobbyJoined(message.data))
+        self.lobby = message.lobby
+        self._emit(LobbyJoined(message.lobby))
         if self._joining is not None and not self._joining.called:
             self._joining.callback(
                 Joined(self.lobby, self.peer_id, self.mesh, frozenset(self.peers))
@@ -470,7 +476,7 @@ class SignalingClient:
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _send(self, message: Message) -> bool:
+    def _send(self, message: Message | Join) -> bool:
         protocol = self._protocol
         if protocol is None:
             if self._ending is None and not self._close_requested:
@@ -502,8 +508,6 @@ def _closed_before_open() -> Disconnected:
 
 
 _HANDLERS: dict[int, Callable[[SignalingClient, Message], str | None]] = {
-    MessageType.ID: SignalingClient._on_id,
-    MessageType.JOIN: SignalingClient._on_join,
     MessageType.PEER_CONNECT: SignalingClient._on_peer,
     MessageType.PEER_DISCONNECT: SignalingClient._on_peer,
     MessageType.OFFER: SignalingClient._on_relay,

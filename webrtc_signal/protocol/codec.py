@@ -5,17 +5,22 @@ connection's first message picks its codec (`codec_for`) and the core never
 learns which one a peer speaks. Codecs get text: the WebSocket layer has
 already checked the frame is valid UTF-8. Every malformed input raises
 `FormatError`, which the adapter turns into "Invalid message format".
+
+The framings' conventions for a lobby's topology live here and nowhere else:
+above the codecs, a JOIN is a `Join` and an ID an `Identity`, each naming a
+`Topology`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Protocol
+from typing import Protocol, cast
 
 import orjson
 
-from .messages import Message, MessageType
+from .messages import AnyMessage, Identity, Join, Message, MessageType
+from .topology import CLIENT_SERVER, MESH, Topology
 
 
 class FormatError(ValueError):
@@ -23,9 +28,9 @@ class FormatError(ValueError):
 
 
 class Codec(Protocol):
-    def decode(self, text: str) -> Message: ...
+    def decode(self, text: str) -> AnyMessage: ...
 
-    def encode(self, message: Message) -> bytes: ...
+    def encode(self, message: AnyMessage) -> bytes: ...
 
 
 def _reject_constant(name: str) -> float:
@@ -73,10 +78,21 @@ def _read_json_slowly(text: str) -> object:
         raise FormatError("not JSON") from error
 
 
+# The JSON framing's topology conventions. JOIN: id 0 asks for a mesh, any
+# other id for client-server. ID: data "true" in a mesh, "" in client-server.
+# Plain ints: cheaper to compare than the enum, and written as they are.
+_JOIN = int(MessageType.JOIN)
+_ID = int(MessageType.ID)
+_JOIN_MESH_ID = 0
+_JOIN_IDS: dict[Topology, int] = {MESH: _JOIN_MESH_ID, CLIENT_SERVER: 1}
+_ID_MESH_DATA = "true"
+_ID_DATA: dict[Topology, str] = {MESH: _ID_MESH_DATA, CLIENT_SERVER: ""}
+
+
 class JsonCodec:
     """The Godot 4 framing: ``{"type": T, "id": I, "data": S}``."""
 
-    def decode(self, text: str) -> Message:
+    def decode(self, text: str) -> AnyMessage:
         obj = _read_json(text)
         if type(obj) is not dict:
             raise FormatError("not a JSON object")
@@ -85,10 +101,11 @@ class JsonCodec:
         if (type(kind) is float and abs(kind) >= _EXACT_FLOAT_LIMIT) or (
             type(peer_id) is float and abs(peer_id) >= _EXACT_FLOAT_LIMIT
         ):
-            obj = _read_json_slowly(text)
-            kind = obj.get("type")  # type: ignore[union-attr]
-            peer_id = obj.get("id")  # type: ignore[union-attr]
-        data = obj.get("data", "")  # type: ignore[union-attr]
+            # The same text, so again an object: only its numbers differ.
+            obj = cast("dict[str, object]", _read_json_slowly(text))
+            kind = obj.get("type")
+            peer_id = obj.get("id")
+        data = obj.get("data", "")
         if type(data) is not str:
             raise FormatError("data must be a string")
         # The common case (non-negative ints) skips the general check.
@@ -96,10 +113,21 @@ class JsonCodec:
             kind = _whole_number(kind, "type")
         if type(peer_id) is not int or peer_id < 0:
             peer_id = _whole_number(peer_id, "id")
-        return Message(kind, peer_id, data)
+        if kind > _ID:  # one comparison for every message but JOIN and ID
+            return Message(kind, peer_id, data)
+        if kind == _JOIN:
+            return Join(data, MESH if peer_id == _JOIN_MESH_ID else CLIENT_SERVER)
+        return Identity(peer_id, MESH if data == _ID_MESH_DATA else CLIENT_SERVER)
 
-    def encode(self, message: Message) -> bytes:
-        fields = {"type": message.type, "id": message.id, "data": message.data}
+    def encode(self, message: AnyMessage) -> bytes:
+        if type(message) is Message:
+            fields = {"type": message.type, "id": message.id, "data": message.data}
+        elif isinstance(message, Identity):
+            fields = {"type": _ID, "id": message.id, "data": _ID_DATA[message.topology]}
+        elif isinstance(message, Join):
+            fields = {"type": _JOIN, "id": _JOIN_IDS[message.topology], "data": message.lobby}
+        else:
+            raise TypeError(f"not a message: {message!r}")
         try:
             return orjson.dumps(fields)
         except orjson.JSONEncodeError:
@@ -141,10 +169,11 @@ _JSON_WHITESPACE = " \t\n\r"
 
 class LineCodec:
     """The Godot 3 framing: a command line ``X: <value>\n``, then a payload
-    (everything after the first newline, untouched). Its lobbies are mesh:
-    JOIN decodes with id 0, and ID goes out without the mesh flag."""
+    (everything after the first newline, untouched). It has no topology
+    flag: a JOIN always asks for a mesh, and an ID says nothing of the
+    lobby's topology."""
 
-    def decode(self, text: str) -> Message:
+    def decode(self, text: str) -> Message | Join:
         command, newline, data = text.partition("\n")
         if not newline:
             raise FormatError("no newline after the command")
@@ -156,7 +185,7 @@ class LineCodec:
             return Message(UNKNOWN_LETTER_TYPE, 0, data)
         if kind == MessageType.JOIN:
             # Godot 3 clients send "J: \n" to create; the reference trims.
-            return Message(kind, 0, value.strip())
+            return Join(value.strip(), MESH)
         if letter in _RELAY_LETTERS:
             destination = value.strip()
             # Peer ids fit in 10 digits; a longer run would only make int()
@@ -170,7 +199,13 @@ class LineCodec:
             return Message(kind, int(destination), data)
         return Message(kind, 0, data)
 
-    def encode(self, message: Message) -> bytes:
+    def encode(self, message: AnyMessage) -> bytes:
+        if type(message) is not Message:  # one test for the common case
+            if isinstance(message, Join):
+                return f"J: {message.lobby}\n".encode()
+            if isinstance(message, Identity):
+                return f"I: {message.id}\n".encode()
+            raise TypeError(f"not a message: {message!r}")
         letter = _TYPE_LETTERS[MessageType(message.type)]
         if message.type == MessageType.JOIN:
             return f"J: {message.data}\n".encode()

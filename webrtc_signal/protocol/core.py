@@ -45,8 +45,9 @@ from .events import (
 )
 from .hooks import JoinPolicy, LobbyInfo, PeerInfo
 from .limits import LobbyLimits
-from .messages import HOST_ID, RELAY_TYPES, Message, MessageType
+from .messages import HOST_ID, RELAY_TYPES, AnyMessage, Identity, Join, Message, MessageType
 from .reasons import RESERVATION_EXPIRED, CloseReason, Reason
+from .topology import CLIENT_SERVER, MESH, Topology
 
 LOBBY_NAME_ALPHABET = string.ascii_letters + string.digits
 LOBBY_NAME_LENGTH = 16
@@ -79,7 +80,8 @@ class Lobby:
     name: str
     # None while a reserved lobby waits for its host.
     host: Peer | None
-    mesh: bool
+    # Who is told about whom, and who may relay to whom.
+    topology: Topology
     # Members by the id the others know them under: the host is HOST_ID.
     members: dict[int, Peer] = field(default_factory=dict)
     sealed: bool = False
@@ -90,13 +92,6 @@ class Lobby:
 
     def public_id(self, peer: Peer) -> int:
         return HOST_ID if peer is self.host else peer.peer_id
-
-    def can_see(self, viewer: Peer, other: Peer) -> bool:
-        """Who is told about whom, and who may relay to whom. In client-server
-        mode non-hosts only ever learn about the host."""
-        if viewer is other:
-            return False
-        return self.mesh or viewer is self.host or other is self.host
 
 
 # Timers are named by what they guard; the adapter maps them to real delayed calls.
@@ -133,7 +128,7 @@ Timer = JoinDeadline | SealDeadline | LobbyAgeDeadline | ReservationDeadline
 @dataclass(slots=True)
 class Send:
     peer: Peer
-    message: Message
+    message: Message | Identity
 
 
 @dataclass(slots=True)
@@ -203,25 +198,36 @@ class Signaling:
             StartTimer(JoinDeadline(peer), self.config.join_timeout),
         ]
 
-    def receive(self, peer: Peer, message: Message, now: float = 0.0) -> list[Action]:
+    def receive(self, peer: Peer, message: AnyMessage, now: float = 0.0) -> list[Action]:
         """A well-formed message arrived from ``peer``. ``now`` is the
         adapter's clock in seconds, for rate limits."""
         if peer.closing:
             return []
-        kind = message.type
         lobby = peer.lobby
-        if kind == MessageType.JOIN:
+        if type(message) is Message:  # anything but a JOIN or an ID
+            if lobby is None:
+                return self._close(peer, CloseReason.NEED_LOBBY)
+            kind = message.type
+            if kind in RELAY_TYPES:
+                destination = lobby.members.get(message.id)
+                # No one relays to itself; whom else, the topology says.
+                if (
+                    destination is None
+                    or destination is peer
+                    or not lobby.topology.can_see(lobby.host, peer, destination)
+                ):
+                    return self._close(peer, CloseReason.INVALID_DESTINATION)
+                relayed = Message(kind, lobby.public_id(peer), message.data)
+                return [Send(destination, relayed)]
+            if kind == MessageType.SEAL:
+                return self._seal(peer, lobby)
+            return self._close(peer, CloseReason.INVALID_COMMAND)
+        if isinstance(message, Join):
             return self._join(peer, message, now)
+        # An ID is only ever the server's to send: answered as any other
+        # command a client may not send.
         if lobby is None:
             return self._close(peer, CloseReason.NEED_LOBBY)
-        if kind in RELAY_TYPES:
-            destination = lobby.members.get(message.id)
-            if destination is None or not lobby.can_see(peer, destination):
-                return self._close(peer, CloseReason.INVALID_DESTINATION)
-            relayed = Message(kind, lobby.public_id(peer), message.data)
-            return [Send(destination, relayed)]
-        if kind == MessageType.SEAL:
-            return self._seal(peer, lobby)
         return self._close(peer, CloseReason.INVALID_COMMAND)
 
     def reject(self, peer: Peer, reason: CloseReason) -> list[Action]:
@@ -234,7 +240,8 @@ class Signaling:
     def disconnect(self, peer: Peer, code: int = 1006, reason: str = "") -> list[Action]:
         """The connection is gone, whoever closed it: ``code`` and ``reason``
         are those of the client's close frame (1006 when there was none)."""
-        if peer.peer_id == 0 or self.peers.get(peer.peer_id) is not peer:
+        # A refused connection (id 0) was never registered.
+        if self.peers.get(peer.peer_id) is not peer:
             return []
         del self.peers[peer.peer_id]
         if peer.closing:
@@ -243,24 +250,28 @@ class Signaling:
         return [*_gone(peer, code, reason, by_server=False), *self._detach(peer)]
 
     def timer_fired(self, timer: Timer) -> list[Action]:
+        """A timer the core started, and has not cancelled, ran out. The
+        actions never cancel it: every timer is cancelled or fires, not both."""
         if isinstance(timer, JoinDeadline):
             peer = timer.peer
             if peer.lobby is None and not peer.closing:
-                return self._close(peer, CloseReason.NO_LOBBY)
-            return []
-        if isinstance(timer, ReservationDeadline):
-            lobby = timer.lobby
-            if self.lobbies.get(lobby.name) is lobby and lobby.host is None:
-                return self._delete_lobby(lobby, RESERVATION_EXPIRED)
+                # Not _close: its _detach would cancel this very timer.
+                peer.closing = True
+                reason = CloseReason.NO_LOBBY
+                return [Close(peer, reason), *_gone(peer, reason.code, reason.text, True)]
             return []
         lobby = timer.lobby
         if self.lobbies.get(lobby.name) is not lobby:
             return []
+        if isinstance(timer, ReservationDeadline):
+            if lobby.host is not None:
+                return []
+            return self._delete_lobby(lobby, RESERVATION_EXPIRED, fired=timer)
         if isinstance(timer, LobbyAgeDeadline):
             if lobby.sealed:
                 return []
-            return self._delete_lobby(lobby, CloseReason.LOBBY_EXPIRED)
-        return self._delete_lobby(lobby, CloseReason.SEAL_COMPLETE)
+            return self._delete_lobby(lobby, CloseReason.LOBBY_EXPIRED, fired=timer)
+        return self._delete_lobby(lobby, CloseReason.SEAL_COMPLETE, fired=timer)
 
     def shutdown(self) -> list[Action]:
         """Close everyone (1001), drop every lobby, cancel every timer, and
@@ -292,7 +303,8 @@ class Signaling:
         when the lobby limit (or shutdown) forbids it."""
         if not self.accepting or len(self.lobbies) >= self.config.max_lobbies:
             return None, []
-        lobby = Lobby(self._new_lobby_name(), host=None, mesh=mesh)
+        topology = MESH if mesh else CLIENT_SERVER
+        lobby = Lobby(self._new_lobby_name(), host=None, topology=topology)
         self.lobbies[lobby.name] = lobby
         return lobby, [
             StartTimer(ReservationDeadline(lobby), ttl),
@@ -320,7 +332,7 @@ class Signaling:
         host = lobby.host
         return LobbyInfo(
             name=lobby.name,
-            mesh=lobby.mesh,
+            mesh=lobby.topology is MESH,
             sealed=lobby.sealed,
             reserved=host is None,
             host=peer_info(host) if host is not None else None,
@@ -330,17 +342,17 @@ class Signaling:
 
     # -- rules --------------------------------------------------------------
 
-    def _join(self, peer: Peer, message: Message, now: float) -> list[Action]:
+    def _join(self, peer: Peer, message: Join, now: float) -> list[Action]:
         if peer.lobby is not None:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         # The game server decides first, before anything about the lobby is
         # looked at: a refused peer learns nothing (not even whether a name exists).
         if self.authorize_join is not None:
-            refusal = self.authorize_join(peer_info(peer), message.data, message.data == "")
+            refusal = self.authorize_join(peer_info(peer), message.lobby, message.lobby == "")
             if refusal is not None:
                 return self._close(peer, refusal)
         actions: list[Action] = []
-        if message.data == "":
+        if message.lobby == "":
             if self.draining:
                 return self._close(peer, CloseReason.SHUTDOWN)
             if len(self.lobbies) >= self.config.max_lobbies:
@@ -348,7 +360,7 @@ class Signaling:
             owner_key = limit_key(peer.address)
             if not self.lobby_limits.may_create(owner_key, now):
                 return self._close(peer, CloseReason.TOO_MANY_LOBBIES_FROM_ADDRESS)
-            lobby = Lobby(self._new_lobby_name(), host=peer, mesh=message.id == 0)
+            lobby = Lobby(self._new_lobby_name(), host=peer, topology=message.topology)
             lobby.owner_key = owner_key
             self.lobbies[lobby.name] = lobby
             if self.config.max_lobby_age:
@@ -356,7 +368,7 @@ class Signaling:
                 lobby.age_limited = True
             created = True
         else:
-            found = self.lobbies.get(message.data)
+            found = self.lobbies.get(message.lobby)
             if found is None:
                 return self._close(peer, CloseReason.LOBBY_DOES_NOT_EXIST)
             if found.sealed:
@@ -374,11 +386,10 @@ class Signaling:
 
         newcomer_id = lobby.public_id(peer)
         actions.append(CancelTimer(JoinDeadline(peer)))
-        actions.append(
-            Send(peer, Message(MessageType.ID, newcomer_id, "true" if lobby.mesh else ""))
-        )
+        actions.append(Send(peer, Identity(newcomer_id, lobby.topology)))
+        topology, host = lobby.topology, lobby.host
         for member_id, member in lobby.members.items():
-            if lobby.can_see(member, peer):
+            if topology.can_see(host, member, peer):
                 actions.append(Send(member, Message(MessageType.PEER_CONNECT, newcomer_id)))
                 actions.append(Send(peer, Message(MessageType.PEER_CONNECT, member_id)))
         lobby.members[newcomer_id] = peer
@@ -386,7 +397,9 @@ class Signaling:
         actions.append(Send(peer, Message(MessageType.JOIN, 0, lobby.name)))
         info = peer_info(peer)
         if created:
-            actions.append(LobbyCreated(lobby.name, info, lobby.mesh))
+            actions.append(
+                LobbyCreated(lobby.name, info, lobby.topology is MESH, mode=lobby.topology.name)
+            )
         actions.append(PeerJoined(lobby.name, info, len(lobby.members)))
         return actions
 
@@ -400,6 +413,10 @@ class Signaling:
         actions: list[Action] = [
             Send(member, Message(MessageType.SEAL, 0)) for member in lobby.members.values()
         ]
+        if lobby.age_limited:
+            # --max-lobby-age is for lobbies that never start; this one has.
+            lobby.age_limited = False
+            actions.append(CancelTimer(LobbyAgeDeadline(lobby)))
         actions.append(StartTimer(SealDeadline(lobby), self.config.seal_timeout))
         actions.append(LobbySealed(lobby.name, len(lobby.members)))
         return actions
@@ -424,21 +441,29 @@ class Signaling:
         if peer is lobby.host:
             return self._delete_lobby(lobby, CloseReason.HOST_DISCONNECTED)
         gone = Message(MessageType.PEER_DISCONNECT, public_id)
+        topology, host = lobby.topology, lobby.host
         return [
-            Send(member, gone) for member in lobby.members.values() if lobby.can_see(member, peer)
+            Send(member, gone)
+            for member in lobby.members.values()
+            if topology.can_see(host, member, peer)
         ]
 
-    def _delete_lobby(self, lobby: Lobby, reason: Reason) -> list[Action]:
-        """Close every remaining member for ``reason`` and forget the lobby."""
+    def _delete_lobby(
+        self, lobby: Lobby, reason: Reason, fired: Timer | None = None
+    ) -> list[Action]:
+        """Close every remaining member for ``reason`` and forget the lobby.
+        Its running timers are cancelled, but for ``fired``, the one that
+        has just run out (if that is why)."""
         del self.lobbies[lobby.name]
         self.lobby_limits.closed(lobby.owner_key)
-        actions: list[Action] = []
+        running: list[Timer] = []
         if lobby.sealed:
-            actions.append(CancelTimer(SealDeadline(lobby)))
+            running.append(SealDeadline(lobby))
         if lobby.age_limited:
-            actions.append(CancelTimer(LobbyAgeDeadline(lobby)))
+            running.append(LobbyAgeDeadline(lobby))
         if lobby.host is None:
-            actions.append(CancelTimer(ReservationDeadline(lobby)))
+            running.append(ReservationDeadline(lobby))
+        actions: list[Action] = [CancelTimer(timer) for timer in running if timer != fired]
         # Snapshots first, while the members still show their lobby.
         members = [(member, peer_info(member)) for member in lobby.members.values()]
         for member, info in members:

@@ -54,11 +54,18 @@ class PeerDisconnected:
 @dataclass(frozen=True, slots=True)
 class LobbyCreated:
     """A lobby exists. ``host`` is None for a reserved lobby (``reserve_lobby``),
-    whose host is the first peer to join it."""
+    whose host is the first peer to join it. ``mode`` (keyword-only, not
+    compared) names its topology: "mesh", "client-server", or another one's
+    name; ``mesh`` is whether it is the mesh."""
 
     lobby: str
     host: PeerInfo | None
     mesh: bool
+    mode: str = field(default="", compare=False, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not self.mode:
+            object.__setattr__(self, "mode", "mesh" if self.mesh else "client-server")
 
 
 @dataclass(frozen=True, slots=True)

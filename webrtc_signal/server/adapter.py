@@ -63,7 +63,7 @@ from ..protocol.limits import (
     AddressCounter,
     TokenBucket,
 )
-from ..protocol.messages import Message
+from ..protocol.messages import AnyMessage
 from ..protocol.reasons import CloseReason, Reason
 from . import hooks as _hooks
 from . import http, ice
@@ -343,7 +343,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             code, reason = 1006, ""
         self.factory.connection_closed(self, 1005 if code is None else code, reason or "")
 
-    def send_message(self, message: Message) -> None:
+    def send_message(self, message: AnyMessage) -> None:
         # A peer whose closing handshake has begun (it sent a close frame, or
         # overflowed) stays in its lobby until its socket is gone; what is
         # sent to it meanwhile is dropped, as Autobahn would refuse it.

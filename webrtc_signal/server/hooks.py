@@ -157,7 +157,7 @@ class LogObserver:
         _line(level, text, kind, peer, lobby=peer.lobby, close_code=event.code, reason=event.reason)
 
     def _created(self, event: LobbyCreated) -> None:
-        mode = "mesh" if event.mesh else "client-server"
+        mode = event.mode
         if event.host is None:
             self._reserved.add(event.lobby)
             text, kind = "{mode} lobby {lobby} reserved", "lobby reserved"
