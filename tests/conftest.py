@@ -37,6 +37,15 @@ class RunningServer:
     def factory(self) -> SignalingServerFactory:
         return self.service.factory
 
+    def core_timers(self) -> int:
+        """The core's timers running on the clock now (join, seal, age and
+        reservation deadlines; not the keepalive ticker)."""
+        return sum(
+            1
+            for call in self.clock.getDelayedCalls()
+            if getattr(call.func, "__name__", "") == "_timer_fired"
+        )
+
     async def connect(self, raw: bool = False, **kwargs: Any) -> RecordingClient:
         client = await connect(self.url, raw=raw, **kwargs)
         self.clients.append(client)

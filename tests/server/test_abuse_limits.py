@@ -181,7 +181,7 @@ async def test_an_unsealed_lobby_expires_after_max_lobby_age(make_server: Server
     # A sealed lobby ends by its seal timeout (10 s), not by age.
     assert await sealed_host.wait_closed() == (1000, "Seal complete")
     assert server.factory.signaling.lobbies == {}
-    assert server.factory.pending_timers == 0
+    assert server.core_timers() == 0
 
 
 @pytest_twisted.ensureDeferred

@@ -162,7 +162,7 @@ async def test_end_drain_stops_waiting_at_once(make_server: ServerMaker) -> None
     server.service.end_drain()
     assert await host.wait_closed() == (1001, "Server shutting down")
     await with_timeout(stopping, 5)
-    assert server.factory.pending_timers == 0
+    assert server.core_timers() == 0
     assert not server.clock.getDelayedCalls()
 
 

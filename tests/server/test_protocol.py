@@ -195,7 +195,7 @@ async def test_seal_then_timed_close(make_server: ServerMaker) -> None:
     gone = await server.connect()
     gone.send(JOIN, 0, lobby)
     assert await gone.wait_closed() == (4000, "Lobby does not exists")
-    assert server.factory.pending_timers == 0
+    assert server.core_timers() == 0
 
 
 @pytest_twisted.ensureDeferred
@@ -464,13 +464,13 @@ async def test_stopping_the_service_closes_everyone_with_1001(make_server: Serve
     server.clients[-1].send(SEAL)
     await server.clients[-1].expect(SEAL)
     waiting = await server.connect()
-    assert server.factory.pending_timers == 2  # one seal, one join deadline
+    assert server.core_timers() == 2  # one seal, one join deadline
 
     stopped = server.service.stopService()
     for client in (host, a, server.clients[2], waiting):
         assert await client.wait_closed() == (1001, "Server shutting down")
     await with_timeout(stopped, 5)
-    assert server.factory.pending_timers == 0
+    assert server.core_timers() == 0
     assert server.factory.connections == set()
     assert server.clock.getDelayedCalls() == []
 

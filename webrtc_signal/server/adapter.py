@@ -658,10 +658,6 @@ class SignalingServerFactory(WebSocketServerFactory):
         self.execute(self.signaling.timer_fired(timer))
         self.flush()
 
-    @property
-    def pending_timers(self) -> int:
-        return len(self._timers)
-
     # -- abuse limits (docs/security.md) ----------------------------------------
 
     def _init_limits(self) -> None:
@@ -848,12 +844,9 @@ class SignalingServerFactory(WebSocketServerFactory):
         The Deferred fires once every connection is gone, or after ``timeout``
         seconds on `clock`, when stragglers are dropped without a handshake."""
         self._stop_keepalive()
+        # The core's shutdown cancels every timer it started.
         self.execute(self.signaling.shutdown())
         self.flush()
-        for call in self._timers.values():
-            if call.active():
-                call.cancel()
-        self._timers.clear()
         if not self.connections:
             return succeed(None)
         done: Deferred[None] = Deferred()
