@@ -545,7 +545,7 @@ async def test_a_slow_reader_gets_everything_in_order(server: RunningServer) -> 
 def test_direct_writes_only_where_they_keep_order_and_encryption() -> None:
     from twisted.internet import tcp
 
-    from webrtc_signal.server.adapter import _write
+    from webrtc_signal.server._internals import write_now as _write
 
     class Socketish(tcp.Connection):
         """A TCP connection's write state, without a socket."""

@@ -11,25 +11,18 @@ from __future__ import annotations
 
 import math
 import os
-import pprint
 from collections import deque
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from autobahn import util as autobahn_util
-from autobahn.twisted import websocket as autobahn_twisted
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.types import ConnectionDeny
 from autobahn.websocket.types import ConnectionRequest as AutobahnRequest
-from twisted.internet import abstract, tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocolNegotiationFactory,
     IReactorTime,
-    ITransport,
 )
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -65,6 +58,7 @@ from ..protocol.limits import (
 )
 from ..protocol.messages import AnyMessage
 from ..protocol.reasons import CloseReason, Reason
+from . import _internals as internals
 from . import hooks as _hooks
 from . import http, ice
 from .frames import read_text_frames, text_frame
@@ -75,56 +69,6 @@ from .logs import QuietLogger
 if TYPE_CHECKING:
     from .drain import Drain
 
-
-class _PrettyWhenFormatted:
-    """Stands in for ``pprint.pformat(value)`` until someone formats it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def __str__(self) -> str:
-        return pprint.pformat(self.value)
-
-    __repr__ = __str__
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
-
-
-# Autobahn pretty-prints its ~50 settings for a debug line on every new
-# connection, even when debug lines are discarded: a quarter of the server's
-# CPU per connection when clients come and go. Same text, made only when read.
-autobahn_protocol.pformat = _PrettyWhenFormatted
-
-
-class _HighlightedWhenFormatted:
-    """Stands in for Autobahn's ``hltype(x)`` or ``hlval(x)`` until someone
-    formats it."""
-
-    __slots__ = ("highlight", "value")
-
-    def __init__(self, highlight: Callable[[Any], str], value: object) -> None:
-        self.highlight = highlight
-        self.value = value
-
-    def __str__(self) -> str:
-        return self.highlight(self.value)
-
-    __repr__ = __str__
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
-
-
-# Likewise, every connection's debug lines (made, handshake, lost) highlight
-# their arguments at once, for nobody: a qualified name looked up five times,
-# and the text of the connection-lost Failure, traceback included. Autobahn's
-# modules use these two only as log arguments.
-for _module in (autobahn_protocol, autobahn_twisted):
-    _module.hltype = partial(_HighlightedWhenFormatted, autobahn_util.hltype)  # type: ignore[attr-defined]
-    _module.hlval = partial(_HighlightedWhenFormatted, autobahn_util.hlval)  # type: ignore[attr-defined]
 
 # Seconds a closed client has to answer our close frame before its TCP is cut.
 CLOSE_HANDSHAKE_TIMEOUT = 5
@@ -203,9 +147,14 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             self.start_limits()
             self.factory.connection_opened(self)
 
+    def connectionMade(self) -> None:
+        with internals.lazy_debug_formatting():
+            super().connectionMade()
+
     def connectionLost(self, reason: object) -> None:
         try:
-            super().connectionLost(reason)
+            with internals.lazy_debug_formatting():
+                super().connectionLost(reason)
         finally:
             self.factory.release(self)
 
@@ -218,20 +167,23 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     def dataReceived(self, data: bytes) -> None:
         """The hot path: plain text frames are read here (see `frames`);
         anything else, and the opening handshake, goes through Autobahn."""
-        if self.state != self.STATE_OPEN or self.current_frame is not None or self.inside_message:
+        if not internals.parser_idle(self):
             if not self.discarding:
-                super().dataReceived(data)
+                with internals.lazy_debug_formatting():
+                    super().dataReceived(data)
         else:
-            if self.data:
-                data = self.data + data
-            texts, used, waiting = read_text_frames(data, self.maxMessagePayloadSize)
-            self.data = data[used:]
+            held = internals.unparsed(self)
+            if held:
+                data = held + data
+            texts, used, waiting = read_text_frames(data, internals.max_message_size(self))
+            rest = data[used:]
+            internals.set_unparsed(self, rest)
             for text in texts:
                 self.on_text(text)
-            if self.data and not waiting:
+            if rest and not waiting:
                 # Autobahn takes over at the frame it understands and we do
                 # not, and keeps the connection until its parser is idle again.
-                self.consumeData()
+                internals.resume_parser(self)
         self.factory.flush()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -274,15 +226,16 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     # (or a redirect, given ?redirect=) when webStatus is on, which it always
     # is: answer with the ICE servers, the demo, or 426 without the demo.
     def sendServerStatus(self, redirectUrl: str | None = None, redirectAfter: int = 0) -> None:
-        if self.http_request_path == HEALTH_PATH:
+        path = internals.request_path(self)
+        if path == HEALTH_PATH:
             self.sendData(health_response(self.factory.signaling))
             self._http_answered()
             return
-        if self.http_request_path == ice.PATH:
-            self.sendData(self.factory.ice.http_response(self.http_request_params))
+        if path == ice.PATH:
+            self.sendData(self.factory.ice.http_response(internals.request_params(self)))
         else:
             demo = self.factory.config.serve_demo
-            self.sendData(http.http_response(self.http_request_path, self.head_request, demo))
+            self.sendData(http.http_response(path, self.head_request, demo))
         self._http_answered()
 
     def sendRedirect(self, url: str) -> None:
@@ -302,7 +255,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # came first (wasClean). One warning per demo asset or scanner request
         # is noise: the exchange ended as HTTP means it to. Marked clean, the
         # drop is logged at debug; every other unclean drop still warns.
-        self.wasClean = True
+        internals.mark_ended_cleanly(self)
 
     def onPong(self, payload: bytes) -> None:
         # Only the answer to our own ping counts: unsolicited pongs (empty,
@@ -313,7 +266,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     def onPing(self, payload: bytes) -> None:
         """Answer in the batched write (one per input batch, not one per
         ping), unless the client pings faster than `limits.PING_RATE`."""
-        if self.state != self.STATE_OPEN:
+        if not internals.is_open(self):
             return
         bucket = self.ping_bucket
         if bucket is not None and not bucket.take(self.factory.clock.seconds()):
@@ -327,8 +280,8 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     def onFrameBegin(self) -> None:
         # Count the frames of each data message (control frames between
         # fragments are not part of it).
-        if self.current_frame.opcode < 8:
-            self.fragments = self.fragments + 1 if self.inside_message else 1
+        if internals.current_opcode(self) < 8:
+            self.fragments = self.fragments + 1 if internals.inside_message(self) else 1
             if self.fragments > MAX_FRAGMENTS:
                 self.flooded(CloseReason.FRAGMENT_FLOOD)
                 return
@@ -347,7 +300,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # A peer whose closing handshake has begun (it sent a close frame, or
         # overflowed) stays in its lobby until its socket is gone; what is
         # sent to it meanwhile is dropped, as Autobahn would refuse it.
-        if self.state == self.STATE_OPEN:
+        if internals.is_open(self):
             if not self.outgoing:
                 self.factory.unflushed.append(self)
             # One unfragmented frame per message, built here: Autobahn's
@@ -360,7 +313,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         if outgoing:
             data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
             outgoing.clear()
-            if not _write(self.transport, data):
+            if not internals.write_now(self.transport, data):
                 self.check_send_buffer()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
@@ -370,9 +323,9 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # adds only statistics and a debug line formatted for nobody.
         if self.outgoing:
             self.flush()
-        if sync or chopsize or self.send_queue:
+        if sync or chopsize or internals.has_queued_sends(self):
             super().sendData(data, sync, chopsize)
-        elif not _write(self.transport, data):
+        elif not internals.write_now(self.transport, data):
             self.check_send_buffer()
 
     def close_for(self, reason: Reason) -> None:
@@ -387,7 +340,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         Only the bytes not yet searched are searched for the end of the
         headers (Autobahn searches everything on every read: quadratic), and
         Autobahn parses the request once, when it is complete."""
-        data = self.data
+        data = internals.unparsed(self)
         end = data.find(b"\r\n\r\n", max(0, self.header_scanned - 3))
         if end < 0:
             self.header_scanned = len(data)
@@ -403,12 +356,13 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # sendServerStatus); one that asks for a WebSocket is refused in
         # onConnect.
         if data.startswith(b"HEAD "):
-            self.data = b"GET " + data[5:]
+            internals.set_unparsed(self, b"GET " + data[5:])
             self.head_request = True
-        super().processHandshake()
+        with internals.lazy_debug_formatting():
+            super().processHandshake()
 
     def refuse_upgrade(self, status: int, reason: str) -> None:
-        self.data = b""
+        internals.set_unparsed(self, b"")
         self.discarding = True
         self.failHandshake(reason, status)
 
@@ -433,7 +387,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             address=_address(peer),
             reason=reason.text,
         )
-        self.data = b""
+        internals.set_unparsed(self, b"")
         self.discarding = True
         if peer is not None and not peer.closing:
             self.factory.execute(self.factory.signaling.reject(peer, reason))
@@ -446,9 +400,9 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         the server hold everything its lobby sends it. No close frame: it
         could not get through. The peer leaves its lobby as if it had gone."""
         limit = self.factory.config.max_send_buffer
-        if not limit or self.state == self.STATE_CLOSED:
+        if not limit or internals.is_closed(self):
             return
-        unsent = _unsent_bytes(self.transport)
+        unsent = internals.unsent_bytes(self.transport)
         if unsent <= limit:
             return
         peer = self.signaling_peer
@@ -693,12 +647,13 @@ class SignalingServerFactory(WebSocketServerFactory):
                 origin=request.origin,
             )
             raise ConnectionDeny(403, "Origin not allowed")
-        if self.max_connections and self.countConnections > self.max_connections:
+        connections = internals.connection_count(self)
+        if self.max_connections and connections > self.max_connections:
             _log.warn(
                 "refused a connection from {address}: {count} connections, the most "
                 "the open-file limit allows",
                 address=address,
-                count=self.countConnections,
+                count=connections,
             )
             raise ConnectionDeny(503, "Server full")
         key = limit_key(address)
@@ -859,49 +814,6 @@ class SignalingServerFactory(WebSocketServerFactory):
         for connection in list(self.connections):
             _log.warn("dropping a connection that did not finish closing in time")
             connection.dropConnection(abort=True)
-
-
-def _write(transport: ITransport, data: bytes) -> bool:
-    """Write ``data`` now; True when the socket took all of it.
-
-    ``transport.write`` would queue it, register the
-    socket for writability and send on the reactor's next turn: two extra
-    system calls and a turn of latency per write. When Twisted holds nothing
-    for this plain TCP connection, sending directly keeps the bytes in order
-    and saves both. What the socket does not take, and any error, go the
-    usual way, so Twisted finishes the job and reports failures as always."""
-    if (
-        isinstance(transport, tcp.Connection)
-        and not transport.TLS
-        and transport.connected
-        and not transport.disconnecting
-        and not transport._tempDataLen
-        and transport.offset == len(transport.dataBuffer)
-    ):
-        sent = transport.writeSomeData(data)
-        if type(sent) is int:
-            if sent == len(data):
-                return True
-            data = data[sent:]
-    transport.write(data)
-    return False
-
-
-def _unsent_bytes(transport: object) -> int:
-    """Bytes written to ``transport`` that have not reached the kernel yet:
-    in Twisted's buffers of the TCP connection under any wrappers (TLS, the
-    PROXY protocol), plus what TLS holds before its handshake is done."""
-    total = 0
-    while transport is not None:
-        if isinstance(transport, abstract.FileDescriptor):
-            return (
-                total + len(transport.dataBuffer) - transport.offset + transport._tempDataLen  # type: ignore[attr-defined]
-            )
-        pending = getattr(transport, "_appSendBuffer", None)
-        if pending:
-            total += sum(len(chunk) for chunk in pending)
-        transport = getattr(transport, "transport", None)
-    return total
 
 
 def _cancel_then_pass(result: object, call: IDelayedCall) -> object:
