@@ -58,6 +58,7 @@ serve: $(SERVE_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint $(NODE_STAMP) browser turn
 	$(BIN)/python -m pytest $(ARGS)

@@ -402,7 +402,7 @@ def _certificates(path: str) -> IOpenSSLTrustRoot:
         certificates = x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise argparse.ArgumentTypeError(f"no PEM certificate in {path!r}") from None
-    return ssl.trustRootFromCertificates(
+    return ssl.trustRootFromCertificates(  # type: ignore[no-any-return]
         [ssl.Certificate.loadPEM(c.public_bytes(Encoding.PEM)) for c in certificates]
     )
 

@@ -484,7 +484,7 @@ class SignalingClient:
             return False  # it ended (or close() was called before it opened)
         if protocol.state != protocol.STATE_OPEN:
             return False  # the closing handshake has begun: nothing more goes out
-        protocol.sendMessage(JSON_CODEC.encode(message))
+        protocol.sendMessage(JSON_CODEC.encode(message))  # type: ignore[no-untyped-call]
         return True
 
     def _emit(self, event: Event) -> None:

@@ -7,7 +7,8 @@ or cancel a timer), in order. Nothing here imports Twisted or Autobahn and
 nothing here reads a clock: time only enters as `timer_fired` events.
 
 Connections are identified by an opaque ``handle`` chosen by the adapter; the
-core stores it on the `Peer` and hands it back inside actions.
+core stores it on the `Peer` and hands it back inside actions: the core is
+generic in its type (``Signaling[H]``), which it never looks inside.
 
 A peer that the core closes is detached from its lobby at once (its lobby
 mates hear PEER_DISCONNECT, or are closed too if it hosted). Whatever that
@@ -27,8 +28,8 @@ from __future__ import annotations
 import random
 import secrets
 import string
-from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from .access import limit_key
 from .config import SignalingConfig
@@ -58,14 +59,18 @@ MIN_PEER_ID = 2
 MAX_PEER_ID = 2**31 - 1
 
 
+# The adapter's connection object, which the core stores and hands back.
+H = TypeVar("H")
+
+
 @dataclass(eq=False, slots=True)
-class Peer:
+class Peer(Generic[H]):
     """One connection as the core sees it. ``peer_id`` is 0 for a connection
     that was refused on arrival (over the peer limit, or during shutdown)."""
 
-    handle: Hashable
+    handle: H
     peer_id: int
-    lobby: Lobby | None = None
+    lobby: Lobby[H] | None = None
     closing: bool = False
     # The client's IP address as the adapter saw it (after any trusted proxy
     # header), for per-address limits and logs; "" when unknown.
@@ -76,84 +81,84 @@ class Peer:
 
 
 @dataclass(eq=False, slots=True)
-class Lobby:
+class Lobby(Generic[H]):
     name: str
     # None while a reserved lobby waits for its host.
-    host: Peer | None
+    host: Peer[H] | None
     # Who is told about whom, and who may relay to whom.
     topology: Topology
     # Members by the id the others know them under: the host is HOST_ID.
-    members: dict[int, Peer] = field(default_factory=dict)
+    members: dict[int, Peer[H]] = field(default_factory=dict)
     sealed: bool = False
     # The key its creator's address counts under for per-address lobby limits.
     owner_key: str = ""
     # Whether a LobbyAgeDeadline runs for it (--max-lobby-age, from its creation).
     age_limited: bool = False
 
-    def public_id(self, peer: Peer) -> int:
+    def public_id(self, peer: Peer[H]) -> int:
         return HOST_ID if peer is self.host else peer.peer_id
 
 
 # Timers are named by what they guard; the adapter maps them to real delayed calls.
 @dataclass(frozen=True, slots=True)
-class JoinDeadline:
-    peer: Peer
+class JoinDeadline(Generic[H]):
+    peer: Peer[H]
 
 
 @dataclass(frozen=True, slots=True)
-class SealDeadline:
-    lobby: Lobby
+class SealDeadline(Generic[H]):
+    lobby: Lobby[H]
 
 
 @dataclass(frozen=True, slots=True)
-class LobbyAgeDeadline:
+class LobbyAgeDeadline(Generic[H]):
     """An unsealed lobby's end under ``max_lobby_age``."""
 
-    lobby: Lobby
+    lobby: Lobby[H]
 
 
 @dataclass(frozen=True, slots=True)
-class ReservationDeadline:
+class ReservationDeadline(Generic[H]):
     """A reserved lobby's end if nobody claims it."""
 
-    lobby: Lobby
+    lobby: Lobby[H]
 
 
-Timer = JoinDeadline | SealDeadline | LobbyAgeDeadline | ReservationDeadline
+Timer = JoinDeadline[H] | SealDeadline[H] | LobbyAgeDeadline[H] | ReservationDeadline[H]
 
 
 # Actions are made per message and never changed: plain (not frozen)
 # dataclasses, which are three times cheaper to make. Timers stay frozen:
 # they are dictionary keys.
 @dataclass(slots=True)
-class Send:
-    peer: Peer
+class Send(Generic[H]):
+    peer: Peer[H]
     message: Message | Identity
 
 
 @dataclass(slots=True)
-class Close:
-    peer: Peer
+class Close(Generic[H]):
+    peer: Peer[H]
     reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
-class StartTimer:
-    timer: Timer
+class StartTimer(Generic[H]):
+    timer: Timer[H]
     delay: float
 
 
 @dataclass(frozen=True, slots=True)
-class CancelTimer:
-    timer: Timer
+class CancelTimer(Generic[H]):
+    timer: Timer[H]
 
 
 # Events (what happened, for observers) are actions too, so that they keep
 # their place in the order of things.
-Action = Send | Close | StartTimer | CancelTimer | Event
+Action = Send[H] | Close[H] | StartTimer[H] | CancelTimer[H] | Event
 
 
-class Signaling:
+class Signaling(Generic[H]):
     """The lobby registry and every protocol rule."""
 
     def __init__(
@@ -171,8 +176,8 @@ class Signaling:
         # spares a system call per connection. Tests inject one for both.
         self._name_rng = rng or secrets.SystemRandom()
         self._id_rng = rng or random.Random()
-        self.peers: dict[int, Peer] = {}
-        self.lobbies: dict[str, Lobby] = {}
+        self.peers: dict[int, Peer[H]] = {}
+        self.lobbies: dict[str, Lobby[H]] = {}
         self.accepting = True
         self.lobby_limits = LobbyLimits(
             self.config.max_lobbies_per_address, self.config.max_lobby_rate
@@ -183,8 +188,8 @@ class Signaling:
     # -- events -------------------------------------------------------------
 
     def connect(
-        self, handle: Hashable, address: str = "", identity: object = None
-    ) -> tuple[Peer, list[Action]]:
+        self, handle: H, address: str = "", identity: object = None
+    ) -> tuple[Peer[H], list[Action[H]]]:
         """A connection opened from ``address`` (an IP address as text).
         Returns its `Peer`, to pass to later events."""
         if not self.accepting:
@@ -198,7 +203,7 @@ class Signaling:
             StartTimer(JoinDeadline(peer), self.config.join_timeout),
         ]
 
-    def receive(self, peer: Peer, message: AnyMessage, now: float = 0.0) -> list[Action]:
+    def receive(self, peer: Peer[H], message: AnyMessage, now: float = 0.0) -> list[Action[H]]:
         """A well-formed message arrived from ``peer``. ``now`` is the
         adapter's clock in seconds, for rate limits."""
         if peer.closing:
@@ -230,14 +235,14 @@ class Signaling:
             return self._close(peer, CloseReason.NEED_LOBBY)
         return self._close(peer, CloseReason.INVALID_COMMAND)
 
-    def reject(self, peer: Peer, reason: CloseReason) -> list[Action]:
+    def reject(self, peer: Peer[H], reason: CloseReason) -> list[Action[H]]:
         """The adapter found something wrong below the message level (a frame
         that is not text, a payload that does not parse): close the peer."""
         if peer.closing:
             return []
         return self._close(peer, reason)
 
-    def disconnect(self, peer: Peer, code: int = 1006, reason: str = "") -> list[Action]:
+    def disconnect(self, peer: Peer[H], code: int = 1006, reason: str = "") -> list[Action[H]]:
         """The connection is gone, whoever closed it: ``code`` and ``reason``
         are those of the client's close frame (1006 when there was none)."""
         # A refused connection (id 0) was never registered.
@@ -249,7 +254,7 @@ class Signaling:
         peer.closing = True
         return [*_gone(peer, code, reason, by_server=False), *self._detach(peer)]
 
-    def timer_fired(self, timer: Timer) -> list[Action]:
+    def timer_fired(self, timer: Timer[H]) -> list[Action[H]]:
         """A timer the core started, and has not cancelled, ran out. The
         actions never cancel it: every timer is cancelled or fires, not both."""
         if isinstance(timer, JoinDeadline):
@@ -273,11 +278,11 @@ class Signaling:
             return self._delete_lobby(lobby, CloseReason.LOBBY_EXPIRED, fired=timer)
         return self._delete_lobby(lobby, CloseReason.SEAL_COMPLETE, fired=timer)
 
-    def shutdown(self) -> list[Action]:
+    def shutdown(self) -> list[Action[H]]:
         """Close everyone (1001), drop every lobby, cancel every timer, and
         refuse connections from now on."""
         self.accepting = False
-        actions: list[Action] = []
+        actions: list[Action[H]] = []
         for lobby in list(self.lobbies.values()):
             actions += self._delete_lobby(lobby, CloseReason.SHUTDOWN)
         for peer in list(self.peers.values()):
@@ -285,7 +290,7 @@ class Signaling:
                 actions += self._close(peer, CloseReason.SHUTDOWN)
         return actions
 
-    def drain(self) -> list[Action]:
+    def drain(self) -> list[Action[H]]:
         """Stop creating lobbies, so that the server can stop once the open
         ones are gone: joins, relays and seals in them carry on. A peer that
         asks for a new lobby meanwhile is closed with 1001 `Server shutting
@@ -297,21 +302,21 @@ class Signaling:
 
     # -- the game server's control --------------------------------------------
 
-    def reserve(self, mesh: bool, ttl: float) -> tuple[Lobby | None, list[Action]]:
+    def reserve(self, mesh: bool, ttl: float) -> tuple[Lobby[H] | None, list[Action[H]]]:
         """A lobby without a host yet: the first peer to join it by name
         becomes its host; unclaimed after ``ttl`` seconds, it is gone. None
         when the lobby limit (or shutdown) forbids it."""
         if not self.accepting or len(self.lobbies) >= self.config.max_lobbies:
             return None, []
         topology = MESH if mesh else CLIENT_SERVER
-        lobby = Lobby(self._new_lobby_name(), host=None, topology=topology)
+        lobby: Lobby[H] = Lobby(self._new_lobby_name(), host=None, topology=topology)
         self.lobbies[lobby.name] = lobby
         return lobby, [
             StartTimer(ReservationDeadline(lobby), ttl),
             LobbyCreated(lobby.name, None, mesh),
         ]
 
-    def close_lobby(self, name: str, reason: Reason) -> list[Action] | None:
+    def close_lobby(self, name: str, reason: Reason) -> list[Action[H]] | None:
         """Close every member of lobby ``name`` for ``reason`` and forget the
         lobby; None if there is no such lobby."""
         lobby = self.lobbies.get(name)
@@ -319,7 +324,7 @@ class Signaling:
             return None
         return self._delete_lobby(lobby, reason)
 
-    def kick(self, peer_id: int, reason: Reason) -> list[Action] | None:
+    def kick(self, peer_id: int, reason: Reason) -> list[Action[H]] | None:
         """Close one peer for ``reason``; its lobby sees it go as if it had
         disconnected. None if there is no such peer (or it is closing)."""
         peer = self.peers.get(peer_id)
@@ -327,7 +332,7 @@ class Signaling:
             return None
         return self._close(peer, reason)
 
-    def lobby_info(self, lobby: Lobby, created: float) -> LobbyInfo:
+    def lobby_info(self, lobby: Lobby[H], created: float) -> LobbyInfo:
         """A snapshot of ``lobby``; ``created`` is the adapter's timestamp."""
         host = lobby.host
         return LobbyInfo(
@@ -342,7 +347,7 @@ class Signaling:
 
     # -- rules --------------------------------------------------------------
 
-    def _join(self, peer: Peer, message: Join, now: float) -> list[Action]:
+    def _join(self, peer: Peer[H], message: Join, now: float) -> list[Action[H]]:
         if peer.lobby is not None:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         # The game server decides first, before anything about the lobby is
@@ -351,7 +356,7 @@ class Signaling:
             refusal = self.authorize_join(peer_info(peer), message.lobby, message.lobby == "")
             if refusal is not None:
                 return self._close(peer, refusal)
-        actions: list[Action] = []
+        actions: list[Action[H]] = []
         if message.lobby == "":
             if self.draining:
                 return self._close(peer, CloseReason.SHUTDOWN)
@@ -403,14 +408,14 @@ class Signaling:
         actions.append(PeerJoined(lobby.name, info, len(lobby.members)))
         return actions
 
-    def _seal(self, peer: Peer, lobby: Lobby) -> list[Action]:
+    def _seal(self, peer: Peer[H], lobby: Lobby[H]) -> list[Action[H]]:
         if peer is not lobby.host:
             return self._close(peer, CloseReason.ONLY_HOST_CAN_SEAL)
         if lobby.sealed:
             # A repeated SEAL must not push the deadline back.
             return []
         lobby.sealed = True
-        actions: list[Action] = [
+        actions: list[Action[H]] = [
             Send(member, Message(MessageType.SEAL, 0)) for member in lobby.members.values()
         ]
         if lobby.age_limited:
@@ -421,7 +426,7 @@ class Signaling:
         actions.append(LobbySealed(lobby.name, len(lobby.members)))
         return actions
 
-    def _close(self, peer: Peer, reason: Reason) -> list[Action]:
+    def _close(self, peer: Peer[H], reason: Reason) -> list[Action[H]]:
         """Close one peer for ``reason`` and take it out of its lobby now."""
         peer.closing = True
         return [
@@ -430,7 +435,7 @@ class Signaling:
             *self._detach(peer),
         ]
 
-    def _detach(self, peer: Peer) -> list[Action]:
+    def _detach(self, peer: Peer[H]) -> list[Action[H]]:
         """Undo a peer's place on the server: its join timer, or its lobby seat."""
         lobby = peer.lobby
         if lobby is None:
@@ -449,21 +454,21 @@ class Signaling:
         ]
 
     def _delete_lobby(
-        self, lobby: Lobby, reason: Reason, fired: Timer | None = None
-    ) -> list[Action]:
+        self, lobby: Lobby[H], reason: Reason, fired: Timer[H] | None = None
+    ) -> list[Action[H]]:
         """Close every remaining member for ``reason`` and forget the lobby.
         Its running timers are cancelled, but for ``fired``, the one that
         has just run out (if that is why)."""
         del self.lobbies[lobby.name]
         self.lobby_limits.closed(lobby.owner_key)
-        running: list[Timer] = []
+        running: list[Timer[H]] = []
         if lobby.sealed:
             running.append(SealDeadline(lobby))
         if lobby.age_limited:
             running.append(LobbyAgeDeadline(lobby))
         if lobby.host is None:
             running.append(ReservationDeadline(lobby))
-        actions: list[Action] = [CancelTimer(timer) for timer in running if timer != fired]
+        actions: list[Action[H]] = [CancelTimer(timer) for timer in running if timer != fired]
         # Snapshots first, while the members still show their lobby.
         members = [(member, peer_info(member)) for member in lobby.members.values()]
         for member, info in members:
@@ -478,8 +483,8 @@ class Signaling:
         return actions
 
     def _refuse(
-        self, handle: Hashable, reason: CloseReason, address: str
-    ) -> tuple[Peer, list[Action]]:
+        self, handle: H, reason: CloseReason, address: str
+    ) -> tuple[Peer[H], list[Action[H]]]:
         peer = Peer(handle, peer_id=0, closing=True, address=address)
         return peer, [Close(peer, reason), ConnectionRefused(address, reason.code, reason.text)]
 
@@ -508,7 +513,7 @@ class Signaling:
                 return name
 
 
-def peer_info(peer: Peer) -> PeerInfo:
+def peer_info(peer: Peer[Any]) -> PeerInfo:
     """A snapshot of ``peer`` for hooks, events and the control methods."""
     lobby = peer.lobby
     if lobby is None:
@@ -516,7 +521,7 @@ def peer_info(peer: Peer) -> PeerInfo:
     return PeerInfo(peer.peer_id, lobby.public_id(peer), lobby.name, peer.identity, peer.address)
 
 
-def _gone(peer: Peer, code: int, reason: str, by_server: bool) -> list[Action]:
+def _gone(peer: Peer[H], code: int, reason: str, by_server: bool) -> list[Action[H]]:
     """The events of one peer going: it leaves its lobby, then disconnects."""
     info = peer_info(peer)
     gone = PeerDisconnected(info, code, reason, by_server=by_server)

@@ -96,7 +96,7 @@ async def session(arguments: argparse.Namespace) -> int:
         with_token(arguments.url, arguments.token),
         ice_servers=arguments.ice,
         tls=tls_options(arguments),
-        on_message=lambda sender, data: say(f"{sender}: {data}"),
+        on_message=lambda sender, data: say(f"{sender}: {data!s}"),
         on_peer_open=opened,
         on_peer_closed=lambda peer_id: say(f"channel to {peer_id} closed"),
     )

@@ -24,6 +24,12 @@ from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import abstract, tcp
 
+
+def _untyped(value: object) -> Any:
+    """``value`` for reading attributes its library sets but does not declare."""
+    return value
+
+
 # -- Autobahn: the protocol's state and parser --------------------------------
 
 # What the contract test checks on `WebSocketServerProtocol`, by kind. Class
@@ -136,12 +142,12 @@ def has_queued_sends(connection: WebSocketProtocol) -> bool:
 
 
 def request_path(connection: WebSocketProtocol) -> str:
-    path: str = connection.http_request_path
+    path: str = _untyped(connection).http_request_path
     return path
 
 
 def request_params(connection: WebSocketProtocol) -> dict[str, list[str]]:
-    params: dict[str, list[str]] = connection.http_request_params
+    params: dict[str, list[str]] = _untyped(connection).http_request_params
     return params
 
 
@@ -152,7 +158,7 @@ def mark_ended_cleanly(connection: WebSocketProtocol) -> None:
 
 
 def max_message_size(connection: WebSocketProtocol) -> int:
-    size: int = connection.maxMessagePayloadSize
+    size: int = _untyped(connection).maxMessagePayloadSize
     return size
 
 
@@ -189,9 +195,11 @@ def _lazy(function: Callable[[Any], str]) -> Callable[[object], _FormattedWhenRe
     return deferred
 
 
-_LAZY_PFORMAT = _lazy(pprint.pformat)
-_LAZY_HLTYPE = _lazy(autobahn_util.hltype)
-_LAZY_HLVAL = _lazy(autobahn_util.hlval)
+_LAZY = {
+    "pformat": _lazy(pprint.pformat),
+    "hltype": _lazy(autobahn_util.hltype),
+    "hlval": _lazy(autobahn_util.hlval),
+}
 
 
 @contextmanager
@@ -211,11 +219,8 @@ def lazy_debug_formatting() -> Iterator[None]:
         for module, names in AUTOBAHN_MODULE_ATTRIBUTES.items()
         for name in names
     ]
-    autobahn_protocol.pformat = _LAZY_PFORMAT  # type: ignore[attr-defined]
-    autobahn_protocol.hltype = _LAZY_HLTYPE  # type: ignore[attr-defined]
-    autobahn_protocol.hlval = _LAZY_HLVAL  # type: ignore[attr-defined]
-    autobahn_twisted.hltype = _LAZY_HLTYPE  # type: ignore[attr-defined]
-    autobahn_twisted.hlval = _LAZY_HLVAL  # type: ignore[attr-defined]
+    for module, name, _ in saved:
+        setattr(module, name, _LAZY[name])
     try:
         yield
     finally:
@@ -258,7 +263,7 @@ def write_now(transport: object, data: bytes) -> bool:
         and not transport.TLS
         and transport.connected
         and not transport.disconnecting
-        and not transport._tempDataLen  # type: ignore[attr-defined]
+        and not transport._tempDataLen
         and transport.offset == len(transport.dataBuffer)
     ):
         sent = transport.writeSomeData(data)
@@ -278,7 +283,8 @@ def unsent_bytes(transport: object) -> int:
     while transport is not None:
         if isinstance(transport, abstract.FileDescriptor):
             buffered: int = len(transport.dataBuffer) - transport.offset
-            return total + buffered + transport._tempDataLen  # type: ignore[attr-defined]
+            unsent: int = total + buffered + transport._tempDataLen
+            return unsent
         pending = getattr(transport, TWISTED_TLS_SEND_BUFFER, None)
         if pending:
             total += sum(len(chunk) for chunk in pending)

@@ -13,7 +13,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
@@ -23,7 +23,9 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocolNegotiationFactory,
     IReactorTime,
+    ITransport,
 )
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -83,6 +85,12 @@ ERROR_LOG_INTERVAL = 60.0
 _log = QuietLogger(namespace="webrtc_signal")
 
 
+# The core's types, for this adapter's connections.
+_Peer = Peer["SignalingServerProtocol"]
+_Timer = Timer["SignalingServerProtocol"]
+_Action = Action["SignalingServerProtocol"]
+
+
 class SignalingServerProtocol(WebSocketServerProtocol):
     """One client connection. It only translates; the rules live in the core."""
 
@@ -94,7 +102,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     tcpNoDelay = True
     # Picked by the first text message; nothing is sent before that.
     codec: Codec | None = None
-    signaling_peer: Peer | None = None
+    signaling_peer: _Peer | None = None
     # Set on each keepalive ping, cleared by the pong carrying its payload.
     awaiting_pong = False
     # A HEAD request, answered like the GET it mirrors but without the body.
@@ -125,7 +133,9 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # Frames waiting for the end of the current batch of input (see flush).
         self.outgoing: list[bytes] = []
 
-    def onConnect(self, request: AutobahnRequest) -> Deferred[None] | None:
+    def onConnect(  # type: ignore[override]  # Autobahn accepts a Deferred of its answer
+        self, request: AutobahnRequest
+    ) -> Deferred[None] | None:
         # A draining server takes no new connections (see drain.py); a load
         # balancer or a client's retry then finds another server.
         if self.factory.signaling.draining:
@@ -151,7 +161,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         with internals.lazy_debug_formatting():
             super().connectionMade()
 
-    def connectionLost(self, reason: object) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         try:
             with internals.lazy_debug_formatting():
                 super().connectionLost(reason)
@@ -160,9 +170,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
 
     def client_address(self) -> str:
         """The client's IP address, as text ("" if the transport has none)."""
-        return self.real_address or normalize_address(
-            str(getattr(self.transport.getPeer(), "host", ""))
-        )
+        return self.real_address or normalize_address(_peer_host(self.transport))
 
     def dataReceived(self, data: bytes) -> None:
         """The hot path: plain text frames are read here (see `frames`);
@@ -305,7 +313,9 @@ class SignalingServerProtocol(WebSocketServerProtocol):
                 self.factory.unflushed.append(self)
             # One unfragmented frame per message, built here: Autobahn's
             # sendMessage adds checks and bookkeeping this server never needs.
-            self.outgoing.append(text_frame(self.codec.encode(message)))
+            codec = self.codec
+            if codec is not None:  # set by the first message, before any reply
+                self.outgoing.append(text_frame(codec.encode(message)))
 
     def flush(self) -> None:
         """Write the frames queued since the last flush, in one piece."""
@@ -423,7 +433,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
 class SignalingServerFactory(WebSocketServerFactory):
     """Owns one `Signaling` core and everything with a lifetime around it."""
 
-    protocol = SignalingServerProtocol
+    protocol = SignalingServerProtocol  # type: ignore[assignment]
     # The service logs where it listens; "Starting factory" lines add nothing.
     noisy = False
 
@@ -436,14 +446,18 @@ class SignalingServerFactory(WebSocketServerFactory):
     ):
         # No library name or version in the Server header: it only helps
         # someone matching servers to known flaws.
-        super().__init__(url=url, server="")
+        super().__init__(url=url, server="")  # type: ignore[no-untyped-call]
         if clock is None:
-            from twisted.internet import reactor as clock
+            from twisted.internet import reactor
+
+            clock = cast(IReactorTime, reactor)
         self.config = config or SignalingConfig()
         self.clock: IReactorTime = clock
         self.hooks = hooks
         self.authenticate_hook = getattr(hooks, "authenticate", None)
-        self.signaling = Signaling(self.config, authorize_join=_hooks.join_policy(hooks))
+        self.signaling: Signaling[SignalingServerProtocol] = Signaling(
+            self.config, authorize_join=_hooks.join_policy(hooks)
+        )
         # The server's log is the first observer; the game server adds its own.
         # A tuple, replaced on change: observers may come and go while called.
         self.observers: tuple[_hooks.Observer, ...] = (_hooks.LogObserver(),)
@@ -456,13 +470,13 @@ class SignalingServerFactory(WebSocketServerFactory):
         self.connections: set[SignalingServerProtocol] = set()
         # Connections with frames queued by the current batch of input.
         self.unflushed: list[SignalingServerProtocol] = []
-        self._timers: dict[Timer, IDelayedCall] = {}
+        self._timers: dict[_Timer, IDelayedCall] = {}
         self._keepalive: IDelayedCall | None = None
         self._all_closed: list[Deferred[None]] = []
         self._init_limits()
         # The drain under way, if any (see drain.py).
         self.drain: Drain | None = None
-        self.setProtocolOptions(
+        self.setProtocolOptions(  # type: ignore[no-untyped-call]
             # Send the close code (1009 for an oversized message) instead of dropping TCP.
             failByDrop=False,
             maxMessagePayloadSize=self.config.max_message_size,
@@ -551,7 +565,7 @@ class SignalingServerFactory(WebSocketServerFactory):
 
     # -- carrying out the core's actions --------------------------------------
 
-    def execute(self, actions: Iterable[Action]) -> None:
+    def execute(self, actions: Iterable[_Action]) -> None:
         events = self._events
         for action in actions:
             # Send is by far the most frequent action: test for it first.
@@ -568,7 +582,7 @@ class SignalingServerFactory(WebSocketServerFactory):
                 if call is not None and call.active():
                     call.cancel()
             else:
-                events.append(action)
+                events.append(action)  # type: ignore[arg-type]  # the rest are events
         # Observers hear of things once they are done (frames queued, closes
         # begun), in order, even when an observer calls a control method.
         if events and not self._dispatching:
@@ -607,7 +621,7 @@ class SignalingServerFactory(WebSocketServerFactory):
                 connection.flush()
             unflushed.clear()
 
-    def _timer_fired(self, timer: Timer) -> None:
+    def _timer_fired(self, timer: _Timer) -> None:
         self._timers.pop(timer, None)
         self.execute(self.signaling.timer_fired(timer))
         self.flush()
@@ -630,11 +644,11 @@ class SignalingServerFactory(WebSocketServerFactory):
         # 400 by itself; with an allow-list the answer to any origin not on it
         # is ours (403). Any setProtocolOptions call resets this, so it is last.
         if self.allowed_origins:
-            self.setProtocolOptions(allowNullOrigin=True)
+            self.setProtocolOptions(allowNullOrigin=True)  # type: ignore[no-untyped-call]
 
     def admit(self, connection: SignalingServerProtocol, request: AutobahnRequest) -> None:
         """The upgrade-time checks; raises `ConnectionDeny` with the HTTP status."""
-        peer_host = str(getattr(connection.transport.getPeer(), "host", ""))
+        peer_host = _peer_host(connection.transport)
         address = real_client_address(
             peer_host, request.headers.get("x-forwarded-for"), self.trusted_proxies
         )
@@ -752,7 +766,7 @@ class SignalingServerFactory(WebSocketServerFactory):
         self._run(actions)
         return lobby.name
 
-    def _run(self, actions: list[Action] | None) -> bool:
+    def _run(self, actions: list[_Action] | None) -> bool:
         if actions is None:
             return False
         self.execute(actions)
@@ -822,16 +836,24 @@ def _cancel_then_pass(result: object, call: IDelayedCall) -> object:
     return result
 
 
-def _lobby(peer: Peer | None) -> str:
+def _peer_host(transport: ITransport | None) -> str:
+    """The IP address at the other end of ``transport`` ("" if none)."""
+    if transport is None:
+        return ""
+    return str(getattr(transport.getPeer(), "host", ""))
+
+
+def _lobby(peer: _Peer | None) -> str:
     return peer.lobby.name if peer is not None and peer.lobby is not None else "-"
 
 
-def _address(peer: Peer | None) -> str:
-    if peer is None:
+def _address(peer: _Peer | None) -> str:
+    if peer is None or peer.handle.transport is None:
         return ""
-    address = peer.handle.transport.getPeer()  # type: ignore[attr-defined]
+    address = peer.handle.transport.getPeer()
     host = getattr(address, "host", None)
     if peer.address and host is not None and normalize_address(host) != peer.address:
         # Behind a trusted proxy: its port says nothing about the client.
         return peer.address
-    return f"{host}:{address.port}" if host is not None else str(address)
+    port = getattr(address, "port", None)
+    return f"{host}:{port}" if host is not None else str(address)

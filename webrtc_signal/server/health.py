@@ -9,6 +9,8 @@ same request tells an operator how busy the server is.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from ..protocol.core import Signaling
@@ -16,7 +18,7 @@ from ..protocol.core import Signaling
 HEALTH_PATH = "/healthz"
 
 
-def health(signaling: Signaling) -> dict[str, str | int]:
+def health(signaling: Signaling[Any]) -> dict[str, str | int]:
     """The health check's JSON body, as a dictionary."""
     if not signaling.accepting:
         status = "stopping"
@@ -27,7 +29,7 @@ def health(signaling: Signaling) -> dict[str, str | int]:
     return {"status": status, "peers": len(signaling.peers), "lobbies": len(signaling.lobbies)}
 
 
-def health_response(signaling: Signaling) -> bytes:
+def health_response(signaling: Signaling[Any]) -> bytes:
     """The whole HTTP response to ``GET /healthz``."""
     body = health(signaling)
     code = "200 OK" if body["status"] == "ok" else "503 Service Unavailable"

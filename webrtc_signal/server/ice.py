@@ -88,12 +88,10 @@ class IceServers:
                 identity = self.authenticate(query)
             except Unauthorized as refused:
                 return 401, {"error": str(refused) or "unauthorized"}
-        body = {"iceServers": self.servers(identity), "ttl": self.ttl}
+        servers = self.servers(identity)
+        body: dict[str, Any] = {"iceServers": servers, "ttl": self.ttl}
         if self.config.turn_urls:
-            _log.debug(
-                "minted TURN credentials {username}",
-                username=body["iceServers"][-1]["username"],
-            )
+            _log.debug("minted TURN credentials {username}", username=servers[-1]["username"])
         return 200, body
 
     def http_response(self, query: Query) -> bytes:
@@ -111,7 +109,7 @@ class IceServersResource(Resource):
     isLeaf = True
 
     def __init__(self, ice_servers: IceServers) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.ice_servers = ice_servers
 
     def render_GET(self, request: Request) -> bytes:

@@ -46,7 +46,8 @@ _RESERVED = frozenset({"time", "level", "namespace", "message", "traceback"})
 
 def parse_level(text: str) -> LogLevel:
     try:
-        return LOG_LEVELS[text.lower()]
+        level: LogLevel = LOG_LEVELS[text.lower()]
+        return level
     except KeyError:
         raise ValueError("must be one of debug, info, warn, error, critical") from None
 
@@ -199,7 +200,8 @@ def twistd_log_file(twistd_options: dict[str, Any] | None) -> IO[str]:
         return sys.stdout
     logfile = LogFile.fromFullPath(name or "twistd.log")
     _rotate_on_sigusr1(logfile)
-    return logfile  # type: ignore[return-value]
+    opened: IO[str] = logfile  # a LogFile writes text
+    return opened
 
 
 def _rotate_on_sigusr1(logfile: LogFile) -> None:
@@ -225,5 +227,5 @@ def make_observer(
 
         # The caller refuses JSON to syslog: syslog has its own record format.
         legacy = syslog.SyslogObserver(twistd_options.get("prefix") or "twisted").emit
-        return LevelFilter(LegacyLogObserverWrapper(legacy), level)
+        return LevelFilter(LegacyLogObserverWrapper(legacy), level)  # type: ignore[arg-type]
     return LevelFilter(file_observer(twistd_log_file(twistd_options), log_format), level)

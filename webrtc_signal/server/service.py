@@ -82,7 +82,7 @@ class SignalingService(Service):
         that the endpoint reports at once (a port in use, say) is raised from
         here, so that a program starting the service stops instead of
         listening nowhere."""
-        super().privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
         self._listen()
 
     def ice_servers(self, identity: object = None) -> list[dict[str, Any]]:
@@ -144,7 +144,7 @@ class SignalingService(Service):
         ``startService`` gets the same)."""
         if not self._listen_started:
             self._listen()
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
 
     def _listen(self) -> None:
         if self.listening.called:
@@ -162,7 +162,7 @@ class SignalingService(Service):
             waiting.addErrback(lambda _: None)
             failure.raiseException()
         self._listen_started = True
-        waiting.chainDeferred(self.listening)
+        waiting.chainDeferred(self.listening)  # type: ignore[arg-type]
 
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self.port = port
@@ -179,7 +179,7 @@ class SignalingService(Service):
         """Stop: at once, or with ``drain_timeout`` set in the config, once
         the open lobbies are gone or the timeout has passed (see drain.py).
         Either way every client left is closed with 1001."""
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         self._listen_started = False
         timeout = self.factory.config.drain_timeout
         if timeout > 0 and self.factory.signaling.accepting and self.drain is None:

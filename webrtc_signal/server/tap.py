@@ -258,7 +258,7 @@ class Options(usage.Options):
     # -- ICE servers handed out at GET /ice-servers (issue 14) -----------------
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self["stun"] = []
         self["turn"] = []
         self["allowed-origin"] = []
@@ -530,10 +530,10 @@ class _StandaloneService(SignalingService):
         if (
             self.log_observer is not None
             and isinstance(parent, Componentized)
-            and parent.getComponent(ILogObserver, None) is None
+            and parent.getComponent(ILogObserver, None) is None  # type: ignore[no-untyped-call]
         ):
-            parent.setComponent(ILogObserver, self.log_observer)
-        super().setServiceParent(parent)
+            parent.setComponent(ILogObserver, self.log_observer)  # type: ignore[no-untyped-call]
+        super().setServiceParent(parent)  # type: ignore[no-untyped-call]
 
     def privilegedStartService(self) -> None:
         # Before listening, and while still root under --uid, which may raise
