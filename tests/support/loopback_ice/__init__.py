@@ -6,9 +6,10 @@
   `child_environment()` puts this directory first on PYTHONPATH and sets
   WEBRTC_SIGNAL_TEST_LOOPBACK_ICE=1: the ``sitecustomize`` here patches
   aioice in the child when it imports it.
-- Every ICE agent, in either, records what it gathered and the pairs it
-  nominated in the log file named by WEBRTC_SIGNAL_TEST_ICE_LOG; `IceLog`
-  reads a test's share of it and asserts that all of it is on 127.0.0.1.
+- Every ICE agent, in either, records what it gathered, the remote
+  candidates it was given and the pairs it nominated in the log file named
+  by WEBRTC_SIGNAL_TEST_ICE_LOG; `IceLog` reads a test's share of it and
+  asserts that all of it is on 127.0.0.1.
 
 tests/conftest.py wires this up for the whole suite (plugin.py).
 """
@@ -79,13 +80,19 @@ class IceLog:
         return [entry for entry in self.entries() if entry["event"] == "nominated"]
 
     def problems(self) -> list[str]:
-        """Every recorded address that is not 127.0.0.1, and every error."""
+        """Every recorded address that is not 127.0.0.1 (gathered, given as a
+        remote candidate, or nominated), and every error."""
         found = []
         for entry in self.entries():
             if entry["event"] == "error":
                 found.append(f"process {entry['pid']}: {entry['problem']}")
             elif entry["event"] == "gathered" and entry["address"][0] != LOOPBACK:
                 found.append(f"process {entry['pid']} gathered {entry['type']} {entry['address']}")
+            elif entry["event"] == "remote" and entry["address"][0] != LOOPBACK:
+                found.append(
+                    f"process {entry['pid']} was given remote candidate "
+                    f"{entry['type']} {entry['address']}"
+                )
             elif entry["event"] == "nominated" and {entry["local"][0], entry["remote"][0]} != {
                 LOOPBACK
             }:
@@ -97,7 +104,7 @@ class IceLog:
     def assert_loopback(self, at_least: int = 1) -> list[dict[str, Any]]:
         """Asserts that at least ``at_least`` pairs were nominated since
         ``start``, every one with 127.0.0.1 on both ends, and that every
-        candidate gathered was on 127.0.0.1. Returns the nominated pairs."""
+        candidate gathered or given was on 127.0.0.1. Returns the nominated pairs."""
         nominated = self.nominated()
         problems = self.problems()
         if len(nominated) < at_least:

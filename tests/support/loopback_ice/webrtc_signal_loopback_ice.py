@@ -9,8 +9,9 @@ looks it up by name each time it gathers, so every host candidate, and every
 socket aioice binds for one, is on 127.0.0.1. The product code is untouched:
 real users keep their real interfaces.
 
-Each ICE agent that connects also records the pairs it nominated (and the
-candidates it gathered) as JSON lines in the file named by
+Each ICE agent also records the candidates it gathered, the remote
+candidates it was given (it sends checks to each), and the pairs it
+nominated, as JSON lines in the file named by
 ``WEBRTC_SIGNAL_TEST_ICE_LOG``, the tests' proof that every pair was on
 127.0.0.1, from whichever process ran aiortc.
 
@@ -124,7 +125,13 @@ def patch(ice: types.ModuleType) -> None:
 
     @functools.wraps(connect)
     async def connect_and_record(self: Any) -> None:
-        await connect(self)
+        try:
+            await connect(self)
+        finally:
+            # Where it sent checks, connected or not: every remote candidate.
+            for candidate in self.remote_candidates:
+                address = [candidate.host, candidate.port]
+                record(event="remote", type=candidate.type, address=address)
         nominated = getattr(self, "_nominated", None)
         if not isinstance(nominated, dict) or not nominated:
             record(event="error", problem="cannot see the nominated pair (Connection._nominated)")
