@@ -12,6 +12,14 @@ from webrtc_signal import SignalingConfig
 from webrtc_signal.server.adapter import SignalingServerFactory
 from webrtc_signal.server.service import SignalingService
 
+# aiortc's ICE on 127.0.0.1 only, here and in every child process; each test
+# is checked for it (tests/support/loopback_ice).
+from .support.loopback_ice.plugin import (  # noqa: F401 (hooks and fixtures)
+    _ice_stays_on_loopback,
+    ice_log,
+    pytest_configure,
+    pytest_unconfigure,
+)
 from .support.wsclient import RecordingClient, connect, with_timeout
 
 

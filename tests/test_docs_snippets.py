@@ -42,6 +42,8 @@ from typing import IO, Any
 
 import pytest
 
+from .support.loopback_ice import LOG, IceLog, child_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 BIN = Path(sys.executable).parent
@@ -240,9 +242,12 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 def environment(**extra: str) -> dict[str, str]:
-    # The checkout's package, whichever way the venv installed it.
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, **extra}
+    # aiortc's ICE pinned to 127.0.0.1, recording into the suite's ICE log
+    # (tests/support/loopback_ice), and the checkout's package, whichever way
+    # the venv installed it.
+    pinned = child_environment(os.environ.get(LOG, os.devnull))
+    path = os.pathsep.join(filter(None, [str(ROOT), pinned["PYTHONPATH"]]))
+    return {**os.environ, **pinned, "PYTHONPATH": path, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +278,9 @@ def needs_what_it_imports(block: Block) -> None:
 
 
 @pytest.mark.parametrize("block", by_place(python_blocks("run")))
-def test_program_runs_to_its_end(block: Block, server_url: str, tmp_path: Path) -> None:
+def test_program_runs_to_its_end(
+    block: Block, server_url: str, tmp_path: Path, ice_log: IceLog
+) -> None:
     needs_what_it_imports(block)
     program = tmp_path / "program.py"
     program.write_text(block.text)
@@ -292,6 +299,8 @@ def test_program_runs_to_its_end(block: Block, server_url: str, tmp_path: Path) 
     assert ran.returncode == 0, f"{block.where} exited with {ran.returncode}:\n{output}"
     if "expect" in block.attributes:
         assert block.attributes["expect"] in output, output
+    if "RtcPeer" in block.text:  # its peers connected, on 127.0.0.1 only
+        ice_log.assert_loopback(at_least=1)
 
 
 class Lines:

@@ -12,6 +12,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { checkLoopback, LOOPBACK_ARGS, pinToLoopback } from "./loopback.mjs";
 
 const [baseUrl, artifacts] = process.argv.slice(2);
 const WAIT_MS = 20_000;
@@ -211,15 +212,18 @@ const browser = await chromium.launch({
     // Real host addresses in candidates instead of mDNS names nobody resolves here.
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--allow-loopback-in-peer-connection",
+    ...LOOPBACK_ARGS,
     // Trust the test's certificate and nothing else (not a blanket
     // --ignore-certificate-errors): the TLS handshake, ALPN included, is real.
     ...(TRUST_SPKI ? [`--ignore-certificate-errors-spki-list=${TRUST_SPKI}`] : []),
   ],
 });
+pinToLoopback(browser); // every page's WebRTC stays on 127.0.0.1
 let failed = false;
 try {
   await meshScenario(browser);
   await clientServerScenario(browser);
+  checkLoopback({ atLeast: 10 }); // 3 mesh links, 2 client-server links, both ends
   step("all scenarios passed");
 } catch (error) {
   failed = true;

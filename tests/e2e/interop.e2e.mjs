@@ -13,6 +13,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { checkLoopback, LOOPBACK_ARGS, pinToLoopback } from "./loopback.mjs";
 
 const [baseUrl, artifacts, mode, lobby] = process.argv.slice(2);
 const WAIT_MS = 20_000;
@@ -34,8 +35,10 @@ const browser = await chromium.launch({
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
     "--disable-features=WebRtcHideLocalIpsWithMdns", "--allow-loopback-in-peer-connection",
+    ...LOOPBACK_ARGS,
   ],
 });
+pinToLoopback(browser); // the page's WebRTC stays on 127.0.0.1
 let failed = false;
 try {
   const page = await (await browser.newContext()).newPage();
@@ -51,6 +54,7 @@ try {
   await waitFor(page, 'chat "hello from python"', () =>
     [...document.querySelectorAll("#chat-log li")].some((li) => li.lastChild.textContent === "hello from python"));
   await page.screenshot({ path: join(artifacts, `interop-browser-${mode}.png`), fullPage: true });
+  checkLoopback({ atLeast: 1 });
   console.log("[interop] passed");
 } catch (error) {
   failed = true;

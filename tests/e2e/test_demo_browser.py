@@ -7,6 +7,12 @@ a real server on a free port in this process and run those scripts against
 it. Screenshots go to test-artifacts/e2e/. Without Chromium, node or
 playwright-core the tests are skipped, unless WEBRTC_SIGNAL_REQUIRE_BROWSER=1
 (CI sets it) makes that a failure.
+
+WebRTC stays on 127.0.0.1: the scripts pin the pages' candidates to it
+(tests/e2e/loopback.mjs) and print each connection's selected pair from
+getStats() as "LOOPBACK <local> <remote>", checked here too; the Python peer
+is pinned by the suite (tests/support/loopback_ice) and its nominated pairs
+are checked as well.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +37,7 @@ from webrtc_signal import SignalingConfig, SignalingService
 
 from ..conftest import _reactor
 from ..support.certs import make_localhost_certificate
+from ..support.loopback_ice import IceLog
 from ..support.processes import Spawned, spawn
 from ..support.wsclient import with_timeout
 
@@ -60,6 +68,16 @@ def run_node(script: str, *argv: str, env: dict[str, str] | None = None) -> Spaw
         env={"CHROMIUM": CHROMIUM, **(env or {})},
         path=str(ROOT),
     )
+
+
+def loopback_pairs(output: str, at_least: int) -> list[tuple[str, str]]:
+    """The browser's selected pairs, "address:port/type" per end, from a
+    script's LOOPBACK lines; asserts that each end is on 127.0.0.1."""
+    pairs = re.findall(r"^LOOPBACK (\S+) (\S+)$", output, re.M)
+    assert len(pairs) >= at_least, output
+    for ends in pairs:
+        assert all(end.startswith("127.0.0.1:") for end in ends), output
+    return pairs
 
 
 def spki_hash(cert_pem: bytes) -> str:
@@ -134,6 +152,8 @@ async def test_demo_pages_connect_chat_seal_and_survive_signaling(
     )
     assert await run.finished(150) == 0, run.output
     assert "[e2e] all scenarios passed" in run.output
+    # Three mesh links and two client-server links, seen from both ends.
+    loopback_pairs(run.output, at_least=10)
     for shot in ("1-idle", "2-mesh-host-in-lobby", "4-mesh-host-sealed", "6-client-server-host"):
         assert (artifacts / f"{shot}.png").stat().st_size > 10_000
 
@@ -141,7 +161,7 @@ async def test_demo_pages_connect_chat_seal_and_survive_signaling(
 @pytest.mark.parametrize("browser_role", ["joins", "hosts"])
 @pytest_twisted.ensureDeferred
 async def test_a_browser_page_and_a_python_peer_share_a_lobby(
-    demo_server: str, browser_role: str
+    demo_server: str, browser_role: str, ice_log: IceLog
 ) -> None:
     """The conventions line up across implementations: who offers (the larger
     id), candidates (the page trickles them, aiortc puts its own in the SDP),
@@ -174,5 +194,7 @@ async def test_a_browser_page_and_a_python_peer_share_a_lobby(
         # The page's id: 1 when it hosts, else the one the server gave it.
         assert sender == 1 if browser_role == "hosts" else sender > 1
         assert await run.finished(60) == 0, run.output
+        loopback_pairs(run.output, at_least=1)  # the page's end
+        ice_log.assert_loopback(at_least=1)  # the Python peer's end
     finally:
         await with_timeout(defer.Deferred.fromFuture(asyncio.ensure_future(peer.close())), 20)

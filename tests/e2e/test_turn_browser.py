@@ -2,7 +2,8 @@
 Chromium pages that may use relay candidates only open a data channel and
 chat, every selected pair is relay (getStats), and coturn's log shows the
 allocations; then a page and a relay-only Python peer (aiortc) do the same.
-The browser steps are in tests/e2e/turn.e2e.mjs."""
+The browser steps are in tests/e2e/turn.e2e.mjs. Every pair is on 127.0.0.1,
+coturn's relay address (tests/e2e/loopback.mjs, tests/support/loopback_ice)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from webrtc_signal import SignalingConfig, SignalingService
 
 from ..conftest import _reactor
 from ..support.coturn import Coturn, coturn_fixture  # noqa: F401 (the fixture coturn)
+from ..support.loopback_ice import IceLog
 from ..support.wsclient import with_timeout
-from .test_demo_browser import ARTIFACTS, require_browser, run_node
+from .test_demo_browser import ARTIFACTS, loopback_pairs, require_browser, run_node
 
 ALLOCATED = re.compile(r"user <(\d+):([^>]+)>: incoming packet ALLOCATE processed, success")
 
@@ -51,6 +53,7 @@ async def test_two_pages_chat_through_turn_only(turn_server: str, coturn: Coturn
     assert await run.finished(90) == 0, run.output
     assert "[turn] passed" in run.output
     assert re.findall(r"^PAIR (\w+) (\w+)$", run.output, re.M) == [("relay", "relay")] * 2
+    loopback_pairs(run.output, at_least=2)
     # One allocation per page at least, each with its own minted username.
     users = {user for _, user in allocations(coturn)}
     assert len(users) >= 2, coturn.log()[-2000:]
@@ -58,7 +61,7 @@ async def test_two_pages_chat_through_turn_only(turn_server: str, coturn: Coturn
 
 @pytest_twisted.ensureDeferred
 async def test_a_page_and_a_relay_only_python_peer_chat_through_turn(
-    turn_server: str, coturn: Coturn
+    turn_server: str, coturn: Coturn, ice_log: IceLog
 ) -> None:
     pytest.importorskip(
         "aiortc", reason="aiortc is not installed: pip install 'webrtc-signal[rtc]'"
@@ -91,6 +94,10 @@ async def test_a_page_and_a_relay_only_python_peer_chat_through_turn(
         assert await run.finished(60) == 0, run.output
         assert re.findall(r"^PAIR (\w+) (\w+)$", run.output, re.M) == [("relay", "relay")]
         assert pairs == [("relay", "relay")]
+        loopback_pairs(run.output, at_least=1)
+        assert [entry["types"] for entry in ice_log.assert_loopback(at_least=1)] == [
+            ["relay", "relay"]
+        ]
         # The Python peer's own allocation, under the username it fetched.
         python_user = peer.ice_servers[0].username
         assert python_user is not None

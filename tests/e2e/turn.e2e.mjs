@@ -13,6 +13,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { checkLoopback, LOOPBACK_ARGS, pinToLoopback } from "./loopback.mjs";
 
 const [baseUrl, artifacts, mode, lobby] = process.argv.slice(2);
 const WAIT_MS = 20_000;
@@ -108,8 +109,10 @@ const browser = await chromium.launch({
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
     "--disable-features=WebRtcHideLocalIpsWithMdns", "--allow-loopback-in-peer-connection",
+    ...LOOPBACK_ARGS,
   ],
 });
+pinToLoopback(browser); // relay-only already; this also proves the relay is on 127.0.0.1
 let failed = false;
 try {
   if (mode === "pages") {
@@ -133,6 +136,7 @@ try {
     await chat(page, "hello through TURN from the browser", ["hello through TURN from python"]);
     if ((await checkRelayOnly(page)) !== 1) throw new Error("expected one connection");
   }
+  checkLoopback({ atLeast: mode === "pages" ? 2 : 1 });
   console.log("[turn] passed");
 } catch (error) {
   failed = true;

@@ -4,6 +4,10 @@ data channels, a client-server lobby, and channels that outlive signaling.
 The suite runs Twisted on the asyncio reactor (setup.cfg), which aiortc
 needs; these tests drive asyncio coroutines from Twisted-driven tests through
 Deferred.fromFuture.
+
+Every peer's ICE is pinned to 127.0.0.1 (tests/support/loopback_ice), in
+this process and in the webrtc-signal-peer processes; each test that
+connects peers asserts that every nominated pair was on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from webrtc_signal import SignalingConfig
 from webrtc_signal.client import PeerConnected, PeerDisconnected, SignalingClient
 
 from ..conftest import RunningServer, ServerMaker
+from ..support.loopback_ice import IceLog
 from ..support.processes import Spawned
 from ..support.wsclient import with_timeout
 
@@ -80,7 +85,7 @@ async def lobby_of(server: RunningServer, inbox: Inbox, size: int, mesh: bool) -
 
 @pytest_twisted.ensureDeferred
 async def test_three_peers_form_a_full_mesh_and_all_hear_each_other(
-    server: RunningServer,
+    server: RunningServer, ice_log: IceLog
 ) -> None:
     inbox = Inbox()
 
@@ -101,10 +106,13 @@ async def test_three_peers_form_a_full_mesh_and_all_hear_each_other(
                 await peer.close()
 
     await with_timeout(aio(scenario()), 90)
+    ice_log.assert_loopback(at_least=6)  # three links, both ends
 
 
 @pytest_twisted.ensureDeferred
-async def test_client_server_non_hosts_reach_only_the_host(server: RunningServer) -> None:
+async def test_client_server_non_hosts_reach_only_the_host(
+    server: RunningServer, ice_log: IceLog
+) -> None:
     inbox = Inbox()
 
     async def scenario() -> None:
@@ -125,11 +133,12 @@ async def test_client_server_non_hosts_reach_only_the_host(server: RunningServer
                 await peer.close()
 
     await with_timeout(aio(scenario()), 90)
+    ice_log.assert_loopback(at_least=4)  # the host's two links, both ends
 
 
 @pytest_twisted.ensureDeferred
 async def test_channels_keep_working_after_the_seal_closes_signaling(
-    make_server: ServerMaker,
+    make_server: ServerMaker, ice_log: IceLog
 ) -> None:
     server = await make_server(SignalingConfig(seal_timeout=5))
     inbox = Inbox()
@@ -165,10 +174,13 @@ async def test_channels_keep_working_after_the_seal_closes_signaling(
     finally:
         for peer in peers:
             await with_timeout(aio(peer.close()), 20)
+    ice_log.assert_loopback(at_least=6)
 
 
 @pytest_twisted.ensureDeferred
-async def test_losing_signaling_before_the_seal_ends_the_session(server: RunningServer) -> None:
+async def test_losing_signaling_before_the_seal_ends_the_session(
+    server: RunningServer, ice_log: IceLog
+) -> None:
     inbox = Inbox()
 
     async def scenario() -> None:
@@ -182,13 +194,16 @@ async def test_losing_signaling_before_the_seal_ends_the_session(server: Running
         )
 
     await with_timeout(aio(scenario()), 90)
+    ice_log.assert_loopback(at_least=2)
 
 
 # -- the webrtc-signal-peer command ---------------------------------------------
 
 
 @pytest_twisted.ensureDeferred
-async def test_peer_command_line_tools_chat_through_a_lobby(server: RunningServer) -> None:
+async def test_peer_command_line_tools_chat_through_a_lobby(
+    server: RunningServer, ice_log: IceLog
+) -> None:
     from ..client.test_client import run_cli_module
 
     host = run_cli_module(
@@ -201,6 +216,7 @@ async def test_peer_command_line_tools_chat_through_a_lobby(server: RunningServe
         "webrtc_signal.rtc.cli", server.url, "--lobby", lobby, "--send", "hello from a guest",
         "--exit-after", "20", "--no-input",
     )  # fmt: skip
+    pids = {host.transport.pid, guest.transport.pid}  # gone once they end
     await guest.wait_for("1: hello from the host")
     await host.wait_for(": hello from a guest")
     # Stop each (SIGTERM, as a service manager would; Ctrl-C does the same),
@@ -212,6 +228,9 @@ async def test_peer_command_line_tools_chat_through_a_lobby(server: RunningServe
         # Leaving is no news: no "signaling closed" line, least of all a 1006.
         assert "signaling closed" not in process.output, process.output
     assert "peer" in host.output and "left the lobby" in host.output
+    # Recorded by the two processes (the suite's environment pins them).
+    nominated = ice_log.assert_loopback(at_least=2)
+    assert {entry["pid"] for entry in nominated} == pids
 
 
 @pytest_twisted.ensureDeferred
