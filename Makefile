@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 ARGS ?=
 
-.PHONY: serve test lint bench venv node browser clean turn
+.PHONY: serve test lint bench venv node browser clean turn redis
 
 venv: $(STAMP)
 
@@ -60,7 +60,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint $(NODE_STAMP) browser turn
+test: lint $(NODE_STAMP) browser turn redis
 	$(BIN)/python -m pytest $(ARGS)
 
 # Benchmark against Godot's Node reference server (README, "Benchmarks"):
@@ -85,6 +85,21 @@ turn:
 	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq coturn; \
 	  else \
 	    echo "note: $(TURNSERVER) is missing; run 'sudo apt-get install coturn' for the TURN tests"; \
+	  fi; \
+	fi
+
+# Debian's redis-server for the cluster tests (docs/cluster.md); installing it
+# needs root. Without it those tests skip (CI makes that an error). The tests
+# run redis-server themselves on a random port, without persistence; they do
+# not use the package's service.
+REDIS_SERVER ?= /usr/bin/redis-server
+redis:
+	@if [ ! -x $(REDIS_SERVER) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq redis-server; \
+	  else \
+	    echo "note: $(REDIS_SERVER) is missing; run 'sudo apt-get install redis-server' for the cluster tests"; \
 	  fi; \
 	fi
 

@@ -664,6 +664,7 @@ def test_close_table_matches_the_protocol_exactly() -> None:
         "Not allowed in this lobby": 4000,
         "Lobby closed by the server": 4000,
         "Kicked by the server": 4000,
+        "Try again later": 1013,
     }
 
 

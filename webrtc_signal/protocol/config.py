@@ -2,6 +2,8 @@
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from .access import check_origin_pattern, parse_networks
 from .ice import STUN_SCHEMES, TURN_SCHEMES, url_problem
@@ -16,6 +18,31 @@ MAX_TURN_TTL = 86400
 # ordinary clients with 1009 in the middle of signaling, which no setting
 # should do silently.
 MIN_MESSAGE_SIZE = 4096
+
+
+def parse_redis_url(url: str) -> dict[str, Any]:
+    """``redis://[:password@]host[:port][/db]`` or ``rediss://`` (TLS). Errors
+    never repeat the URL: it may hold a password."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError("must start with redis:// or rediss://")
+    if not parts.hostname:
+        raise ValueError("names no host")
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise ValueError("has a bad port") from None
+    path = parts.path.strip("/")
+    if path and not path.isdigit():
+        raise ValueError(f"database must be a number, not {path!r}")
+    return {
+        "host": parts.hostname,
+        "port": port,
+        "db": int(path) if path else 0,
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password is not None else None,
+        "tls": parts.scheme == "rediss",
+    }
 
 
 class InvalidSetting(ValueError):
@@ -83,6 +110,17 @@ class SignalingConfig:
     # with the square of its size.
     max_lobby_size: int = 0
 
+    # -- a cluster of nodes sharing lobbies through Redis (issue 15, docs/cluster.md) --
+    # redis://[:password@]host[:port][/db] or rediss:// (TLS); "" = a single
+    # node, and Redis is never needed. Kept out of repr: it may hold a password.
+    redis_url: str = field(default="", repr=False)
+    # This node's name in the cluster; "" = a random one at start.
+    node_id: str = ""
+    # Seconds between refreshes of this node's liveness key, and how long the
+    # key lives without one: a node silent that long is dead to the others.
+    cluster_period: float = 1.0
+    cluster_expiry: float = 3.0
+
     def __post_init__(self) -> None:
         if type(self.serve_demo) is not bool:
             raise InvalidSetting("serve_demo", f"must be True or False, not {self.serve_demo!r}")
@@ -116,6 +154,28 @@ class SignalingConfig:
             )
         self._check_ice_servers()
         self._check_abuse_limits()
+        self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        if type(self.redis_url) is not str:
+            raise InvalidSetting("redis_url", "must be a redis:// or rediss:// URL")
+        if self.redis_url:
+            try:
+                parse_redis_url(self.redis_url)
+            except ValueError as error:
+                raise InvalidSetting("redis_url", str(error)) from None
+        if type(self.node_id) is not str or "/" in self.node_id or not self.node_id.isprintable():
+            raise InvalidSetting(
+                "node_id", f"must be printable text without '/', not {self.node_id!r}"
+            )
+        for name in ("cluster_period", "cluster_expiry"):
+            value = getattr(self, name)
+            if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
+                raise InvalidSetting(name, f"must be a finite number of seconds > 0, not {value!r}")
+        if self.cluster_expiry <= self.cluster_period:
+            raise InvalidSetting(
+                "cluster_expiry", "must be longer than the refresh period (cluster_period)"
+            )
 
     def _check_ice_servers(self) -> None:
         for name, schemes in (("stun_urls", STUN_SCHEMES), ("turn_urls", TURN_SCHEMES)):

@@ -40,6 +40,9 @@ class CloseReason(Enum):
     NOT_ALLOWED = (4000, "Not allowed in this lobby")
     CLOSED_BY_SERVER = (4000, "Lobby closed by the server")
     KICKED = (4000, "Kicked by the server")
+    # A cluster node (docs/cluster.md) that needs Redis for this and cannot
+    # reach it: creating a lobby, or joining one another node runs.
+    TRY_AGAIN_LATER = (1013, "Try again later")
 
     def __init__(self, code: int, text: str) -> None:
         self.code = code

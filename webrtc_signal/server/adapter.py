@@ -69,6 +69,7 @@ from .ice import IceServers
 from .logs import QuietLogger
 
 if TYPE_CHECKING:
+    from ..cluster.bridge import ClusterBridge, Link
     from .drain import Drain
 
 
@@ -127,6 +128,8 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     authenticating: Deferred[Any] | None = None
     # The connection was lost (possibly before the handshake finished).
     gone = False
+    # In a cluster: this connection's link to the node running its lobby.
+    cluster_link: Link | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -225,7 +228,13 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             except FormatError:
                 actions = signaling.reject(peer, CloseReason.INVALID_FORMAT)
             else:
-                actions = signaling.receive(peer, message, now)
+                cluster = self.factory.cluster
+                if cluster is not None and peer.lobby is None:
+                    # Not in a lobby of this node: the cluster routes it (a
+                    # JOIN to a lobby another node runs, or what follows it).
+                    actions = cluster.receive(self, peer, message, now)
+                else:
+                    actions = signaling.receive(peer, message, now)
             self.factory.execute(actions)
         except Exception as error:
             self.factory.unexpected_error(self, error)
@@ -436,6 +445,8 @@ class SignalingServerFactory(WebSocketServerFactory):
     protocol = SignalingServerProtocol  # type: ignore[assignment]
     # The service logs where it listens; "Starting factory" lines add nothing.
     noisy = False
+    # A node of a cluster (config.redis_url; docs/cluster.md), else None.
+    cluster: ClusterBridge | None = None
 
     def __init__(
         self,
@@ -455,9 +466,15 @@ class SignalingServerFactory(WebSocketServerFactory):
         self.clock: IReactorTime = clock
         self.hooks = hooks
         self.authenticate_hook = getattr(hooks, "authenticate", None)
-        self.signaling: Signaling[SignalingServerProtocol] = Signaling(
-            self.config, authorize_join=_hooks.join_policy(hooks)
-        )
+        join_policy = _hooks.join_policy(hooks)
+        self.signaling: Signaling[SignalingServerProtocol]
+        if self.config.redis_url:
+            # Imported only here: a single node never loads txredisapi.
+            from ..cluster.bridge import ClusterSignaling
+
+            self.signaling = ClusterSignaling(self.config, authorize_join=join_policy)
+        else:
+            self.signaling = Signaling(self.config, authorize_join=join_policy)
         # The server's log is the first observer; the game server adds its own.
         # A tuple, replaced on change: observers may come and go while called.
         self.observers: tuple[_hooks.Observer, ...] = (_hooks.LogObserver(),)
@@ -554,6 +571,8 @@ class SignalingServerFactory(WebSocketServerFactory):
             return
         self.connections.discard(connection)
         self.execute(self.signaling.disconnect(peer, code, reason))
+        if self.cluster is not None:
+            self.cluster.connection_closed(connection, code, reason)
         self.flush()
         if not self.connections:
             self._stop_keepalive()
@@ -620,6 +639,8 @@ class SignalingServerFactory(WebSocketServerFactory):
             for connection in unflushed:
                 connection.flush()
             unflushed.clear()
+        if self.cluster is not None:
+            self.cluster.flush()
 
     def _timer_fired(self, timer: _Timer) -> None:
         self._timers.pop(timer, None)

@@ -58,6 +58,9 @@ class SignalingService(Service):
         if authenticate_ice is None:
             authenticate_ice = getattr(hooks, "authenticate_ice", None)
         self.factory.ice.authenticate = authenticate_ice
+        config = self.factory.config
+        if config.redis_url:
+            self._make_cluster_node()
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
@@ -68,6 +71,22 @@ class SignalingService(Service):
         # privilegedStartService and startService listen only once.
         self._listen_started = False
         self.drain: Drain | None = None
+
+    def _make_cluster_node(self) -> None:
+        """A node of a cluster (docs/cluster.md): imported only then, so a
+        single node never needs txredisapi."""
+        import secrets
+
+        from ..cluster.bridge import ClusterBridge
+        from ..cluster.redis_bus import RedisBus
+
+        factory = self.factory
+        config = factory.config
+        node_id = config.node_id or f"node-{secrets.token_hex(4)}"
+        bus = RedisBus(
+            config.redis_url, node_id, factory.clock, config.cluster_period, config.cluster_expiry
+        )
+        factory.cluster = ClusterBridge(factory, bus, factory.clock, config.cluster_period)
 
     def resource(self) -> WebSocketResource:
         """A ``twisted.web`` resource that speaks the signaling protocol, to
@@ -144,6 +163,8 @@ class SignalingService(Service):
         ``startService`` gets the same)."""
         if not self._listen_started:
             self._listen()
+        if self.factory.cluster is not None:
+            self.factory.cluster.start()
         super().startService()  # type: ignore[no-untyped-call]
 
     def _listen(self) -> None:
@@ -205,5 +226,8 @@ class SignalingService(Service):
         closed = self.factory.shutdown(self.shutdown_timeout)
         if stopped is not None:
             closed.addCallback(lambda _: stopped)
+        cluster = self.factory.cluster
+        if cluster is not None:
+            closed.addCallback(lambda _: cluster.stop())
         closed.addCallback(lambda _: _log.info("webrtc-signal stopped"))
         return closed

@@ -192,6 +192,10 @@ _OPTION_FOR_FIELD.update(
     turn_secret="turn-secret-file",
     allowed_origins="allowed-origin",
     trust_forwarded_for="trust-forwarded-for",
+    redis_url="redis",
+    node_id="node-id",
+    cluster_period="cluster-period",
+    cluster_expiry="cluster-expiry",
 )
 
 
@@ -239,6 +243,33 @@ class Options(usage.Options):
             "info",
             "Lowest level logged: debug (adds a line per connection), info, warn, error "
             "or critical.",
+        ],
+        # A cluster node (issue 15, docs/cluster.md).
+        [
+            "redis",
+            None,
+            None,
+            "Make this process a node of a cluster sharing lobbies through Redis: "
+            "redis://[:password@]host[:port][/db], or rediss:// for TLS.",
+        ],
+        [
+            "node-id",
+            None,
+            None,
+            "This node's name in the cluster (default: random); a node restarted "
+            "under the same name replaces the old one at once.",
+        ],
+        [
+            "cluster-period",
+            None,
+            str(DEFAULTS.cluster_period),
+            "Seconds between refreshes of this node's liveness key in Redis.",
+        ],
+        [
+            "cluster-expiry",
+            None,
+            str(DEFAULTS.cluster_expiry),
+            "Seconds without a refresh after which the other nodes drop this one.",
         ],
         # Token auth (issue 12): not a SignalingConfig field but hooks.
         [
@@ -315,6 +346,7 @@ class Options(usage.Options):
             "allowed_origins": tuple(self["allowed-origin"]),
             "trust_forwarded_for": tuple(self["trust-forwarded-for"]),
             **self._ice_values(),
+            **self._cluster_values(),
         }
         for setting in _SETTINGS:
             try:
@@ -350,6 +382,27 @@ class Options(usage.Options):
         # Parsers raise all kinds of errors; each one means a bad --port.
         except Exception as error:
             raise usage.UsageError(f"--port {self['port']!r} is not usable: {error}") from None
+
+    def _cluster_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if self["redis"] is not None:
+            try:
+                import txredisapi  # noqa: F401
+            except ImportError:
+                raise usage.UsageError(
+                    "--redis needs txredisapi: pip install 'webrtc-signal[cluster]'"
+                ) from None
+            values["redis_url"] = self["redis"]
+        elif self["node-id"] is not None:
+            raise usage.UsageError("--node-id needs --redis")
+        if self["node-id"] is not None:
+            values["node_id"] = self["node-id"]
+        for option in ("cluster-period", "cluster-expiry"):
+            try:
+                values[option.replace("-", "_")] = _seconds(self[option])
+            except ValueError as error:
+                raise usage.UsageError(f"--{option} {error}, not {self[option]!r}") from None
+        return values
 
     def _check_logging(self) -> None:
         for option, parse in (("log-format", logs.parse_format), ("log-level", logs.parse_level)):

@@ -1,0 +1,84 @@
+"""The transport between nodes, as the bridge needs it: small on purpose, so
+that another bus (Redis Streams, NATS) could replace Redis behind it.
+
+A node has an *incarnation* ("<node id>/<epoch>"): a fresh epoch each time it
+(re)joins the bus. Messages go to an incarnation, never to a node id, so a
+restarted node (same id, new epoch) never receives what was meant for the
+process it replaced, and its peers see the old one as dead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import orjson
+from twisted.internet.defer import Deferred
+
+# What `Bus.claim_lobby` answers.
+CLAIMED = "ok"
+LOBBIES_FULL = "full"
+NAME_TAKEN = "taken"
+
+
+class BusListener(Protocol):
+    """What the bus tells the bridge, in the reactor thread."""
+
+    def bus_up(self) -> None:
+        """The bus is usable, under a new `Bus.incarnation`."""
+
+    def bus_down(self) -> None:
+        """The bus is lost: nothing sent or asked from now until `bus_up` arrives."""
+
+    def bus_message(self, sender: str, frames: list[Any]) -> None:
+        """A batch of ``frames`` that incarnation ``sender`` published to ours."""
+
+
+class Bus(Protocol):
+    node_id: str
+    # "<node id>/<epoch>" while up; "" while down.
+    incarnation: str
+
+    @property
+    def up(self) -> bool: ...
+
+    def start(self, listener: BusListener) -> None:
+        """Connect, and keep reconnecting, until `stop`."""
+
+    def stop(self) -> Deferred[None]: ...
+
+    def publish(self, incarnation: str, frames: list[Any]) -> None:
+        """Send ``frames`` (JSON values) to ``incarnation``; everything one node publishes
+        to another arrives in the order published (or not at all, if either
+        is gone)."""
+
+    def claim_lobby(self, name: str, max_lobbies: int) -> Deferred[str]:
+        """Claim lobby ``name`` for this incarnation (``SET NX``): `CLAIMED`,
+        `NAME_TAKEN`, or `LOBBIES_FULL` when ``max_lobbies`` are open
+        cluster-wide already."""
+
+    def release_lobby(self, name: str) -> None: ...
+
+    def reclaim_lobbies(self, names: Iterable[str]) -> None:
+        """After `bus_up`: claim again the lobbies this node still runs."""
+
+    def find_owner(self, name: str) -> Deferred[str | None]:
+        """The live incarnation that owns lobby ``name``, or None."""
+
+    def live(self, incarnations: Iterable[str]) -> Deferred[set[str]]:
+        """Which of ``incarnations`` are still alive."""
+
+
+BusFactory = Callable[[str, str], Bus]
+
+_encode_ascii = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def encode(value: object) -> bytes:
+    """JSON for the bus. A relayed message may hold a lone surrogate (a JSON
+    client can send one escaped), which UTF-8 cannot carry: escaped then."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _encode_ascii(value).encode("ascii")
