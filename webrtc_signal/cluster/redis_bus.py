@@ -196,6 +196,18 @@ class _Factory(txredisapi.RedisFactory):  # type: ignore[misc]
         )
         proto.factory = self
         proto.whenConnected().addCallback(self.ready)
+        made = proto.connectionMade
+
+        def connection_made() -> Any:
+            # Without TCP_NODELAY a small publish that follows one Redis has
+            # not acknowledged yet waits for its delayed ACK (40 ms): every
+            # relay between nodes is such a write.
+            no_delay = getattr(proto.transport, "setTcpNoDelay", None)
+            if no_delay is not None:
+                no_delay(True)
+            return made()
+
+        proto.connectionMade = connection_made
         lost = proto.connectionLost
 
         def connection_lost(reason: Failure) -> None:
