@@ -17,15 +17,25 @@ const T = { JOIN: 0, ID: 1, PEER_CONNECT: 2, PEER_DISCONNECT: 3, CANDIDATE: 6 };
 
 // -- measuring ----------------------------------------------------------------
 
-function serverCpu() {
-  const stat = readFileSync(`/proc/${P.serverPid}/stat`, "utf8");
+// A cluster (two nodes and redis-server) is measured as one: the CPU of
+// every process in serverPids, summed.
+const SERVER_PIDS = P.serverPids || [P.serverPid];
+
+function processCpu(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
 }
 
+function serverCpu() {
+  return SERVER_PIDS.reduce((total, pid) => total + processCpu(pid), 0);
+}
+
 function serverRssKb() {
-  const status = readFileSync(`/proc/${P.serverPid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+  return SERVER_PIDS.reduce((total, pid) => {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    return total + Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+  }, 0);
 }
 
 function ownCpu() {
@@ -109,8 +119,9 @@ class Client {
 }
 
 /** A lobby of `size` clients: the host (id 1) and size - 1 joiners, all of
- * whom know each other's ids. */
-async function lobby(url, size) {
+ * whom know each other's ids. The joiners connect to `guestUrl` (another
+ * node of a cluster, for the cluster scenarios). */
+async function lobby(url, size, guestUrl = url) {
   const host = new Client(url);
   await host.opened();
   const joined = host.next((m) => m.type === T.JOIN);
@@ -118,7 +129,7 @@ async function lobby(url, size) {
   const name = (await joined).data;
   const members = [host];
   for (let i = 1; i < size; i += 1) {
-    const guest = new Client(url);
+    const guest = new Client(guestUrl);
     await guest.opened();
     const guestJoined = guest.next((m) => m.type === T.JOIN);
     const seen = host.next((m) => m.type === T.PEER_CONNECT);
@@ -131,11 +142,11 @@ async function lobby(url, size) {
 }
 
 /** `count` lobbies of `size`, `parallel` at a time. */
-async function lobbies(url, count, size, parallel = 50) {
+async function lobbies(url, count, size, parallel = 50, guestUrl = url) {
   const made = [];
   for (let start = 0; start < count; start += parallel) {
     const batch = Math.min(parallel, count - start);
-    made.push(...(await Promise.all(Array.from({ length: batch }, () => lobby(url, size)))));
+    made.push(...(await Promise.all(Array.from({ length: batch }, () => lobby(url, size, guestUrl)))));
   }
   return made;
 }
@@ -147,8 +158,8 @@ function closeAll(clients) {
 // -- scenarios -----------------------------------------------------------------
 
 /** Pairs keep `window` CANDIDATE messages in flight each way. */
-async function relay({ url, pairs, window, dataBytes, warmup, duration }) {
-  const made = await bounded(lobbies(url, pairs, 2), 120, "setting up the relay pairs");
+async function relay({ url, guestUrl, pairs, window, dataBytes, warmup, duration }) {
+  const made = await bounded(lobbies(url, pairs, 2, 50, guestUrl || url), 120, "setting up the relay pairs");
   return runRelay(made, { window, dataBytes, warmup, duration });
 }
 
@@ -188,8 +199,8 @@ async function runRelay(made, { window, dataBytes, warmup, duration }) {
 }
 
 /** A fixed offered rate; each message carries its send time. */
-async function latency({ url, pairs, rate, dataBytes, warmup, duration }) {
-  const made = await bounded(lobbies(url, pairs, 2), 120, "setting up the latency pairs");
+async function latency({ url, guestUrl, pairs, rate, dataBytes, warmup, duration }) {
+  const made = await bounded(lobbies(url, pairs, 2, 50, guestUrl || url), 120, "setting up the latency pairs");
   const senders = [];
   const samples = [];
   let recording = false;

@@ -3,6 +3,14 @@
 
     python bench/run.py --ref PATH/TO/server_node [--rounds 3] [--scenarios relay,churn]
 
+    python bench/run.py --scenarios cluster-relay,cluster-latency [--rounds 5]
+
+The cluster scenarios (docs/cluster.md) relay between a host on one node and
+its guest on another (two nodes and a redis-server, all three pinned to
+--cluster-cores), against the same load on one node without Redis: the CPU
+per relayed message is summed over every process of each setup (from
+/proc/<pid>/stat), and the latency is compared as the time added.
+
 PATH/TO/server_node is a checkout of godot-demo-projects'
 networking/webrtc_signaling/server_node (the folder with server.js). It is
 copied to a temporary directory, its port set, and its `ws` dependency
@@ -103,6 +111,31 @@ FIGURES: dict[str, list[tuple[str, str, str, bool, float | None]]] = {
         ("loadgenUtil", "load generator CPU use", "cores", True, None),
     ],
 }
+
+
+# The cluster scenarios: the load generator's scenario each runs, and its
+# sizes (those of the single-node scenario).
+CLUSTER = {"cluster-relay": "relay", "cluster-latency": "latency"}
+for _name, _base in CLUSTER.items():
+    FULL[_name] = FULL[_base]
+    QUICK[_name] = QUICK[_base]
+# (key, label, unit, lower is better, target): a ratio (cluster / one node)
+# for CPU, a time added for latency.
+CLUSTER_FIGURES: dict[str, list[tuple[str, str, str, str | None]]] = {
+    "cluster-relay": [
+        ("messagesPerS", "relayed messages/s", "msg/s", None),
+        ("serverCpuSPer100k", "CPU per 100k relayed, all processes", "CPU-s", "≤ 3.0x"),
+        ("serverUtil", "CPU use, all processes", "cores", None),
+        ("loadgenUtil", "load generator CPU use", "cores", None),
+    ],
+    "cluster-latency": [
+        ("p50Ms", "relay latency p50", "ms", None),
+        ("p99Ms", "relay latency p99", "ms", "≤ +1 ms"),
+        ("p999Ms", "relay latency p99.9", "ms", None),
+        ("serverUtil", "CPU use, all processes", "cores", None),
+    ],
+}
+ONE_NODE, TWO_NODES = "one node", "two nodes + redis"
 
 
 @dataclass
@@ -216,11 +249,22 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def load(scenario: str, params: dict[str, Any], port: int, pid: int, core: int) -> dict[str, Any]:
+def load(
+    scenario: str,
+    params: dict[str, Any],
+    port: int | list[int],
+    pid: int | list[int],
+    core: int,
+) -> dict[str, Any]:
+    """Run the load generator. Lists of ports and pids are a cluster: hosts
+    on the first port, their guests on the second, the CPU of every pid."""
+    ports = port if isinstance(port, list) else [port, port]
+    pids = pid if isinstance(pid, list) else [pid]
     arguments = {
         **params,
-        "url": f"ws://127.0.0.1:{port}/",
-        "serverPid": pid,
+        "url": f"ws://127.0.0.1:{ports[0]}/",
+        "guestUrl": f"ws://127.0.0.1:{ports[1]}/",
+        "serverPids": pids,
         "clockTicks": os.sysconf("SC_CLK_TCK"),
     }
     result = subprocess.run(
@@ -233,6 +277,49 @@ def load(scenario: str, params: dict[str, Any], port: int, pid: int, core: int) 
     if result.returncode != 0:
         raise RuntimeError(f"load generator failed ({scenario}): {result.stderr.strip()}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def start_redis(port: int, core: int, log: Path, work: Path) -> subprocess.Popen[bytes]:
+    redis = Server(
+        "redis-server",
+        [
+            "redis-server", "--bind", "127.0.0.1", "--port", "{port}", "--save", "",
+            "--appendonly", "no", "--dir", str(work), "--loglevel", "warning",
+        ],
+        work,
+    )  # fmt: skip
+    return start(redis, port, core, log)
+
+
+def run_cluster(
+    setup: str, scenario: str, params: dict[str, Any], args: argparse.Namespace, log: Path
+) -> dict[str, Any]:
+    """One cluster scenario's load, on one node alone or on two nodes and Redis."""
+    cores = [int(core) for core in args.cluster_cores.split(",")]
+    load_core = int(args.cores.split(",")[1])
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        first_port = free_port()
+        if setup == ONE_NODE:
+            processes.append(start(ours(first_port), first_port, cores[0], log))
+            urls = [first_port, first_port]
+        else:
+            redis_port, second_port = free_port(), free_port()
+            with tempfile.TemporaryDirectory(prefix="webrtc-signal-bench-redis-") as work:
+                processes.append(start_redis(redis_port, cores[2 % len(cores)], log, Path(work)))
+                for index, (port, name) in enumerate(((first_port, "n1"), (second_port, "n2"))):
+                    node = ours(port)
+                    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+                    node.command += ["--redis", redis_url, "--node-id", name]
+                    processes.append(start(node, port, cores[index % len(cores)], log))
+                # Each node claims its pool of peer ids once Redis answers.
+                time.sleep(0.5)
+                urls = [first_port, second_port]
+                return load(CLUSTER[scenario], params, urls, [p.pid for p in processes], load_core)
+        return load(CLUSTER[scenario], params, urls, [p.pid for p in processes], load_core)
+    finally:
+        for process in reversed(processes):
+            stop(process)
 
 
 def machine() -> dict[str, Any]:
@@ -260,6 +347,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     sizes = {**(QUICK if args.quick else FULL), **(json.loads(args.sizes) if args.sizes else {})}
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(scenarios) - set(sizes)
+    if any(name in CLUSTER for name in scenarios) and shutil.which("redis-server") is None:
+        sys.exit("bench: the cluster scenarios need redis-server (apt-get install redis-server)")
     if unknown:
         sys.exit(
             f"bench: unknown scenario(s) {', '.join(sorted(unknown))}; "
@@ -284,6 +373,28 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for round_number in range(1, args.rounds + 1):
             order = servers if round_number % 2 else list(reversed(servers))
             for scenario in scenarios:
+                if scenario in CLUSTER:
+                    setups = [ONE_NODE, TWO_NODES] if round_number % 2 else [TWO_NODES, ONE_NODE]
+                    for setup in setups:
+                        for params in sizes[scenario]:
+                            figures = run_cluster(setup, scenario, params, args, log)
+                            record = {
+                                "round": round_number,
+                                "server": setup,
+                                "scenario": scenario,
+                                "size": "",
+                                "params": params,
+                                "figures": figures,
+                            }
+                            records.append(record)
+                            print(json.dumps(record), file=args.out_file, flush=True)
+                            if args.verbose:
+                                print(
+                                    f"  round {round_number} {scenario} {setup}: "
+                                    + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()),
+                                    flush=True,
+                                )
+                    continue
                 for params in sizes[scenario]:
                     for server in order:
                         process = start(server, port, server_core, log)
@@ -315,11 +426,15 @@ def summarize(
 ) -> tuple[str, list[dict[str, Any]]]:
     """The table, and one summary record per figure."""
     rows: list[dict[str, Any]] = []
+    order = [*FIGURES, *CLUSTER]
     keys = sorted(
         {(r["scenario"], r["size"]) for r in records},
-        key=lambda k: (list(FIGURES).index(k[0]), k[1]),
+        key=lambda k: (order.index(k[0]), k[1]),
     )
+    cluster_lines = summarize_cluster(records, rows)
     for scenario, size in keys:
+        if scenario in CLUSTER:
+            continue
         mine = [r for r in records if (r["scenario"], r["size"]) == (scenario, size)]
         for key, name, unit, _, target in FIGURES[scenario]:
             ours_values = [r["figures"][key] for r in mine if r["server"] == "ours"]
@@ -353,6 +468,8 @@ def summarize(
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        if row["scenario"] in CLUSTER:
+            continue
 
         def show(value: float | None) -> str:
             return "-" if value is None else f"{value:.3g}"
@@ -365,7 +482,64 @@ def summarize(
             f"| {scenario} | {row['name']} ({row['unit']}) | {show(row['ours'])} | "
             f"{show(row['reference'])} | {ratio} | {per_round} | {target} |"
         )
+    if not any(row["scenario"] not in CLUSTER for row in rows):
+        lines = lines[:3]
+    if cluster_lines:
+        lines += ["", *cluster_lines]
     return "\n".join(lines), rows
+
+
+def summarize_cluster(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
+    """Two nodes and Redis against one node: the ratio of each figure (per
+    round, then the median) and, for latencies, the time added."""
+    lines: list[str] = []
+    for scenario, figures in CLUSTER_FIGURES.items():
+        mine = [r for r in records if r["scenario"] == scenario]
+        if not mine:
+            continue
+        if not lines:
+            lines = [
+                f"| cluster scenario | figure | {TWO_NODES} | {ONE_NODE} | ratio | added "
+                "| per round (ratio) | target |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+        for key, name, unit, target in figures:
+            cluster = [r["figures"][key] for r in mine if r["server"] == TWO_NODES]
+            single = [r["figures"][key] for r in mine if r["server"] == ONE_NODE]
+            pairs = [
+                (c["figures"][key], s["figures"][key])
+                for c in mine if c["server"] == TWO_NODES
+                for s in mine if s["server"] == ONE_NODE and s["round"] == c["round"]
+            ]  # fmt: skip
+            ratios = [c / s for c, s in pairs if s]
+            added = [c - s for c, s in pairs]
+            row = {
+                "summary": True,
+                "scenario": scenario,
+                "size": "",
+                "figure": key,
+                "name": name,
+                "unit": unit,
+                "cluster": statistics.median(cluster) if cluster else None,
+                "single": statistics.median(single) if single else None,
+                "ratios": ratios,
+                "ratio": statistics.median(ratios) if ratios else None,
+                "added": statistics.median(added) if added else None,
+                "target": target,
+            }
+            rows.append(row)
+
+            def show(value: float | None) -> str:
+                return "-" if value is None else f"{value:.3g}"
+
+            ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+            plus = f"+{show(row['added'])}" if unit == "ms" and row["added"] is not None else ""
+            lines.append(
+                f"| {scenario} | {name} ({unit}) | {show(row['cluster'])} | "
+                f"{show(row['single'])} | {ratio} | {plus} | "
+                f"{' '.join(f'{r:.2f}' for r in ratios)} | {target or ''} |"
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,13 +551,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios",
         default="relay,latency,churn,idle,scale",
-        help="comma-separated subset of relay,latency,churn,idle,scale",
+        help="comma-separated subset of relay,latency,churn,idle,scale "
+        "and cluster-relay,cluster-latency (not run unless named; need redis-server)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes: checks that everything runs"
     )
     parser.add_argument(
         "--cores", default="0,1", help="server core,load generator core (default 0,1)"
+    )
+    parser.add_argument(
+        "--cluster-cores",
+        default="0",
+        help="cores of the cluster scenarios' node 1, node 2 and redis-server, "
+        "comma-separated, reused in turn (default 0: all on one core, like one node)",
     )
     parser.add_argument(
         "--out", default="-", help="JSON lines file for every result (default: stdout)"
@@ -412,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 1")
     if not re.fullmatch(r"\d+,\d+", args.cores):
         parser.error("--cores takes two core numbers, e.g. 0,1")
+    if not re.fullmatch(r"\d+(,\d+){0,2}", args.cluster_cores):
+        parser.error("--cluster-cores takes one to three core numbers, e.g. 0 or 0,2,3")
     for tool in ("node", "taskset"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is needed and not installed")

@@ -95,3 +95,51 @@ def test_a_bad_reference_path_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert finished.returncode != 0
     assert "has no server.js" in finished.stdout + finished.stderr
+
+
+@needs_load_generator
+def test_quick_cluster_benchmark_compares_two_nodes_with_one(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is missing (apt-get install redis-server)")
+    out = tmp_path / "results.jsonl"
+    finished = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--rounds",
+            "1",
+            "--scenarios",
+            "cluster-relay,cluster-latency",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    results = [r for r in records if "figures" in r]
+    assert {(r["scenario"], r["server"]) for r in results} == {
+        (scenario, setup)
+        for scenario in bench.CLUSTER
+        for setup in (bench.ONE_NODE, bench.TWO_NODES)
+    }
+    for record in results:
+        for key, *_ in bench.CLUSTER_FIGURES[record["scenario"]]:
+            value = record["figures"][key]
+            assert isinstance(value, int | float) and value == value, (record["scenario"], key)
+    assert "| cluster-relay | CPU per 100k relayed, all processes (CPU-s) |" in finished.stdout
+    assert "| cluster-latency | relay latency p99 (ms) |" in finished.stdout
+
+
+def test_cluster_cores_are_checked() -> None:
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--cluster-cores", "a"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2
+    assert "--cluster-cores takes one to three core numbers" in finished.stderr

@@ -32,12 +32,22 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..protocol.core import Action, CancelTimer, JoinDeadline, Peer, Signaling
+from ..protocol.core import (
+    MAX_PEER_ID,
+    MIN_PEER_ID,
+    Action,
+    CancelTimer,
+    JoinDeadline,
+    Peer,
+    Signaling,
+    peer_info,
+)
 from ..protocol.events import Event, LobbyClosed, LobbyCreated, PeerConnected
 from ..protocol.messages import AnyMessage, Identity, Join, Message
 from ..protocol.reasons import CloseReason, CustomReason, Reason
 from ..protocol.topology import CLIENT_SERVER, MESH, Topology
 from .bus import CLAIMED, LOBBIES_FULL, Bus
+from .ids import PeerIds
 
 if TYPE_CHECKING:
     from ..server.adapter import SignalingServerFactory, SignalingServerProtocol
@@ -54,6 +64,8 @@ class ClusterSignaling(Signaling[Any]):
     claimed) before the JOIN that creates it, and peers from other nodes."""
 
     next_lobby_name: str | None = None
+    # This node's claimed peer ids (set by the bridge).
+    ids: PeerIds | None = None
 
     def _new_lobby_name(self) -> str:
         name = self.next_lobby_name
@@ -65,16 +77,32 @@ class ClusterSignaling(Signaling[Any]):
     def draw_lobby_name(self) -> str:
         return super()._new_lobby_name()
 
-    def attach_remote(
-        self, handle: RemotePeer, address: str
-    ) -> tuple[Peer[Any], list[Action[Any]]]:
-        """A peer whose connection is on another node. Its edge counts it
-        against ``max_peers`` and times its JOIN; here it only gets an id."""
-        peer = Peer(handle, self._new_peer_id(), address=address)
-        self.peers[peer.peer_id] = peer
-        from ..protocol.core import peer_info
+    def _new_peer_id(self) -> int:
+        ids = self.ids
+        if ids is None:
+            return super()._new_peer_id()
+        return ids.draw(self.peers)
 
+    def attach_remote(
+        self, handle: RemotePeer, address: str, peer_id: int
+    ) -> tuple[Peer[Any] | None, list[Action[Any]]]:
+        """A peer whose connection is on another node, under the id its edge
+        gave it (claimed cluster-wide there). Its edge counts it against
+        ``max_peers`` and times its JOIN. None if that id is in use here (a
+        clash, see ids.py)."""
+        if not MIN_PEER_ID <= peer_id <= MAX_PEER_ID or peer_id in self.peers:
+            return None, []
+        peer = Peer(handle, peer_id, address=address)
+        self.peers[peer_id] = peer
         return peer, [PeerConnected(peer_info(peer))]
+
+    def disconnect(self, peer: Peer[Any], code: int = 1006, reason: str = "") -> list[Action[Any]]:
+        registered = self.peers.get(peer.peer_id) is peer
+        actions = super().disconnect(peer, code, reason)
+        ids = self.ids
+        if registered and ids is not None and type(peer.handle) is not RemotePeer:
+            ids.release(peer.peer_id)
+        return actions
 
     def close_peer(self, peer: Peer[Any], reason: Reason) -> list[Action[Any]]:
         if peer.closing:
@@ -129,6 +157,8 @@ class ClusterBridge:
         self.factory = factory
         self.signaling: ClusterSignaling = factory.signaling  # type: ignore[assignment]
         self.bus = bus
+        self.ids = PeerIds(bus, self.signaling._id_rng)
+        self.signaling.ids = self.ids
         self.clock = clock
         self.period = period
         self.links: dict[int, Link] = {}
@@ -202,6 +232,8 @@ class ClusterBridge:
 
     def flush(self) -> None:
         """Publish what this turn queued: one bus message per destination."""
+        if self.ids.released:
+            self.ids.flush()
         outbox = self.outbox
         if outbox:
             publish = self.bus.publish
@@ -283,7 +315,7 @@ class ClusterBridge:
         link.owner = owner
         self.links[link.id] = link
         topology = message.topology.name
-        self.queue(owner, ["J", link.id, message.lobby, topology, peer.address])
+        self.queue(owner, ["J", link.id, message.lobby, topology, peer.address, peer.peer_id])
         for queued in link.queue or ():
             self.queue(owner, _edge_frame(link.id, queued))
         link.queue = None
@@ -336,7 +368,14 @@ class ClusterBridge:
                     key = (sender, frame[1])
                     if key not in self.remotes:
                         handle = RemotePeer(self, sender, frame[1])
-                        peer, attached = signaling.attach_remote(handle, str(frame[4]))
+                        peer, attached = signaling.attach_remote(
+                            handle, str(frame[4]), int(frame[5])
+                        )
+                        if peer is None:
+                            # Its id is in use here: the edge closes it.
+                            reason = CloseReason.TRY_AGAIN_LATER
+                            handle.close_for(reason)
+                            continue
                         self.remotes[key] = peer
                         actions += attached
                         join = Join(str(frame[2]), _TOPOLOGIES.get(frame[3], MESH))
@@ -356,8 +395,9 @@ class ClusterBridge:
 
     def bus_up(self) -> None:
         # Claims made under the previous incarnation died with it: claim
-        # again every lobby this node still runs.
+        # again every lobby this node still runs, and its peers' ids.
         self.bus.reclaim_lobbies(list(self.signaling.lobbies))
+        self.ids.bus_up()
 
     def bus_down(self) -> None:
         """Redis is gone: lobbies whose members are all here go on; every
@@ -373,6 +413,7 @@ class ClusterBridge:
         for key in list(self.remotes):
             actions += self._drop_remote(key)
         self.outbox.clear()
+        self.ids.bus_down()
         self._run(actions)
 
     # -- liveness ------------------------------------------------------------------

@@ -69,6 +69,14 @@ class Bus(Protocol):
     def live(self, incarnations: Iterable[str]) -> Deferred[set[str]]:
         """Which of ``incarnations`` are still alive."""
 
+    def claim_peer_ids(self, ids: list[int]) -> Deferred[list[int]]:
+        """Claim peer ids for this incarnation: those answered are now ours
+        (free, held by a dead incarnation, or ours already); the others are
+        held by a live node."""
+
+    def release_peer_ids(self, ids: list[int]) -> None:
+        """Give back peer ids this incarnation claimed."""
+
 
 BusFactory = Callable[[str, str], Bus]
 

@@ -10,7 +10,9 @@ Keys (prefix ``webrtc-signal:``):
 - ``alive:<node>`` = epoch, expiring after ``expiry`` unless refreshed;
 - ``incarnations``: the set of "<node>/<epoch>" that registered;
 - ``lobbies:<node>/<epoch>``: the lobbies an incarnation owns;
-- ``lobby:<name>`` = "<node>/<epoch>", the owner, claimed with SET NX.
+- ``lobby:<name>`` = "<node>/<epoch>", the owner, claimed with SET NX;
+- ``peers:<node>/<epoch>``: the peer ids an incarnation claimed;
+- ``peer:<id>`` = "<node>/<epoch>", the peer id's holder (see ids.py).
 
 A dead incarnation's keys are removed by whichever node next counts lobbies.
 """
@@ -63,6 +65,10 @@ for _, inc in ipairs(redis.call('SMEMBERS', P..'incarnations')) do
       if redis.call('GET', P..'lobby:'..name) == inc then redis.call('DEL', P..'lobby:'..name) end
     end
     redis.call('DEL', P..'lobbies:'..inc)
+    for _, id in ipairs(redis.call('SMEMBERS', P..'peers:'..inc)) do
+      if redis.call('GET', P..'peer:'..id) == inc then redis.call('DEL', P..'peer:'..id) end
+    end
+    redis.call('DEL', P..'peers:'..inc)
     redis.call('SREM', P..'incarnations', inc)
   end
 end
@@ -120,6 +126,39 @@ return found
 """
 )
 
+# ARGV: prefix, me, ids...: the ids now ours. An id held by a dead
+# incarnation is taken over (its holder's set is swept later, by CLAIM).
+CLAIM_IDS = (
+    "local P = ARGV[1]\n"
+    + _SPLIT
+    + _IS_LIVE
+    + """
+local got = {}
+for i = 3, #ARGV do
+  local key = P..'peer:'..ARGV[i]
+  local current = redis.call('GET', key)
+  if current ~= ARGV[2] and (not current or not live(current)) then
+    redis.call('SET', key, ARGV[2])
+    redis.call('SADD', P..'peers:'..ARGV[2], ARGV[i])
+    current = ARGV[2]
+  end
+  if current == ARGV[2] then got[#got + 1] = ARGV[i] end
+end
+return got
+"""
+)
+
+# ARGV: prefix, me, ids...
+RELEASE_IDS = """
+local P = ARGV[1]
+for i = 3, #ARGV do
+  local key = P..'peer:'..ARGV[i]
+  if redis.call('GET', key) == ARGV[2] then redis.call('DEL', key) end
+  redis.call('SREM', P..'peers:'..ARGV[2], ARGV[i])
+end
+return 1
+"""
+
 # ARGV: prefix, node, epoch, expiry ms, first ("1" registers). Refreshes this
 # incarnation's key; 0 if it had expired (or another process took the node id
 # over): then others have seen this incarnation die, and it must not revive.
@@ -157,6 +196,18 @@ class _Factory(txredisapi.RedisFactory):  # type: ignore[misc]
         )
         proto.factory = self
         proto.whenConnected().addCallback(self.ready)
+        made = proto.connectionMade
+
+        def connection_made() -> Any:
+            # Without TCP_NODELAY a small publish that follows one Redis has
+            # not acknowledged yet waits for its delayed ACK (40 ms): every
+            # relay between nodes is such a write.
+            no_delay = getattr(proto.transport, "setTcpNoDelay", None)
+            if no_delay is not None:
+                no_delay(True)
+            return made()
+
+        proto.connectionMade = connection_made
         lost = proto.connectionLost
 
         def connection_lost(reason: Failure) -> None:
@@ -425,6 +476,16 @@ class RedisBus:
         if not incarnations:
             return succeed(set())
         return self._eval(LIVE, incarnations).addCallback(lambda found: set(found or ()))
+
+    def claim_peer_ids(self, ids: list[int]) -> Deferred[list[int]]:
+        if not ids:
+            return succeed([])
+        claimed = self._eval(CLAIM_IDS, [self.incarnation, *ids])
+        return claimed.addCallback(lambda got: [int(found) for found in got or ()])
+
+    def release_peer_ids(self, ids: list[int]) -> None:
+        if ids and self.up:
+            self._eval(RELEASE_IDS, [self.incarnation, *ids]).addErrback(lambda _: None)
 
 
 def _channel(incarnation: str) -> str:
