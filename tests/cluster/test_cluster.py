@@ -4,13 +4,16 @@ peers spread over the nodes run the whole protocol; faults end as documented."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest_twisted
 from twisted.internet import defer
 
+from webrtc_signal import TokenAuth
+
 from ..support.cluster import EXPIRY, PERIOD, Node
 from ..support.redis import RedisServer, redis_fixture
-from ..support.wsclient import RecordingClient, with_timeout
+from ..support.wsclient import RecordingClient, connect, with_timeout
 
 __all__ = ["redis_fixture"]
 
@@ -241,3 +244,31 @@ async def test_a_node_restarted_with_the_same_id(redis: RedisServer, nodes: list
         await new_host.expect(2, other_id)
     finally:
         await restarted.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_token_auth_holds_across_nodes(redis: RedisServer, tmp_path: Any) -> None:
+    """A token's lobby claim is checked where the token was shown (the edge),
+    so a player may join its lobby on another node, and only that lobby; the
+    lobby's node knows the player by the token's subject."""
+    secret = tmp_path / "secret"
+    secret.write_text("a-secret-for-the-cluster-test-32-bytes\n")
+    auth = TokenAuth(secret.read_text().strip())
+    options = ["--token-secret-file", str(secret), "--seal-timeout", "1"]
+    a, b = Node("a", redis.url, options), Node("b", redis.url, options)
+    await defer.gatherResults([defer.ensureDeferred(n.start()) for n in (a, b)])
+    try:
+        host = await connect(f"{a.url}/?token={auth.mint(subject='host', lobby='')}")
+        host.send(0, 0, "")
+        await host.expect(1, 1, "true")
+        lobby = str((await host.expect(0, 0))["data"])
+        player = await connect(f"{b.url}/?token={auth.mint(subject='p1', lobby=lobby)}")
+        player.send(0, 0, lobby)
+        joined = await player.expect(1)
+        await host.expect(2, joined["id"])
+        stranger = await connect(f"{b.url}/?token={auth.mint(subject='p2', lobby='Elsewhere')}")
+        stranger.send(0, 0, lobby)
+        assert await stranger.wait_closed() == (4000, "Not allowed in this lobby")
+    finally:
+        for node in (a, b):
+            await node.stop()

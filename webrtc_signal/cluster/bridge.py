@@ -83,8 +83,18 @@ class ClusterSignaling(Signaling[Any]):
             return super()._new_peer_id()
         return ids.draw(self.peers)
 
+    def authorize_remote_join(self, peer: Peer[Any], lobby: str) -> Reason | None:
+        """The game server's word on a local peer joining another node's lobby."""
+        return super()._authorize(peer, lobby)
+
+    def _authorize(self, peer: Peer[Any], lobby: str) -> Reason | None:
+        # A remote peer's edge asked already, with the identity it has.
+        if isinstance(peer.handle, RemotePeer):
+            return None
+        return super()._authorize(peer, lobby)
+
     def attach_remote(
-        self, handle: RemotePeer, address: str, peer_id: int
+        self, handle: RemotePeer, address: str, peer_id: int, identity: object = None
     ) -> tuple[Peer[Any] | None, list[Action[Any]]]:
         """A peer whose connection is on another node, under the id its edge
         gave it (claimed cluster-wide there). Its edge counts it against
@@ -92,7 +102,7 @@ class ClusterSignaling(Signaling[Any]):
         clash, see ids.py)."""
         if not MIN_PEER_ID <= peer_id <= MAX_PEER_ID or peer_id in self.peers:
             return None, []
-        peer = Peer(handle, peer_id, address=address)
+        peer = Peer(handle, peer_id, address=address, identity=identity)
         self.peers[peer_id] = peer
         return peer, [PeerConnected(peer_info(peer))]
 
@@ -205,6 +215,12 @@ class ClusterBridge:
             return self._create(connection, peer, message, now, _NAME_ATTEMPTS)
         if message.lobby in signaling.lobbies:
             return signaling.receive(peer, message, now)
+        # The game server's authorize_join runs here, at the edge, where the
+        # identity its authenticate hook gave this peer lives; the lobby's
+        # node does not ask again (see ClusterSignaling._authorize).
+        refusal = signaling.authorize_remote_join(peer, message.lobby)
+        if refusal is not None:
+            return signaling.close_peer(peer, refusal)
         if not self.bus.up:
             return signaling.close_peer(peer, CloseReason.TRY_AGAIN_LATER)
         link = Link(next(self._link_ids), connection, peer)
@@ -315,7 +331,18 @@ class ClusterBridge:
         link.owner = owner
         self.links[link.id] = link
         topology = message.topology.name
-        self.queue(owner, ["J", link.id, message.lobby, topology, peer.address, peer.peer_id])
+        self.queue(
+            owner,
+            [
+                "J",
+                link.id,
+                message.lobby,
+                topology,
+                peer.address,
+                peer.peer_id,
+                _wire(peer.identity),
+            ],
+        )
         for queued in link.queue or ():
             self.queue(owner, _edge_frame(link.id, queued))
         link.queue = None
@@ -369,7 +396,10 @@ class ClusterBridge:
                     if key not in self.remotes:
                         handle = RemotePeer(self, sender, frame[1])
                         peer, attached = signaling.attach_remote(
-                            handle, str(frame[4]), int(frame[5])
+                            handle,
+                            str(frame[4]),
+                            int(frame[5]),
+                            frame[6] if len(frame) > 6 else None,
                         )
                         if peer is None:
                             # Its id is in use here: the edge closes it.
@@ -484,6 +514,15 @@ def _edge_frame(link: int, message: AnyMessage) -> list[Any]:
         return ["j", link, message.lobby, message.topology.name]
     # An ID from a client: the owner answers it as the core does.
     return ["m", link, message.type, message.id, ""]
+
+
+def _wire(identity: object) -> object:
+    """What the lobby's node is told of a peer's identity, for its PeerInfo
+    (events, observers): a JSON value as it is, anything else as its text
+    (a token's identity is its subject)."""
+    if identity is None or type(identity) in (str, int, float, bool):
+        return identity
+    return str(identity)
 
 
 def _reason(code: int, text: str) -> Reason:

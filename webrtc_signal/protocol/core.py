@@ -352,10 +352,9 @@ class Signaling(Generic[H]):
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         # The game server decides first, before anything about the lobby is
         # looked at: a refused peer learns nothing (not even whether a name exists).
-        if self.authorize_join is not None:
-            refusal = self.authorize_join(peer_info(peer), message.lobby, message.lobby == "")
-            if refusal is not None:
-                return self._close(peer, refusal)
+        refusal = self._authorize(peer, message.lobby)
+        if refusal is not None:
+            return self._close(peer, refusal)
         actions: list[Action[H]] = []
         if message.lobby == "":
             if self.draining:
@@ -407,6 +406,12 @@ class Signaling(Generic[H]):
             )
         actions.append(PeerJoined(lobby.name, info, len(lobby.members)))
         return actions
+
+    def _authorize(self, peer: Peer[H], lobby: str) -> Reason | None:
+        """The game server's word on ``peer`` joining ``lobby`` ("" creates)."""
+        if self.authorize_join is None:
+            return None
+        return self.authorize_join(peer_info(peer), lobby, lobby == "")
 
     def _seal(self, peer: Peer[H], lobby: Lobby[H]) -> list[Action[H]]:
         if peer is not lobby.host:
