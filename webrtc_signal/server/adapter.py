@@ -63,7 +63,7 @@ from ..protocol.limits import (
     AddressCounter,
     TokenBucket,
 )
-from ..protocol.messages import Message
+from ..protocol.messages import RELAY_TYPES, Message
 from ..protocol.reasons import CloseReason, Reason
 from . import hooks as _hooks
 from . import http, ice
@@ -71,6 +71,7 @@ from .frames import read_text_frames, text_frame
 from .health import HEALTH_PATH, health_response
 from .ice import IceServers
 from .logs import QuietLogger
+from .metrics import CANDIDATE, UNTYPED, TrafficCounts
 
 if TYPE_CHECKING:
     from .drain import Drain
@@ -185,9 +186,9 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # A draining server takes no new connections (see drain.py); a load
         # balancer or a client's retry then finds another server.
         if self.factory.signaling.draining:
-            raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "Server draining")
+            raise self.factory.deny(ConnectionDeny.SERVICE_UNAVAILABLE, "Server draining")
         if self.head_request:
-            raise ConnectionDeny(405, "HEAD cannot open a WebSocket")
+            raise self.factory.deny(405, "HEAD cannot open a WebSocket")
         # The server's own checks (origin, per-address limits) come before the
         # game server's: a refused flood never reaches its hook.
         self.factory.admit(self, request)
@@ -352,7 +353,20 @@ class SignalingServerProtocol(WebSocketServerProtocol):
                 self.factory.unflushed.append(self)
             # One unfragmented frame per message, built here: Autobahn's
             # sendMessage adds checks and bookkeeping this server never needs.
-            self.outgoing.append(text_frame(self.codec.encode(message)))
+            payload = self.codec.encode(message)
+            self.outgoing.append(text_frame(payload))
+            kind = message.type
+            if kind in RELAY_TYPES:
+                # Relayed: counted for the metrics (see metrics.TrafficCounts),
+                # inline, as this runs for every relayed message.
+                traffic = self.factory.traffic
+                traffic.bytes[kind] += len(payload)
+                if kind != CANDIDATE:
+                    traffic.messages[kind] += 1
+                elif " typ " in message.data:
+                    traffic.typed_candidate(message.data, self)
+                else:
+                    traffic.candidates[UNTYPED] += 1
 
     def flush(self) -> None:
         """Write the frames queued since the last flush, in one piece."""
@@ -408,6 +422,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         super().processHandshake()
 
     def refuse_upgrade(self, status: int, reason: str) -> None:
+        self.factory.traffic.refused(status, reason)
         self.data = b""
         self.discarding = True
         self.failHandshake(reason, status)
@@ -498,6 +513,8 @@ class SignalingServerFactory(WebSocketServerFactory):
         self._dispatching = False
         # When each lobby was created, in `clock` seconds (the core has no clock).
         self._created: dict[str, float] = {}
+        # Relayed traffic and refusals at the upgrade, for the metrics.
+        self.traffic = TrafficCounts()
         self.ice = IceServers(self.config, self.clock)
         self.connections: set[SignalingServerProtocol] = set()
         # Connections with frames queued by the current batch of input.
@@ -696,7 +713,7 @@ class SignalingServerFactory(WebSocketServerFactory):
                 address=address,
                 origin=request.origin,
             )
-            raise ConnectionDeny(403, "Origin not allowed")
+            raise self.deny(403, "Origin not allowed")
         if self.max_connections and self.countConnections > self.max_connections:
             _log.warn(
                 "refused a connection from {address}: {count} connections, the most "
@@ -704,7 +721,7 @@ class SignalingServerFactory(WebSocketServerFactory):
                 address=address,
                 count=self.countConnections,
             )
-            raise ConnectionDeny(503, "Server full")
+            raise self.deny(503, "Server full")
         key = limit_key(address)
         if not self.peers_per_address.acquire(key):
             _log.warn(
@@ -712,8 +729,14 @@ class SignalingServerFactory(WebSocketServerFactory):
                 address=address,
                 limit=self.peers_per_address.limit,
             )
-            raise ConnectionDeny(429, "Too many connections from your address")
+            raise self.deny(429, "Too many connections from your address")
         connection.counted_key = key
+
+    def deny(self, status: int, reason: str) -> ConnectionDeny:
+        """A refusal at the upgrade, to raise; counted for the metrics (no
+        peer exists yet, so no event tells of it)."""
+        self.traffic.refused(status, reason)
+        return ConnectionDeny(status, reason)
 
     def release(self, connection: SignalingServerProtocol) -> None:
         """A connection is gone: it no longer counts against its address."""
