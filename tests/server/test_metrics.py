@@ -28,11 +28,14 @@ from twisted.web.server import Site
 
 from webrtc_signal import PeerInfo, Refused, SignalingConfig, SignalingService
 from webrtc_signal.events import LobbyClosed, LobbyCreated, PeerDisconnected
+from webrtc_signal.protocol.core import Lobby, Peer
 from webrtc_signal.server.metrics import (
+    CANDIDATE_TYPES,
     LIFETIME_BUCKETS,
     MAX_EXTRA_REASONS,
     MEMBERS_BUCKETS,
     SEAL_BUCKETS,
+    TrafficCounts,
 )
 from webrtc_signal.server.tap import Options
 
@@ -442,7 +445,7 @@ async def test_twistd_serves_the_metrics_on_their_own_port() -> None:
          "--seal-timeout", "0.2", "--allowed-origin", "https://game.example"],
     )  # fmt: skip
     try:
-        await process.wait_for(f"metrics at http://127.0.0.1:{metrics_port}/metrics")
+        await process.wait_for(f"serving metrics at /metrics on 127.0.0.1 port {metrics_port}")
         url = f"ws://127.0.0.1:{port}"
         host = await connect(url)
         host.send(JOIN, 0, "")
@@ -556,3 +559,26 @@ def test_twistd_refuses_a_bad_metrics_endpoint_with_a_usage_error() -> None:
     assert done.returncode != 0
     assert "--metrics 'tcp:abc' is not usable" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+class Connection:
+    """What TrafficCounts reads of a destination connection: its peer."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.signaling_peer = peer
+
+
+def test_without_an_observer_relay_candidates_of_closed_lobbies_are_forgotten() -> None:
+    """A bare factory (no service, so no metrics observer) must not keep a
+    name for every lobby that ever saw a relay candidate."""
+    lobbies: dict[str, Lobby] = {}
+    traffic = TrafficCounts(lobbies)
+    for number in range(3000):
+        lobby = Lobby(f"lobby{number:011d}", host=None, mesh=True)
+        lobbies[lobby.name] = lobby
+        traffic.typed_candidate(godot(RELAY), Connection(Peer(None, 2, lobby=lobby)))
+        if number % 10:
+            del lobbies[lobby.name]  # closed; one in ten stays open
+    assert len(traffic.relay_lobbies) <= len(lobbies) + 1024 + 1
+    assert set(lobbies) <= traffic.relay_lobbies
+    assert traffic.candidates[CANDIDATE_TYPES.index("relay")] == 3000

@@ -514,7 +514,7 @@ class SignalingServerFactory(WebSocketServerFactory):
         # When each lobby was created, in `clock` seconds (the core has no clock).
         self._created: dict[str, float] = {}
         # Relayed traffic and refusals at the upgrade, for the metrics.
-        self.traffic = TrafficCounts()
+        self.traffic = TrafficCounts(self.signaling.lobbies)
         self.ice = IceServers(self.config, self.clock)
         self.connections: set[SignalingServerProtocol] = set()
         # Connections with frames queued by the current batch of input.

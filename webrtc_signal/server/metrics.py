@@ -31,7 +31,7 @@ the reactor thread under the GIL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,8 @@ CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay", "unknown")
 _CANDIDATE_INDEX = {"host": 0, "srfl": 1, "prfl": 2, "rela": 3}
 _RELAY = 3
 UNTYPED = 4
+# Closed lobbies TrafficCounts.relay_lobbies may hold before it forgets them.
+_RELAY_LOBBIES_SLACK = 1024
 # A plain int: an Enum member's attribute lookup costs ten times as much.
 CANDIDATE = int(MessageType.CANDIDATE)
 RELAYED_TYPES = (
@@ -108,9 +110,11 @@ class TrafficCounts:
     ``messages`` counts OFFER and ANSWER; CANDIDATE messages are counted by
     type only, and their number is the sum."""
 
-    __slots__ = ("bytes", "candidates", "messages", "refusals", "relay_lobbies")
+    __slots__ = ("_lobbies", "bytes", "candidates", "messages", "refusals", "relay_lobbies")
 
-    def __init__(self) -> None:
+    def __init__(self, lobbies: Mapping[str, object]) -> None:
+        # The core's open lobbies, by name.
+        self._lobbies = lobbies
         # By message type (index = MessageType): OFFER and ANSWER messages,
         # and the bytes sent of all three relayed types (the WebSocket
         # payload: the JSON or line-format message as relayed).
@@ -133,9 +137,14 @@ class TrafficCounts:
         index = _CANDIDATE_INDEX.get(data.partition(" typ ")[2][:4], UNTYPED)
         self.candidates[index] += 1
         if index == _RELAY:
-            lobby = destination.signaling_peer.lobby
-            if lobby is not None:
-                self.relay_lobbies.add(lobby.name)
+            peer = destination.signaling_peer
+            if peer is not None and peer.lobby is not None:
+                relay_lobbies = self.relay_lobbies
+                relay_lobbies.add(peer.lobby.name)
+                # The metrics' observer takes closed lobbies out; without
+                # one (a bare factory), closed lobbies are dropped here.
+                if len(relay_lobbies) > len(self._lobbies) + _RELAY_LOBBIES_SLACK:
+                    relay_lobbies.intersection_update(self._lobbies)
 
     def refused(self, status: int, reason: str) -> None:
         """A connection was refused at the upgrade with ``status`` and ``reason``."""

@@ -638,7 +638,7 @@ class _StandaloneService(SignalingService):
     def _metrics_listening(self, port: IListeningPort) -> IListeningPort:
         address = port.getHost()
         _log.info(
-            "metrics at http://{host}:{port}/metrics",
+            "serving metrics at /metrics on {host} port {port}",
             host=getattr(address, "host", str(address)),
             port=getattr(address, "port", None),
         )
