@@ -58,7 +58,7 @@ from ..protocol.limits import (
     AddressCounter,
     TokenBucket,
 )
-from ..protocol.messages import AnyMessage
+from ..protocol.messages import RELAY_TYPES, AnyMessage
 from ..protocol.reasons import CloseReason, Reason
 from . import _internals as internals
 from . import hooks as _hooks
@@ -67,6 +67,7 @@ from .frames import read_text_frames, text_frame
 from .health import HEALTH_PATH, health_response
 from .ice import IceServers
 from .logs import QuietLogger
+from .metrics import CANDIDATE, UNTYPED, TrafficCounts
 
 if TYPE_CHECKING:
     from ..cluster.bridge import ClusterBridge, Link
@@ -142,9 +143,9 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # A draining server takes no new connections (see drain.py); a load
         # balancer or a client's retry then finds another server.
         if self.factory.signaling.draining:
-            raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "Server draining")
+            raise self.factory.deny(ConnectionDeny.SERVICE_UNAVAILABLE, "Server draining")
         if self.head_request:
-            raise ConnectionDeny(405, "HEAD cannot open a WebSocket")
+            raise self.factory.deny(405, "HEAD cannot open a WebSocket")
         # The server's own checks (origin, per-address limits) come before the
         # game server's: a refused flood never reaches its hook.
         self.factory.admit(self, request)
@@ -323,8 +324,23 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             # One unfragmented frame per message, built here: Autobahn's
             # sendMessage adds checks and bookkeeping this server never needs.
             codec = self.codec
-            if codec is not None:  # set by the first message, before any reply
-                self.outgoing.append(text_frame(codec.encode(message)))
+            if codec is None:  # set by the first message, before any reply
+                return
+            payload = codec.encode(message)
+            self.outgoing.append(text_frame(payload))
+            kind = message.type
+            if kind in RELAY_TYPES:
+                # Relayed: counted for the metrics (see metrics.TrafficCounts),
+                # inline, as this runs for every relayed message.
+                traffic = self.factory.traffic
+                traffic.bytes[kind] += len(payload)
+                if kind != CANDIDATE:
+                    traffic.messages[kind] += 1
+                # Relay types are only ever plain Messages.
+                elif " typ " in message.data:  # type: ignore[union-attr]
+                    traffic.typed_candidate(message.data, self)  # type: ignore[union-attr]
+                else:
+                    traffic.candidates[UNTYPED] += 1
 
     def flush(self) -> None:
         """Write the frames queued since the last flush, in one piece."""
@@ -381,6 +397,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             super().processHandshake()
 
     def refuse_upgrade(self, status: int, reason: str) -> None:
+        self.factory.traffic.refused(status, reason)
         internals.set_unparsed(self, b"")
         self.discarding = True
         self.failHandshake(reason, status)
@@ -483,6 +500,8 @@ class SignalingServerFactory(WebSocketServerFactory):
         self._dispatching = False
         # When each lobby was created, in `clock` seconds (the core has no clock).
         self._created: dict[str, float] = {}
+        # Relayed traffic and refusals at the upgrade, for the metrics.
+        self.traffic = TrafficCounts(self.signaling.lobbies)
         self.ice = IceServers(self.config, self.clock)
         self.connections: set[SignalingServerProtocol] = set()
         # Connections with frames queued by the current batch of input.
@@ -681,7 +700,7 @@ class SignalingServerFactory(WebSocketServerFactory):
                 address=address,
                 origin=request.origin,
             )
-            raise ConnectionDeny(403, "Origin not allowed")
+            raise self.deny(403, "Origin not allowed")
         connections = internals.connection_count(self)
         if self.max_connections and connections > self.max_connections:
             _log.warn(
@@ -690,7 +709,7 @@ class SignalingServerFactory(WebSocketServerFactory):
                 address=address,
                 count=connections,
             )
-            raise ConnectionDeny(503, "Server full")
+            raise self.deny(503, "Server full")
         key = limit_key(address)
         if not self.peers_per_address.acquire(key):
             _log.warn(
@@ -698,8 +717,14 @@ class SignalingServerFactory(WebSocketServerFactory):
                 address=address,
                 limit=self.peers_per_address.limit,
             )
-            raise ConnectionDeny(429, "Too many connections from your address")
+            raise self.deny(429, "Too many connections from your address")
         connection.counted_key = key
+
+    def deny(self, status: int, reason: str) -> ConnectionDeny:
+        """A refusal at the upgrade, to raise; counted for the metrics (no
+        peer exists yet, so no event tells of it)."""
+        self.traffic.refused(status, reason)
+        return ConnectionDeny(status, reason)
 
     def release(self, connection: SignalingServerProtocol) -> None:
         """A connection is gone: it no longer counts against its address."""

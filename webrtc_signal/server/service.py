@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.application.service import Service
@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
 
 from .. import __version__
 from ..protocol.config import SignalingConfig
@@ -20,6 +21,10 @@ from .drain import Drain
 from .health import health
 from .hooks import Observer
 from .ice import Authenticate, IceServersResource
+from .metrics import SignalingMetrics
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 _log = Logger(namespace="webrtc_signal")
 
@@ -38,6 +43,11 @@ class SignalingService(Service):
     `webrtc_signal.TokenAuth`), observers (`add_observer`: every event of
     `webrtc_signal.events`, in order) and the control methods below. All of
     them run in the reactor thread.
+
+    Its Prometheus metrics (see `metrics`) are in ``metrics_registry``, by
+    default a registry of its own (not prometheus_client's global one, so
+    that two services in a process do not collide); `metrics_resource`
+    serves them.
     """
 
     name = "webrtc-signal"
@@ -50,8 +60,12 @@ class SignalingService(Service):
         shutdown_timeout: float = 5.0,
         authenticate_ice: Authenticate | None = None,
         hooks: object = None,
+        metrics_registry: CollectorRegistry | None = None,
     ):
         self.factory = SignalingServerFactory(config, clock, hooks=hooks)
+        # After the log: an observer that only adds to integers.
+        self.metrics = SignalingMetrics(self.factory, metrics_registry)
+        self.factory.add_observer(self.metrics.observe)
         # Who may fetch /ice-servers: query -> identity, or raise Unauthorized.
         # Hooks that check tokens (TokenAuth) check them there too, unless
         # the embedder says otherwise.
@@ -114,6 +128,22 @@ class SignalingService(Service):
         """``GET /ice-servers`` as a ``twisted.web`` resource, to
         ``putChild(b"ice-servers", ...)`` beside `resource()`."""
         return IceServersResource(self.factory.ice)
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The ``prometheus_client`` registry holding this service's metrics."""
+        return self.metrics.registry
+
+    def metrics_resource(self) -> Resource:
+        """``GET`` of the metrics in Prometheus' text format, as a
+        ``twisted.web`` resource (prometheus_client's own), to ``putChild(b"metrics",
+        ...)`` on a site that only the monitoring reaches, never the players'."""
+        # Imported here: it imports the reactor, which must not be installed
+        # by importing this module.
+        from prometheus_client.twisted import MetricsResource
+
+        resource: Resource = MetricsResource(self.metrics.registry)  # type: ignore[no-untyped-call,assignment]
+        return resource
 
     # -- observers ---------------------------------------------------------------
 

@@ -9,15 +9,19 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, cast
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, IServiceCollection
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
+from twisted.web.resource import Resource
+from twisted.web.server import Site
 
 from .. import __version__
 from ..protocol.config import InvalidSetting, SignalingConfig
@@ -271,6 +275,14 @@ class Options(usage.Options):
             str(DEFAULTS.cluster_expiry),
             "Seconds without a refresh after which the other nodes drop this one.",
         ],
+        # Prometheus metrics (issue 13): a port of their own, off by default.
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics at /metrics on this endpoint, e.g. "
+            "tcp:9100:interface=127.0.0.1 (a port of its own, never the signaling port).",
+        ],
         # Token auth (issue 12): not a SignalingConfig field but hooks.
         [
             "token-secret-file",
@@ -382,6 +394,25 @@ class Options(usage.Options):
         # Parsers raise all kinds of errors; each one means a bad --port.
         except Exception as error:
             raise usage.UsageError(f"--port {self['port']!r} is not usable: {error}") from None
+        self["metrics_endpoint"] = self._metrics_endpoint(reactor)
+
+    def _metrics_endpoint(self, reactor: Any) -> IStreamServerEndpoint | None:
+        description = self["metrics"]
+        if description is None:
+            return None
+        try:
+            _check_port_number(description)
+            endpoint = endpoints.serverFromString(reactor, description)
+        except Exception as error:
+            raise usage.UsageError(f"--metrics {description!r} is not usable: {error}") from None
+        port = _port_number(description)
+        if port is not None and port != 0 and port == _port_number(self["port"]):
+            # Players must never reach the metrics, nor the metrics take their port.
+            raise usage.UsageError(
+                f"--metrics {description!r} is the signaling port (--port {self['port']!r}); "
+                "give the metrics a port of their own"
+            )
+        return cast(IStreamServerEndpoint, endpoint)
 
     def _cluster_values(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -445,15 +476,28 @@ def _split_description(description: str) -> tuple[list[str], dict[str, str]]:
     return args, kwargs
 
 
-def _check_port_number(description: str) -> None:
-    """Twisted takes any integer as a port and fails only when it binds, with
-    a traceback; say so now."""
+def _port_text(description: str) -> str | None:
+    """The port an endpoint description names, as written (None if none)."""
     args, kwargs = _split_description(description)
+    if args and args[0] == "haproxy":
+        args = args[1:]
     kind = args[0] if args else ""
     port = kwargs.get("port")
     if port is None and kind in ("tcp", "tcp6", "ssl") and len(args) > 1:
         port = args[1]
-    if port is not None and re.fullmatch(r"\d+", port) and not 0 <= int(port) <= 65535:
+    return port
+
+
+def _port_number(description: str) -> int | None:
+    port = _port_text(description)
+    return int(port) if port is not None and re.fullmatch(r"\d+", port) else None
+
+
+def _check_port_number(description: str) -> None:
+    """Twisted takes any integer as a port and fails only when it binds, with
+    a traceback; say so now."""
+    port = _port_number(description)
+    if port is not None and not 0 <= port <= 65535:
         raise ValueError(f"port {port} is out of range (0-65535)")
 
 
@@ -557,24 +601,50 @@ StartupFailed.__module__ = "builtins"
 StartupFailed.__qualname__ = "webrtc-signal"
 
 
+class MetricsSite(Site):
+    """The metrics' site: no access-log line per scrape, no "Starting
+    factory" lines."""
+
+    noisy = False
+
+    def log(self, request: object) -> None:
+        pass
+
+
 class _StandaloneService(SignalingService):
     """Under twistd, a port that cannot be opened ends the program with one
     clear line instead of a traceback (see `StartupFailed`). twistd opens the
     port in privilegedStartService, before it drops root for --uid/--gid.
     The service also brings the log observer (``--log-format``,
-    ``--log-level``) and makes a second SIGTERM end a drain."""
+    ``--log-level``), makes a second SIGTERM end a drain, and serves the
+    metrics (``--metrics``) on a port of their own."""
 
     def __init__(
         self,
         description: str,
         *args: Any,
         log_observer: ILogObserver | None = None,
+        metrics: tuple[str, IStreamServerEndpoint] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.description = description
         self.log_observer = log_observer
         self._signals_before: dict[int, Any] = {}
+        # A child service, started and stopped by this one rather than by a
+        # MultiService: it must stay up through a drain, so that the drain
+        # itself can be watched, and stop only once the clients are gone.
+        self.metrics_service: StreamServerEndpointService | None = None
+        self.metrics_description = ""
+        if metrics is not None:
+            self.metrics_description, endpoint = metrics
+            root = Resource()
+            root.putChild(b"metrics", self.metrics_resource())
+            site = MetricsSite(root)  # type: ignore[no-untyped-call]
+            self.metrics_service = StreamServerEndpointService(endpoint, site)
+            # A port that cannot be opened raises from privilegedStartService,
+            # as twisted.application.strports.service arranges it too.
+            self.metrics_service._raiseSynchronously = True
 
     def setServiceParent(self, parent: IServiceCollection) -> None:
         # twistd adds the plugin's service to a fresh Application, then starts
@@ -598,6 +668,35 @@ class _StandaloneService(SignalingService):
             raise StartupFailed(
                 f"cannot listen on {self.description}: {error.socketError}"
             ) from None
+        self._start_metrics()
+
+    def startService(self) -> None:
+        super().startService()
+        self._start_metrics()
+
+    def _start_metrics(self) -> None:
+        child = self.metrics_service
+        if child is None or child.running:
+            return
+        try:
+            child.privilegedStartService()
+        except CannotListenError as error:
+            raise StartupFailed(
+                f"cannot listen on {self.metrics_description} (--metrics): {error.socketError}"
+            ) from None
+        child.startService()
+        waiting = child._waitingForPort
+        if waiting is not None:
+            waiting.addCallback(self._metrics_listening)
+
+    def _metrics_listening(self, port: IListeningPort) -> IListeningPort:
+        address = port.getHost()
+        _log.info(
+            "serving metrics at /metrics on {host} port {port}",
+            host=getattr(address, "host", str(address)),
+            port=getattr(address, "port", None),
+        )
+        return port
 
     def _fit_open_file_limit(self) -> None:
         """Make room for --max-peers connections, or say why there is none,
@@ -627,6 +726,9 @@ class _StandaloneService(SignalingService):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self._signals_before[signum] = signal.signal(signum, self._end_drain_on_signal)
             self.drain.ended.addBoth(self._restore_signals)
+        child = self.metrics_service
+        if child is not None and child.running:
+            stopping.addCallback(lambda _: child.stopService())
         return stopping
 
     def _end_drain_on_signal(self, signum: int, frame: object) -> None:
@@ -655,4 +757,9 @@ def makeService(options: Options) -> IService:
         options["endpoint"],
         log_observer=observer,
         hooks=options.get("hooks"),
+        metrics=(
+            (options["metrics"], options["metrics_endpoint"])
+            if options.get("metrics_endpoint") is not None
+            else None
+        ),
     )
