@@ -44,7 +44,7 @@ from ..conftest import RunningServer, ServerMaker
 from ..support.http import http_get
 from ..support.processes import spawn
 from ..support.rawws import raw_cleanup, raw_connect, upgrade_request  # noqa: F401 (fixture)
-from ..support.wsclient import RecordingClient, connect, with_timeout
+from ..support.wsclient import RecordingClient, host_and_guest, with_timeout
 
 JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(8)
 
@@ -448,16 +448,7 @@ async def test_twistd_serves_the_metrics_on_their_own_port() -> None:
     try:
         await process.wait_for(f"serving metrics at /metrics on 127.0.0.1 port {metrics_port}")
         url = f"ws://127.0.0.1:{port}"
-        host = await connect(url)
-        host.send(JOIN, 0, "")
-        await host.expect(ID, 1, "true")
-        lobby = (await host.expect(JOIN, 0))["data"]
-        guest = await connect(url)
-        guest.send(JOIN, 0, lobby)
-        guest_id = (await guest.expect(ID))["id"]
-        await guest.expect(PEER_CONNECT, 1)
-        await guest.expect(JOIN, 0, lobby)
-        await host.expect(PEER_CONNECT, guest_id)
+        host, lobby, guest, guest_id = await host_and_guest(url)
         size = await relay(guest, host, OFFER, 1, guest_id, "v=0\r\n")
         await relay(host, guest, CANDIDATE, guest_id, 1, godot(RELAY))
         await relay(guest, host, CANDIDATE, 1, guest_id, godot(HOST))

@@ -22,7 +22,7 @@ import webrtc_signal
 
 from ..support.http import http_get
 from ..support.processes import spawn
-from ..support.wsclient import connect
+from ..support.wsclient import connect, host_and_guest
 
 ROOT = Path(__file__).parents[2]
 JOIN, ID, PEER_CONNECT, OFFER = 0, 1, 2, 4
@@ -105,16 +105,7 @@ async def test_twistd_serves_a_lobby_and_stops_on_sigterm(fresh_venv: Path) -> N
         assert listening.group(1) == SETUP_VERSION
         port = int(listening.group(2))
         url = f"ws://127.0.0.1:{port}"
-        host = await connect(url)
-        host.send(JOIN, 0, "")
-        await host.expect(ID, 1, "true")
-        lobby = (await host.expect(JOIN, 0))["data"]
-        guest = await connect(url)
-        guest.send(JOIN, 0, lobby)
-        guest_id = (await guest.expect(ID))["id"]
-        await guest.expect(PEER_CONNECT, 1)
-        await guest.expect(JOIN, 0, lobby)
-        await host.expect(PEER_CONNECT, guest_id)
+        host, lobby, guest, guest_id = await host_and_guest(url)
         guest.send(OFFER, 1, "hello from a subprocess test")
         await host.expect(OFFER, guest_id, "hello from a subprocess test")
         # The wheel carries the demo's files, served on the same port.

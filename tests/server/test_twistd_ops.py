@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 
 from ..support.http import http_get
 from ..support.processes import Spawned, spawn
-from ..support.wsclient import RecordingClient, connect
+from ..support.wsclient import RecordingClient, connect, host_and_guest
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(8)
@@ -82,16 +82,7 @@ async def start(*options: str) -> tuple[Spawned, int]:
 
 async def lobby_life(url: str) -> tuple[str, int]:
     """Create, join, relay, a refusal, seal: returns the lobby and the guest's id."""
-    host = await connect(url)
-    host.send(JOIN, 0, "")
-    await host.expect(ID, 1, "true")
-    lobby = (await host.expect(JOIN, 0))["data"]
-    guest = await connect(url)
-    guest.send(JOIN, 0, lobby)
-    guest_id = (await guest.expect(ID))["id"]
-    await guest.expect(PEER_CONNECT, 1)
-    await guest.expect(JOIN, 0, lobby)
-    await host.expect(PEER_CONNECT, guest_id)
+    host, lobby, guest, guest_id = await host_and_guest(url)
     guest.send(OFFER, 1, "v=0 offer")
     await host.expect(OFFER, guest_id, "v=0 offer")
     lost = await connect(url)

@@ -149,3 +149,20 @@ async def connect(
     connecting = endpoint.connect(factory)
     connecting.addErrback(lambda failure: factory.opened.called or factory.opened.errback(failure))
     return await with_timeout(factory.opened, WAIT)
+
+
+async def host_and_guest(url: str) -> tuple[RecordingClient, str, RecordingClient, int]:
+    """A host that created a mesh lobby at ``url`` and a guest that joined
+    it, each told of the other: (host, lobby, guest, guest's id)."""
+    join, identity, peer_connect = 0, 1, 2
+    host = await connect(url)
+    host.send(join, 0, "")
+    await host.expect(identity, 1, "true")
+    lobby = str((await host.expect(join, 0))["data"])
+    guest = await connect(url)
+    guest.send(join, 0, lobby)
+    guest_id = int((await guest.expect(identity))["id"])
+    await guest.expect(peer_connect, 1)
+    await guest.expect(join, 0, lobby)
+    await host.expect(peer_connect, guest_id)
+    return host, lobby, guest, guest_id
