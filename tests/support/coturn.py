@@ -10,18 +10,15 @@ WEBRTC_SIGNAL_REQUIRE_TURN=1 (CI sets it) makes that a failure.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import pytest_twisted
-from twisted.internet import defer, endpoints, protocol, task
+from twisted.internet import defer
 
-from .processes import Spawned, spawn
+from .processes import Spawned, require_program, spawn, until_listening
 from .wsclient import with_timeout
 
 REALM = "webrtc-signal.test"
@@ -43,15 +40,12 @@ class Coturn:
 
 
 def require_turnserver() -> str:
-    found = shutil.which("turnserver") or (
-        "/usr/bin/turnserver" if os.access("/usr/bin/turnserver", os.X_OK) else None
+    return require_program(
+        "turnserver",
+        "apt-get install coturn, or make turn",
+        "WEBRTC_SIGNAL_REQUIRE_TURN",
+        "TURN test",
     )
-    if found is not None:
-        return found
-    missing = "turnserver is missing (apt-get install coturn, or make turn)"
-    if os.environ.get("WEBRTC_SIGNAL_REQUIRE_TURN") == "1":
-        pytest.fail(f"TURN test required but {missing}")
-    pytest.skip(missing)
 
 
 def free_port() -> int:
@@ -99,28 +93,11 @@ async def start_coturn(directory: Path, secret: str = "test-turn-secret") -> Cot
     process = spawn(argv)
     server = Coturn(port, secret, log_file, process)
     try:
-        await _until_listening(port, process)
+        await until_listening(port, process, "turnserver")
     except BaseException:
         await stop_coturn(server)
         raise
     return server
-
-
-async def _until_listening(port: int, process: Spawned) -> None:
-    from twisted.internet import reactor
-
-    endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1)
-    for _ in range(100):  # 5 s at most
-        if process.ended.called:
-            pytest.fail(f"turnserver exited at once:\n{process.output}")
-        try:
-            connection = await endpoint.connect(protocol.Factory.forProtocol(protocol.Protocol))
-        except Exception:
-            await task.deferLater(reactor, 0.05)
-        else:
-            connection.transport.loseConnection()
-            return
-    pytest.fail(f"turnserver did not listen on 127.0.0.1:{port} within 5 s")
 
 
 async def stop_coturn(server: Coturn) -> None:

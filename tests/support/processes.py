@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,3 +85,34 @@ def spawn(
     environment = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
     reactor.spawnProcess(child, argv[0], list(argv), env=environment, path=path, usePTY=terminal)
     return child
+
+
+def require_program(name: str, install: str, required_by: str, what: str) -> str:
+    """The path of the Debian program ``name``, or skip the test (fail it when
+    the environment variable ``required_by`` is "1", as CI sets it)."""
+    path = f"/usr/bin/{name}"
+    found = shutil.which(name) or (path if os.access(path, os.X_OK) else None)
+    if found is not None:
+        return found
+    missing = f"{name} is missing ({install})"
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{what} required but {missing}")
+    pytest.skip(missing)
+
+
+async def until_listening(port: int, process: Spawned, name: str) -> None:
+    """Wait (5 s at most) until ``process`` accepts TCP on 127.0.0.1:``port``."""
+    from twisted.internet import endpoints, reactor, task
+
+    endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1)
+    for _ in range(100):
+        if process.ended.called:
+            pytest.fail(f"{name} exited at once:\n{process.output}")
+        try:
+            connection = await endpoint.connect(protocol.Factory.forProtocol(protocol.Protocol))
+        except Exception:
+            await task.deferLater(reactor, 0.05)
+        else:
+            connection.transport.loseConnection()
+            return
+    pytest.fail(f"{name} did not listen on 127.0.0.1:{port} within 5 s")

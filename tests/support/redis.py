@@ -11,31 +11,25 @@ WEBRTC_SIGNAL_REQUIRE_REDIS=1 (CI sets it) makes that a failure.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import pytest_twisted
-from twisted.internet import defer, endpoints, protocol, task
+from twisted.internet import defer
 
-from .processes import Spawned, spawn
+from .processes import Spawned, require_program, spawn, until_listening
 from .wsclient import with_timeout
 
 
 def require_redis_server() -> str:
-    found = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK) else None
+    return require_program(
+        "redis-server",
+        "apt-get install redis-server, or make redis",
+        "WEBRTC_SIGNAL_REQUIRE_REDIS",
+        "cluster test",
     )
-    if found is not None:
-        return found
-    missing = "redis-server is missing (apt-get install redis-server, or make redis)"
-    if os.environ.get("WEBRTC_SIGNAL_REQUIRE_REDIS") == "1":
-        pytest.fail(f"cluster test required but {missing}")
-    pytest.skip(missing)
 
 
 def free_tcp_port() -> int:
@@ -71,7 +65,7 @@ class RedisServer:
         """Start (or restart, on the same port) and wait until it answers."""
         self.process = spawn(self.argv())
         try:
-            await _until_listening(self.port, self.process)
+            await until_listening(self.port, self.process, "redis-server")
         except BaseException:
             await self.stop()
             raise
@@ -82,23 +76,6 @@ class RedisServer:
             return
         process.transport.signalProcess("KILL")
         await with_timeout(process.ended, 5)
-
-
-async def _until_listening(port: int, process: Spawned) -> None:
-    from twisted.internet import reactor
-
-    endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1)
-    for _ in range(100):  # 5 s at most
-        if process.ended.called:
-            pytest.fail(f"redis-server exited at once:\n{process.output}")
-        try:
-            connection = await endpoint.connect(protocol.Factory.forProtocol(protocol.Protocol))
-        except Exception:
-            await task.deferLater(reactor, 0.05)
-        else:
-            connection.transport.loseConnection()
-            return
-    pytest.fail(f"redis-server did not listen on 127.0.0.1:{port} within 5 s")
 
 
 async def start_redis(directory: Path) -> RedisServer:
