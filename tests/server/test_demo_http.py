@@ -9,16 +9,14 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
-from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from webrtc_signal import SignalingConfig
 
 from ..conftest import RunningServer, ServerMaker
-from ..support.http import http_get
-from ..support.wsclient import with_timeout
+from ..support.http import http_get, http_request
 
 STATIC = files("webrtc_signal.server") / "static"
 
@@ -84,27 +82,6 @@ async def test_no_demo_answers_426(make_server: ServerMaker) -> None:
     status, _, body = await http_get(port_of(server), "/")
     assert status == 426
     assert b"<html" not in body.lower()
-
-
-async def http_request(port: int, method: str, path: str) -> bytes:
-    """The raw response to a bare ``method`` request (no client library)."""
-    received: defer.Deferred[bytes] = defer.Deferred()
-
-    class Fetch(Protocol):
-        buffer = b""
-
-        def connectionMade(self) -> None:
-            request = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
-            self.transport.write(request.encode())
-
-        def dataReceived(self, data: bytes) -> None:
-            self.buffer += data
-
-        def connectionLost(self, reason: object) -> None:
-            received.callback(self.buffer)
-
-    reactor.connectTCP("127.0.0.1", port, ClientFactory.forProtocol(Fetch))
-    return await with_timeout(received, 5)
 
 
 @pytest.mark.parametrize("path", ["/", "/demo.js", "/nope"])

@@ -9,15 +9,16 @@ from twisted.internet.protocol import ClientFactory, Protocol
 from .wsclient import with_timeout
 
 
-async def http_get(port: int, path: str, headers: str = "") -> tuple[int, dict[str, str], bytes]:
-    """GET ``path`` from 127.0.0.1:``port``; returns status, headers, body."""
+async def http_request(port: int, method: str, path: str, headers: str = "") -> bytes:
+    """The raw response to a bare ``method`` request for ``path`` on
+    127.0.0.1:``port`` (``headers``: extra lines, each ending in CRLF)."""
     received: defer.Deferred[bytes] = defer.Deferred()
 
     class Fetch(Protocol):
         buffer = b""
 
         def connectionMade(self) -> None:
-            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n"
+            request = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n"
             self.transport.write(request.encode())
 
         def dataReceived(self, data: bytes) -> None:
@@ -27,7 +28,12 @@ async def http_get(port: int, path: str, headers: str = "") -> tuple[int, dict[s
             received.callback(self.buffer)
 
     reactor.connectTCP("127.0.0.1", port, ClientFactory.forProtocol(Fetch))
-    response = await with_timeout(received, 5)
+    return await with_timeout(received, 5)
+
+
+async def http_get(port: int, path: str, headers: str = "") -> tuple[int, dict[str, str], bytes]:
+    """GET ``path`` from 127.0.0.1:``port``; returns status, headers, body."""
+    response = await http_request(port, "GET", path, headers)
     head, _, body = response.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     fields = dict(line.split(": ", 1) for line in header_lines)
