@@ -318,14 +318,12 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         # A peer whose closing handshake has begun (it sent a close frame, or
         # overflowed) stays in its lobby until its socket is gone; what is
         # sent to it meanwhile is dropped, as Autobahn would refuse it.
-        if internals.is_open(self):
+        codec = self.codec  # set by the first message, before any reply
+        if codec is not None and internals.is_open(self):
             if not self.outgoing:
                 self.factory.unflushed.append(self)
             # One unfragmented frame per message, built here: Autobahn's
             # sendMessage adds checks and bookkeeping this server never needs.
-            codec = self.codec
-            if codec is None:  # set by the first message, before any reply
-                return
             payload = codec.encode(message)
             self.outgoing.append(text_frame(payload))
             kind = message.type
