@@ -160,12 +160,17 @@ def free_port() -> int:
 LIMITS_OFF = [
     "--max-send-buffer", "0",
     "--max-peers-per-address", "0",
+    "--max-handshakes-per-address", "0",
+    "--max-byte-rate", "0",
     "--max-lobbies-per-address", "0",
     "--max-lobby-rate", "0",
     "--max-message-rate", "0",
 ]  # fmt: skip
 LIMITS_ON = [
     "--max-peers-per-address", "1000000",
+    "--max-handshakes-per-address", "1000000",
+    "--max-byte-rate", "1000000000",
+    "--max-byte-burst", "1000000000",
     "--max-lobbies-per-address", "1000000",
     "--max-lobby-rate", "1000000",
     "--max-message-rate", "1000000",

@@ -9,8 +9,9 @@ from hypothesis import settings
 from twisted.internet import endpoints, task
 
 from webrtc_signal import SignalingConfig
-from webrtc_signal.server.adapter import SignalingServerFactory
-from webrtc_signal.server.service import SignalingService
+from webrtc_signal.server.engine import Engine
+from webrtc_signal.server.websocket import SignalingServerFactory
+from webrtc_signal.service import SignalingService
 
 # aiortc's ICE on 127.0.0.1 only, here and in every child process; each test
 # is checked for it (tests/support/loopback_ice).
@@ -44,6 +45,10 @@ class RunningServer:
     @property
     def factory(self) -> SignalingServerFactory:
         return self.service.factory
+
+    @property
+    def engine(self) -> Engine[Any]:
+        return self.service.engine
 
     def core_timers(self) -> int:
         """The core's timers running on the clock now (join, seal, age and

@@ -1,19 +1,23 @@
 """WebRTC signaling server for games, wire-compatible with Godot's webrtc_signaling demo.
 
 Layers: `webrtc_signal.protocol` is the pure core (no Twisted or Autobahn
-import); `webrtc_signal.server` the Twisted/Autobahn adapter, service and
-twistd options; `webrtc_signal.client` and `webrtc_signal.rtc` the Python
-clients. The public names are listed in ``__all__``; the Twisted-facing ones
-load on first use, so that importing the pure names stays free of Twisted.
+import); `webrtc_signal.server` the engine that runs it, the WebSocket and
+web adapters; `webrtc_signal.cluster` a node sharing lobbies through Redis;
+`webrtc_signal.client` and `webrtc_signal.rtc` the Python clients. At the top,
+`config` (`SignalingConfig`), `service` (`SignalingService`) and `app` (the
+twistd plugin) put the layers together. The public names are listed in
+``__all__``; the Twisted-facing ones load on first use, so that importing the
+pure names stays free of Twisted.
 """
 
 from importlib import import_module, metadata
 from typing import Any
 
-from .protocol.config import InvalidSetting, SignalingConfig
+from .config import SignalingConfig
 from .protocol.core import Signaling
 from .protocol.hooks import ConnectionRequest, LobbyInfo, PeerInfo, Refused
 from .protocol.reasons import CloseReason
+from .protocol.settings import InvalidSetting
 
 # setup.cfg is the one place the version is written; the installed package's
 # metadata carries it here (an editable install included).
@@ -23,9 +27,9 @@ except metadata.PackageNotFoundError:  # a checkout on sys.path, never installed
     __version__ = "0+unknown"
 
 _TWISTED_NAMES = {
-    "SignalingServerFactory": ".server.adapter",
-    "SignalingServerProtocol": ".server.adapter",
-    "SignalingService": ".server.service",
+    "SignalingServerFactory": ".server.websocket",
+    "SignalingServerProtocol": ".server.websocket",
+    "SignalingService": ".service",
     # No Twisted in it, but PyJWT: loaded when asked for, like the above.
     "TokenAuth": ".server.tokens",
 }

@@ -49,12 +49,10 @@ async def start_node(name: str, redis_url: str) -> InProcessNode:
     )
     endpoint = endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
     service = SignalingService(config, endpoint)
-    cluster = service.factory.cluster
-    assert cluster is not None
-    # The same sequence on every node (the core and the pool draw from it).
-    same = random.Random(1234)
-    service.factory.signaling._id_rng = same
-    cluster.ids.rng = same
+    assert service.node is not None
+    # The same sequence on every node (the core's ids come from the pool,
+    # which draws from it).
+    service.node.peer_ids.rng = random.Random(1234)
     service.startService()
     port: Any = await service.listening
     node = InProcessNode(service, port.getHost().port)
@@ -77,7 +75,7 @@ async def three(redis: RedisServer) -> AsyncIterator[list[InProcessNode]]:
         for name in ("a", "b", "c"):
             nodes.append(await start_node(name, redis.url))
         for node in nodes:
-            cluster = node.service.factory.cluster
+            cluster = node.service.node.bridge
             assert cluster is not None
             await until(lambda c=cluster: len(c.ids.free) >= LOW, "a pool is filled")
         yield nodes
@@ -132,7 +130,7 @@ async def test_an_owner_refuses_a_remote_peer_whose_id_it_has(
     local, local_id = await join(a.url, lobby)
     await host.expect(2, local_id)
     # A clash, as after an outage: node b hands out an id that a's peer has.
-    cluster = b.service.factory.cluster
+    cluster = b.service.node.bridge
     assert cluster is not None
     cluster.ids.free.append(local_id)
     clashing = await connect(b.url)

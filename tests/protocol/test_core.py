@@ -11,6 +11,7 @@ import random
 import re
 import sys
 from collections import defaultdict
+from typing import get_args
 
 import pytest
 
@@ -26,7 +27,7 @@ from webrtc_signal.protocol.core import (
     StartTimer,
     Timer,
 )
-from webrtc_signal.protocol.events import EVENT_TYPES, Event
+from webrtc_signal.protocol.events import Event
 from webrtc_signal.protocol.messages import Identity, Join, Message
 from webrtc_signal.protocol.topology import CLIENT_SERVER, MESH, Topology
 
@@ -60,7 +61,7 @@ class Harness:
                     # Only a live timer is cancelled: never one that fired.
                     assert timer in self.timers, f"cancelled {timer}, which is not armed"
                     del self.timers[timer]
-                case _ if isinstance(action, EVENT_TYPES):
+                case _ if isinstance(action, get_args(Event)):
                     self.events.append(action)
                 case _:
                     raise AssertionError(f"unknown action {action!r}")
@@ -143,7 +144,7 @@ def test_create_client_server_lobby(h: Harness) -> None:
 
 def test_lobby_names_are_distinct_and_drawn_from_a_cryptographic_source() -> None:
     core = Signaling()
-    assert type(core._name_rng).__name__ == "SystemRandom"
+    assert type(core.lobby_names.rng).__name__ == "SystemRandom"
     names = set()
     for n in range(50):
         peer, _ = core.connect(f"p{n}")
@@ -672,7 +673,7 @@ def test_lobby_name_characters_are_evenly_drawn() -> None:
     core = Signaling(rng=random.Random(7))
     counts: dict[str, int] = defaultdict(int)
     for _ in range(5000):
-        for character in core._new_lobby_name():
+        for character in core.lobby_names.new_name(core.lobbies):
             counts[character] += 1
     expected = 5000 * 16 / 62
     assert len(counts) == 62

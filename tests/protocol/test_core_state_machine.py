@@ -24,6 +24,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import get_args
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
@@ -47,7 +48,7 @@ from webrtc_signal.protocol.core import (
     StartTimer,
     Timer,
 )
-from webrtc_signal.protocol.events import EVENT_TYPES
+from webrtc_signal.protocol.events import Event
 from webrtc_signal.protocol.messages import HOST_ID, Identity, Join, Message, MessageType
 from webrtc_signal.protocol.topology import CLIENT_SERVER, MESH, Topology
 
@@ -303,7 +304,7 @@ class SignalingMachine(RuleBasedStateMachine):
                 assert action.timer in self.timers, f"cancelled {action.timer}, which is not live"
                 del self.timers[action.timer]
             else:
-                assert isinstance(action, EVENT_TYPES), action
+                assert isinstance(action, get_args(Event)), action
         if creating is not None:
             self.created(*creating, sends.get(creating[0].handle, []))
         assert closes == self.want_closes, (closes, self.want_closes)

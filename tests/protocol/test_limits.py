@@ -13,11 +13,11 @@ from webrtc_signal.protocol.access import (
     parse_networks,
     real_client_address,
 )
-from webrtc_signal.protocol.config import InvalidSetting
 from webrtc_signal.protocol.core import Signaling
 from webrtc_signal.protocol.limits import LOBBY_BURST, AddressCounter, LobbyLimits, TokenBucket
 from webrtc_signal.protocol.messages import Join
 from webrtc_signal.protocol.reasons import CloseReason
+from webrtc_signal.protocol.settings import InvalidSetting
 from webrtc_signal.protocol.topology import MESH
 
 
@@ -103,11 +103,29 @@ def test_the_real_client_address(peer: str, header: str | None, expected: str) -
     assert real_client_address(peer, header, trusted) == expected
 
 
-def test_ipv6_clients_are_limited_per_64() -> None:
+def test_ipv6_clients_share_limits_per_56_by_default() -> None:
+    # One subscriber's /56: its 256 /64s share one budget.
     assert limit_key("2001:db8:1:2:aaaa::1") == limit_key("2001:db8:1:2:bbbb::2")
-    assert limit_key("2001:db8:1:3::1") != limit_key("2001:db8:1:2::1")
+    assert limit_key("2001:db8:1:3::1") == limit_key("2001:db8:1:ff::1") == "2001:db8:1::/56"
+    assert limit_key("2001:db8:1:100::1") != limit_key("2001:db8:1:2::1")
     assert limit_key("::ffff:192.0.2.1") == "192.0.2.1"
     assert limit_key("192.0.2.1") == "192.0.2.1"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "first", "second", "shared"),
+    [
+        (48, "2001:db8:1:ffff::1", "2001:db8:1::1", True),
+        (48, "2001:db8:2::1", "2001:db8:1::1", False),
+        (64, "2001:db8:1:2::1", "2001:db8:1:2:ffff::1", True),
+        (64, "2001:db8:1:3::1", "2001:db8:1:2::1", False),
+        (128, "2001:db8::1", "2001:db8::2", False),
+    ],
+)
+def test_the_ipv6_prefix_decides_who_shares_a_budget(
+    prefix: int, first: str, second: str, shared: bool
+) -> None:
+    assert (limit_key(first, prefix) == limit_key(second, prefix)) is shared
 
 
 @pytest.mark.parametrize(
@@ -157,13 +175,18 @@ def test_bad_origin_patterns_are_refused(pattern: str) -> None:
         ("max_message_burst", 0),
         ("max_lobby_age", float("nan")),
         ("trust_forwarded_for", ("10.0.0.0/33",)),
-        ("trust_forwarded_for", ["10.0.0.0/8"]),
+        ("trust_forwarded_for", "10.0.0.0/8"),
     ],
 )
 def test_limit_settings_are_validated(field: str, value: object) -> None:
     with pytest.raises(InvalidSetting) as error:
-        SignalingConfig(**{field: value})  # type: ignore[arg-type]
+        SignalingConfig(**{field: value})
     assert error.value.setting == field
+
+
+def test_a_list_of_networks_is_kept_as_a_tuple() -> None:
+    config = SignalingConfig(trust_forwarded_for=["10.0.0.0/8"])
+    assert config.trust_forwarded_for == ("10.0.0.0/8",)
 
 
 def test_every_limit_can_be_turned_off() -> None:

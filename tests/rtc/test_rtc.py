@@ -159,7 +159,7 @@ async def test_channels_keep_working_after_the_seal_closes_signaling(
         for peer in peers:
             ended = await with_timeout(peer.signaling.closed, 10)
             assert (ended.code, ended.reason) == (1000, "Seal complete")
-        assert server.factory.connections == set()
+        assert server.engine.connections == {}
 
         async def after_the_seal() -> None:
             ids = [peer.peer_id for peer in peers]

@@ -10,7 +10,7 @@ import pytest
 import pytest_twisted
 
 from webrtc_signal import SignalingConfig
-from webrtc_signal.server.ice import Unauthorized
+from webrtc_signal.server.ice_servers import Unauthorized
 
 from ..conftest import ServerMaker
 from ..support.wsclient import with_timeout
@@ -71,7 +71,7 @@ async def test_by_default_the_peer_uses_the_servers_ice_servers(make_server: Ser
 async def test_a_given_list_is_used_and_nothing_is_fetched(make_server: ServerMaker) -> None:
     server = await make_server(CONFIG)
     asked: list[object] = []
-    server.factory.ice.authenticate = lambda query: asked.append(query)
+    server.service.ice.authenticate = lambda query: asked.append(query)
     given = [
         "stun:127.0.0.1:1",
         {"urls": ["turn:127.0.0.1:2"], "username": "u", "credential": "c"},
@@ -99,7 +99,7 @@ async def test_a_refused_fetch_is_reported_and_the_peer_goes_on(make_server: Ser
     def refuse(query: object) -> object:
         raise Unauthorized("a valid ?token= is required")
 
-    server.factory.ice.authenticate = refuse
+    server.service.ice.authenticate = refuse
     peer = await with_timeout(aio(joined_peer(server.url + "/?token=wrong")), 10)
     try:
         assert peer.peer_id == 1
@@ -126,7 +126,7 @@ async def test_peer_command_line_says_which_ice_servers_or_why_none(
             raise Unauthorized("no token")
         return "someone"
 
-    server.factory.ice.authenticate = authenticate
+    server.service.ice.authenticate = authenticate
     quick = ("--exit-after", "0.2", "--no-input")
     fetched = run_cli_module("webrtc_signal.rtc.cli", server.url + "/?token=good", *quick)
     refused = run_cli_module("webrtc_signal.rtc.cli", server.url + "/?token=bad", *quick)

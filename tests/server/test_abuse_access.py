@@ -30,7 +30,7 @@ def port_of(server: RunningServer) -> int:
 
 
 def addresses(server: RunningServer) -> list[str]:
-    return sorted(c.client_address() for c in server.factory.connections)
+    return sorted(c.client_address() for c in server.engine.connections)
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ async def test_the_origin_allow_list(
     if status == 403:
         assert "Origin not allowed" in client.response_head
         await client.wait_lost()
-        assert server.factory.connections == set()
+        assert server.engine.connections == {}
 
 
 @pytest_twisted.ensureDeferred

@@ -15,7 +15,7 @@ from twisted.internet import reactor, task
 from twisted.logger import LogLevel, globalLogPublisher
 
 from webrtc_signal import SignalingConfig
-from webrtc_signal.server.adapter import MAX_UPGRADE_REQUEST
+from webrtc_signal.server.front import MAX_REQUEST_HEAD as MAX_UPGRADE_REQUEST
 
 from ..conftest import RunningServer, ServerMaker
 from ..support.rawws import raw_cleanup, raw_connect, upgrade_request
@@ -55,9 +55,9 @@ async def tick() -> None:
 async def test_a_peer_that_stops_reading_is_dropped_and_leaves_its_lobby(
     make_server: ServerMaker, log_events: list[dict[str, Any]]
 ) -> None:
-    # Default send-buffer limit (1 MiB); the message rate limit off so the
-    # host can send fast enough to fill the buffers quickly.
-    server = await make_server(SignalingConfig(max_message_rate=0))
+    # Default send-buffer limit (1 MiB); the message and byte rate limits off
+    # so the host can send fast enough to fill the buffers quickly.
+    server = await make_server(SignalingConfig(max_message_rate=0, max_byte_rate=0))
     host, lobby = await server.create()
     other, other_id = await server.join(lobby)
     await host.expect(PEER_CONNECT, other_id)
@@ -90,7 +90,7 @@ async def test_a_peer_that_stops_reading_is_dropped_and_leaves_its_lobby(
     host.send(CANDIDATE, guest_id, "still here")
     await guest.expect(CANDIDATE, 1, "still here")
     # The server holds nothing for it any more.
-    assert all(c.signaling_peer.peer_id != slow_id for c in server.factory.connections)
+    assert all(c.signaling_peer.peer_id != slow_id for c in server.engine.connections)
     warnings = [e for e in log_events if "is not reading" in e.get("log_format", "")]
     assert len(warnings) == 1
     assert warnings[0]["log_level"] == LogLevel.warn
@@ -101,7 +101,9 @@ async def test_a_peer_that_stops_reading_is_dropped_and_leaves_its_lobby(
 
 @pytest_twisted.ensureDeferred
 async def test_the_send_buffer_limit_can_be_turned_off(make_server: ServerMaker) -> None:
-    server = await make_server(SignalingConfig(max_message_rate=0, max_send_buffer=0))
+    server = await make_server(
+        SignalingConfig(max_message_rate=0, max_byte_rate=0, max_send_buffer=0)
+    )
     host, lobby = await server.create()
     slow = await raw_connect(port_of(server))
     slow.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -114,7 +116,7 @@ async def test_the_send_buffer_limit_can_be_turned_off(make_server: ServerMaker)
             host.send(OFFER, slow_id, "x" * 60_000)
         await host.round_trip()
     assert host.pending() == []
-    assert len(server.factory.connections) == 2
+    assert len(server.engine.connections) == 2
 
 
 # -- keepalive --------------------------------------------------------------------
@@ -126,7 +128,7 @@ async def test_unsolicited_pongs_do_not_keep_a_silent_peer_alive(server: Running
     mute, mute_id = await server.join(lobby)
     await host.expect(PEER_CONNECT, mute_id)
     mute.answer_pings = False
-    interval = server.factory.config.ping_interval
+    interval = server.service.config.ping_interval
     for _ in range(2):
         server.clock.advance(interval)
         # An empty pong, and one with a guessed payload: neither is the answer.
@@ -151,12 +153,12 @@ async def test_keepalive_pings_carry_a_fresh_random_payload(server: RunningServe
     client.send(JOIN, 0, "")
     await client.expect(ID)
     for _ in range(3):
-        server.clock.advance(server.factory.config.ping_interval)
+        server.clock.advance(server.service.config.ping_interval)
         await client.round_trip()
     assert len(seen) == 3 and len(set(seen)) == 3
     assert all(len(payload) == 8 for payload in seen)
     assert client in [c for c in server.clients]
-    assert len(server.factory.connections) == 1
+    assert len(server.engine.connections) == 1
 
 
 # -- the opening handshake ------------------------------------------------------------
@@ -175,7 +177,7 @@ async def test_an_upgrade_request_that_never_ends_gets_431(server: RunningServer
     await client.wait_lost()
     assert "Server:" not in client.response_head
     # Refused before any slot was taken; the server still serves.
-    assert server.factory.connections == set()
+    assert server.engine.connections == {}
     await server.create()
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
+from webrtc_signal.app import Options
 from webrtc_signal.server.fdlimit import FD_MARGIN
-from webrtc_signal.server.tap import DEFAULT_BACKLOG, Options
+from webrtc_signal.server.standalone import DEFAULT_BACKLOG
 
 from ..support.processes import Spawned, spawn
 from ..support.rawws import raw_cleanup, raw_connect

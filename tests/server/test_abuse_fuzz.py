@@ -181,4 +181,4 @@ async def test_fuzzed_frames_and_messages_harm_no_one(
     assert relayed == len(examples)
     # The server is back to the canary pair alone.
     await canary_host.round_trip()
-    assert len(server.factory.connections) == 2
+    assert len(server.engine.connections) == 2

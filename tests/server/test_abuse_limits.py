@@ -60,7 +60,7 @@ async def test_connections_per_address_past_the_limit_get_429(make_server: Serve
     first[0].transport.loseConnection()
     await first[0].wait_lost()
     for _ in range(100):
-        if server.factory.peers_per_address["127.0.0.1"] == 2:
+        if server.service.admission.peers_per_address["127.0.0.1"] == 2:
             break
         await task.deferLater(reactor, 0.01, lambda: None)
     assert (await raw_connect(port)).status == 101
@@ -213,7 +213,7 @@ async def test_pongs_go_out_in_one_write_per_batch(server: RunningServer) -> Non
     client = await joined_raw(server, lobby)
     (connection,) = [
         c
-        for c in server.factory.connections
+        for c in server.engine.connections
         if c.signaling_peer.lobby is None or c.signaling_peer.lobby.host.handle is not c
     ]
     writes: list[int] = []

@@ -14,8 +14,9 @@ from cryptography.x509.oid import NameOID
 from twisted.python import usage
 
 from webrtc_signal import InvalidSetting, SignalingConfig
-from webrtc_signal.protocol.config import MIN_MESSAGE_SIZE
-from webrtc_signal.server.tap import Options, default_port_description
+from webrtc_signal.app import Options
+from webrtc_signal.server.config import MIN_MESSAGE_SIZE
+from webrtc_signal.server.standalone import default_port_description
 
 from ..support.certs import make_localhost_certificate
 
@@ -106,9 +107,9 @@ def test_every_option_reaches_the_config() -> None:
         (["--max-peers", "0"], "--max-peers must be a whole number of at least 1, not 0"),
         (["--max-lobbies", "2.5"], "--max-lobbies must be a whole number, not '2.5'"),
         (["--join-timeout", "soon"], "--join-timeout must be a number of seconds, not 'soon'"),
-        (["--join-timeout", "0"], "--join-timeout must be more than 0 seconds"),
-        (["--seal-timeout", "-3"], "--seal-timeout must be a finite number of seconds >= 0"),
-        (["--ping-interval", "inf"], "--ping-interval must be a finite number of seconds >= 0"),
+        (["--join-timeout", "0"], "--join-timeout must be a number of seconds more than 0"),
+        (["--seal-timeout", "-3"], "--seal-timeout must be a number of seconds more than 0"),
+        (["--ping-interval", "inf"], "--ping-interval must be a finite number of seconds"),
         (
             ["--max-message-size", "10"],
             "--max-message-size must be a whole number of at least 4096, not 10",
@@ -227,7 +228,7 @@ def test_ice_defaults() -> None:
         (["--turn-secret-file", "{directory}"], "cannot be read"),
         (["--turn-ttl", "0"], "--turn-ttl must be a whole number of seconds from 1"),
         (["--turn-ttl", "86401"], "--turn-ttl must"),
-        (["--turn-ttl", "soon"], "--turn-ttl must be a whole number, not 'soon'"),
+        (["--turn-ttl", "soon"], "--turn-ttl must be a whole number of seconds, not 'soon'"),
     ],
 )
 def test_bad_ice_options_are_usage_errors(argv: list[str], message: str, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ async def test_site_serves_its_page_and_signaling_side_by_side() -> None:
         await host.expect(OFFER, guest_id, "sdp through the game's site")
 
         signaling = game.getServiceNamed("webrtc-signal")
-        assert signaling.factory.config.seal_timeout == 30.0
+        assert signaling.config.seal_timeout == 30.0
     finally:
         stopped = game.stopService()
     # Stopping the game's tree closes the signaling clients with 1001.

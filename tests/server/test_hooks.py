@@ -351,7 +351,7 @@ async def test_events_follow_a_lobby_life_in_order(server: RunningServer) -> Non
     host.send(SEAL)
     while (await a.next())["type"] != SEAL:
         pass
-    server.clock.advance(server.factory.config.seal_timeout)
+    server.clock.advance(server.service.config.seal_timeout)
     assert await a.wait_closed() == (1000, "Seal complete")
     await host.wait_closed()
     assert [summary(e) for e in record.take()] == [

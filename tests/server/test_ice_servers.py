@@ -15,7 +15,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from webrtc_signal import SignalingConfig
-from webrtc_signal.server.ice import Unauthorized
+from webrtc_signal.server.ice_servers import Unauthorized
 
 from ..conftest import RunningServer, ServerMaker, _reactor
 from ..support.http import http_get
@@ -110,7 +110,7 @@ async def test_an_authenticate_check_gates_it_and_names_the_user(
             raise Unauthorized("a valid ?token= is required")
         return "alice"
 
-    server.factory.ice.authenticate = authenticate
+    server.service.ice.authenticate = authenticate
     status, headers, body = await fetch(server, "/ice-servers")
     assert (status, body) == (401, {"error": "a valid ?token= is required"})
     assert headers["cache-control"] == "no-store"
@@ -155,7 +155,7 @@ async def test_embedders_api_and_resource() -> None:
         turn = answer["iceServers"][1]
         assert turn["credential"] == hmac_sha1_base64(SECRET, turn["username"])
 
-        service.factory.ice.authenticate = _refuse
+        service.ice.authenticate = _refuse
         status, _, body = await http_get(
             port.getHost().port, "/ice-servers", "Connection: close\r\n"
         )

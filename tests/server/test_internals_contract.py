@@ -51,7 +51,7 @@ async def test_an_open_autobahn_connection_has_the_attributes_we_read(
     server: RunningServer,
 ) -> None:
     await server.create()
-    (connection,) = server.factory.connections
+    (connection,) = server.engine.connections
     absent = missing(connection, _internals.AUTOBAHN_INSTANCE_ATTRIBUTES)
     assert not absent, f"{VERSIONS}: an open WebSocketServerProtocol lacks {absent}"
     assert _internals.parser_idle(connection)
@@ -95,7 +95,7 @@ async def test_importing_and_serving_leave_autobahn_s_pformat_alone(
     inherit our shortcuts: after import, and with connections coming and
     going, Autobahn's module names are its own."""
     import webrtc_signal
-    import webrtc_signal.server.adapter  # noqa: F401
+    import webrtc_signal.server.websocket  # noqa: F401
 
     host, lobby = await server.create()
     guest, _ = await server.join(lobby)

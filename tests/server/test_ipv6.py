@@ -11,7 +11,8 @@ import pytest_twisted
 from twisted.internet import endpoints
 
 from webrtc_signal import SignalingService
-from webrtc_signal.server.tap import Options, default_port_description
+from webrtc_signal.app import Options
+from webrtc_signal.server.standalone import default_port_description
 
 from ..conftest import _reactor
 from ..support.wsclient import RecordingClient, RecordingClientFactory, with_timeout

@@ -22,8 +22,8 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from webrtc_signal import InvalidSetting, SignalingConfig
+from webrtc_signal.app import Options
 from webrtc_signal.server import logs
-from webrtc_signal.server.tap import Options
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -174,9 +174,9 @@ def test_new_options_reach_their_settings() -> None:
     ("argv", "message"),
     [
         (["--drain-timeout", "soon"], "--drain-timeout must be a number of seconds, not 'soon'"),
-        (["--drain-timeout", "-1"], "--drain-timeout must be a finite number of seconds >= 0"),
-        (["--drain-timeout", "inf"], "--drain-timeout must be a finite number of seconds >= 0"),
-        (["--drain-timeout", "nan"], "--drain-timeout must be a finite number of seconds >= 0"),
+        (["--drain-timeout", "-1"], "--drain-timeout must be a number of seconds >= 0"),
+        (["--drain-timeout", "inf"], "--drain-timeout must be a finite number of seconds"),
+        (["--drain-timeout", "nan"], "--drain-timeout must be a finite number of seconds"),
         (["--log-format", "xml"], "--log-format must be text or json, not 'xml'"),
         (["--log-format", ""], "--log-format must be text or json, not ''"),
         (

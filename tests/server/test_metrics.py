@@ -27,8 +27,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from webrtc_signal import PeerInfo, Refused, SignalingConfig, SignalingService
+from webrtc_signal.app import Options
 from webrtc_signal.events import LobbyClosed, LobbyCreated, PeerDisconnected
-from webrtc_signal.protocol.core import Lobby, Peer
+from webrtc_signal.protocol.core import Lobby
 from webrtc_signal.protocol.topology import MESH
 from webrtc_signal.server.metrics import (
     CANDIDATE_TYPES,
@@ -38,7 +39,6 @@ from webrtc_signal.server.metrics import (
     SEAL_BUCKETS,
     TrafficCounts,
 )
-from webrtc_signal.server.tap import Options
 
 from ..conftest import RunningServer, ServerMaker
 from ..support.http import http_get
@@ -157,7 +157,7 @@ async def scrape(url: str) -> Samples:
 async def settled(server: RunningServer) -> None:
     """Until the server has seen every connection go (bounded)."""
     for _ in range(500):
-        if not server.factory.connections and not server.factory.signaling.peers:
+        if not server.engine.connections and not server.factory.signaling.peers:
             return
         await deferLater(reactor, 0.01)
     raise AssertionError("connections still open")
@@ -553,13 +553,6 @@ def test_twistd_refuses_a_bad_metrics_endpoint_with_a_usage_error() -> None:
     assert "Traceback" not in done.stdout + done.stderr
 
 
-class Connection:
-    """What TrafficCounts reads of a destination connection: its peer."""
-
-    def __init__(self, peer: Peer) -> None:
-        self.signaling_peer = peer
-
-
 def test_without_an_observer_relay_candidates_of_closed_lobbies_are_forgotten() -> None:
     """A bare factory (no service, so no metrics observer) must not keep a
     name for every lobby that ever saw a relay candidate."""
@@ -568,7 +561,7 @@ def test_without_an_observer_relay_candidates_of_closed_lobbies_are_forgotten() 
     for number in range(3000):
         lobby = Lobby(f"lobby{number:011d}", host=None, topology=MESH)
         lobbies[lobby.name] = lobby
-        traffic.typed_candidate(godot(RELAY), Connection(Peer(None, 2, lobby=lobby)))
+        traffic.typed_candidate(godot(RELAY), lobby.name)
         if number % 10:
             del lobbies[lobby.name]  # closed; one in ten stays open
     assert len(traffic.relay_lobbies) <= len(lobbies) + 1024 + 1

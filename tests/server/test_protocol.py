@@ -425,7 +425,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_leaves(
     server.clock.advance(10)
     await settle(server)
     assert (host.pings, a.pings) == (1, 1)
-    await _wait_for(lambda: not _connection_of(server, 1).awaiting_pong)
+    await _wait_for(lambda: not server.engine.keepalive.awaiting(_connection_of(server, 1)))
 
     server.clock.advance(10)
     await host.expect(PEER_DISCONNECT, a_id)
@@ -436,7 +436,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_leaves(
 
 
 def _connection_of(server: RunningServer, public_id: int):
-    for connection in server.factory.connections:
+    for connection in server.engine.connections:
         peer = connection.signaling_peer
         if peer.lobby is not None and peer.lobby.public_id(peer) == public_id:
             return connection
@@ -471,7 +471,7 @@ async def test_stopping_the_service_closes_everyone_with_1001(make_server: Serve
         assert await client.wait_closed() == (1001, "Server shutting down")
     await with_timeout(stopped, 5)
     assert server.core_timers() == 0
-    assert server.factory.connections == set()
+    assert server.engine.connections == {}
     assert server.clock.getDelayedCalls() == []
 
 
@@ -522,10 +522,12 @@ async def test_lobby_life_and_protocol_errors_are_logged_as_structured_events(
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_slow_reader_gets_everything_in_order(server: RunningServer) -> None:
+async def test_a_slow_reader_gets_everything_in_order(make_server: ServerMaker) -> None:
     """A receiver that stops reading makes the server's socket buffer fill up:
     the rest waits in Twisted's buffer while later frames keep coming, and
-    everything still arrives whole and in order."""
+    everything still arrives whole and in order. (The sender's byte rate
+    limit is off: it sends far more than the limit allows.)"""
+    server = await make_server(SignalingConfig(max_byte_rate=0))
     host, lobby = await server.create()
     a, a_id = await server.join(lobby)
     await host.expect(PEER_CONNECT, a_id)
@@ -609,7 +611,7 @@ async def test_nagles_algorithm_is_off_on_every_connection(server: RunningServer
 
     host, lobby = await server.create()
     await server.join(lobby)
-    assert len(server.factory.connections) == 2
-    for connection in server.factory.connections:
+    assert len(server.engine.connections) == 2
+    for connection in server.engine.connections:
         handle = connection.transport.getHandle()
         assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

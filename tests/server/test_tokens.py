@@ -14,11 +14,11 @@ import pytest_twisted
 from twisted.python import usage
 
 from webrtc_signal import SignalingConfig, TokenAuth
+from webrtc_signal.app import Options
 from webrtc_signal.client import SignalingClient
 from webrtc_signal.client.cli import parser as client_parser
 from webrtc_signal.client.signaling import SignalingClosed, with_token
 from webrtc_signal.events import PeerConnected
-from webrtc_signal.server.tap import Options
 from webrtc_signal.server.tokens import TokenIdentity, make_token
 
 from ..conftest import RunningServer, ServerMaker

@@ -5,7 +5,7 @@ from twisted.application.service import ServiceMaker
 
 webrtc_signal = ServiceMaker(
     "webrtc-signal",
-    "webrtc_signal.server.tap",
+    "webrtc_signal.app",
     "WebRTC signaling server for games (Godot webrtc_signaling protocol)",
     "webrtc-signal",
 )

@@ -1,22 +1,19 @@
 """A node of a cluster: the edge of its own connections, the owner of the
 lobbies its peers created (docs/cluster.md).
 
+The bridge is the engine's `Router`: the engine hands it every message of a
+peer that is in no lobby of this node. It composes the engine with a `Bus`
+and never changes the core: the core takes its names and ids from sources
+the node gives it (`node`), and is called through its public methods.
+
 Owner: a lobby's name is claimed cluster-wide (`Bus.claim_lobby`) before the
-core creates it; the core then runs it exactly as on a single node. A peer
-connected elsewhere takes part as a *remote* peer: a core `Peer[Any]` whose handle
+core creates it under that name (`Signaling.join`). A peer connected
+elsewhere takes part as an *attached* peer (`Signaling.attach`) whose handle
 (`RemotePeer`) carries the core's sends and closes back over the bus.
 
 Edge: a connection whose JOIN names a lobby this node does not run is
 *linked* to that lobby's owner: its decoded messages are forwarded there,
 and what the owner sends back is written to it in its own framing.
-
-Frames (JSON arrays, batched per destination per turn of input):
-
-- edge -> owner: ``["J", link, lobby, topology, address]`` (the first JOIN),
-  ``["m", link, type, id, data]``, ``["j", link, lobby, topology]`` (a later
-  JOIN), ``["g", link, code, reason]`` (the connection is gone);
-- owner -> edge: ``["s", link, type, id, data]``, ``["i", link, id,
-  topology]`` (ID), ``["c", link, code, reason]`` (close it).
 
 One bus connection per node carries everything it publishes, so the frames
 between two nodes, hence the messages between any two peers, keep their order.
@@ -26,107 +23,39 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, assert_never
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..protocol.core import (
-    MAX_PEER_ID,
-    MIN_PEER_ID,
-    Action,
-    CancelTimer,
-    JoinDeadline,
-    Peer,
-    Signaling,
-    peer_info,
-)
-from ..protocol.events import Event, LobbyClosed, LobbyCreated, PeerConnected
+from ..protocol.events import Event, LobbyClosed, LobbyCreated
 from ..protocol.messages import AnyMessage, Identity, Join, Message
+from ..protocol.names import LobbyNames
 from ..protocol.reasons import CloseReason, CustomReason, Reason
-from ..protocol.topology import CLIENT_SERVER, MESH, Topology
+from ..protocol.state import CancelTimer, JoinDeadline, Output, Peer
+from ..server.engine import ConnectionHandle, Engine
+from . import frames
 from .bus import CLAIMED, LOBBIES_FULL, Bus
-from .ids import PeerIds
-
-if TYPE_CHECKING:
-    from ..server.adapter import SignalingServerFactory, SignalingServerProtocol
+from .frames import Attach, Deliver, Detach, Forward, Frame, Gone, Identify, JoinAgain
+from .ids import ClusterPeerIds
 
 _log = Logger(namespace="webrtc_signal.cluster")
 
-_TOPOLOGIES: dict[str, Topology] = {MESH.name: MESH, CLIENT_SERVER.name: CLIENT_SERVER}
 # A fresh name is drawn again this many times if another node holds it.
 _NAME_ATTEMPTS = 3
+# Seconds between log lines about frames this node could not read.
+_BAD_FRAME_LOG_INTERVAL = 10.0
 
-
-class ClusterSignaling(Signaling[Any]):
-    """The core, plus what the bridge needs of it: a lobby name chosen (and
-    claimed) before the JOIN that creates it, and peers from other nodes."""
-
-    next_lobby_name: str | None = None
-    # This node's claimed peer ids (set by the bridge).
-    ids: PeerIds | None = None
-
-    def _new_lobby_name(self) -> str:
-        name = self.next_lobby_name
-        if name is not None:
-            self.next_lobby_name = None
-            return name
-        return super()._new_lobby_name()
-
-    def draw_lobby_name(self) -> str:
-        return super()._new_lobby_name()
-
-    def _new_peer_id(self) -> int:
-        ids = self.ids
-        if ids is None:
-            return super()._new_peer_id()
-        return ids.draw(self.peers)
-
-    def authorize_remote_join(self, peer: Peer[Any], lobby: str) -> Reason | None:
-        """The game server's word on a local peer joining another node's lobby."""
-        return super()._authorize(peer, lobby)
-
-    def _authorize(self, peer: Peer[Any], lobby: str) -> Reason | None:
-        # A remote peer's edge asked already, with the identity it has.
-        if isinstance(peer.handle, RemotePeer):
-            return None
-        return super()._authorize(peer, lobby)
-
-    def attach_remote(
-        self, handle: RemotePeer, address: str, peer_id: int, identity: object = None
-    ) -> tuple[Peer[Any] | None, list[Action[Any]]]:
-        """A peer whose connection is on another node, under the id its edge
-        gave it (claimed cluster-wide there). Its edge counts it against
-        ``max_peers`` and times its JOIN. None if that id is in use here (a
-        clash, see ids.py)."""
-        if not MIN_PEER_ID <= peer_id <= MAX_PEER_ID or peer_id in self.peers:
-            return None, []
-        peer = Peer(handle, peer_id, address=address, identity=identity)
-        self.peers[peer_id] = peer
-        return peer, [PeerConnected(peer_info(peer))]
-
-    def disconnect(self, peer: Peer[Any], code: int = 1006, reason: str = "") -> list[Action[Any]]:
-        registered = self.peers.get(peer.peer_id) is peer
-        actions = super().disconnect(peer, code, reason)
-        ids = self.ids
-        if registered and ids is not None and type(peer.handle) is not RemotePeer:
-            ids.release(peer.peer_id)
-        return actions
-
-    def close_peer(self, peer: Peer[Any], reason: Reason) -> list[Action[Any]]:
-        if peer.closing:
-            return []
-        return self._close(peer, reason)
+_Peer = Peer[ConnectionHandle]
 
 
 @dataclass(eq=False)
 class Link:
-    """Edge side: a local connection taking part in a lobby of another node."""
+    """Edge side: a local peer taking part in a lobby of another node."""
 
     id: int
-    connection: SignalingServerProtocol
-    peer: Peer[Any]
+    peer: _Peer
     # The owner's incarnation; "" while it is being looked up.
     owner: str = ""
     # Messages that came while the owner was looked up (or the name claimed).
@@ -134,7 +63,7 @@ class Link:
 
 
 class RemotePeer:
-    """Owner side: the handle of a core `Peer[Any]` connected to another node."""
+    """Owner side: the handle of a core peer connected to another node."""
 
     __slots__ = ("bridge", "edge", "link")
 
@@ -145,44 +74,60 @@ class RemotePeer:
 
     def send_message(self, message: AnyMessage) -> None:
         if type(message) is Message:
-            frame: list[Any] = ["s", self.link, message.type, message.id, message.data]
+            self.bridge.queue(self.edge, Deliver(self.link, message.type, message.id, message.data))
         elif isinstance(message, Identity):
-            frame = ["i", self.link, message.id, message.topology.name]
-        else:
-            return
-        self.bridge.queue(self.edge, frame)
+            self.bridge.queue(self.edge, Identify(self.link, message.id, message.topology.name))
 
     def close_for(self, reason: Reason) -> None:
-        self.bridge.queue(self.edge, ["c", self.link, reason.code, reason.text])
+        self.bridge.queue(self.edge, Detach(self.link, reason.code, reason.text))
+
+    def flush(self) -> None:
+        """Its frames go out with the bridge's (`ClusterBridge.flush`)."""
+
+    def drop(self) -> None:
+        """Never asked: the engine drops only its own connections."""
+
+    def ping(self, payload: bytes) -> None:
+        """Never asked: its edge keeps the connection alive."""
 
 
 class ClusterBridge:
     def __init__(
         self,
-        factory: SignalingServerFactory,
+        engine: Engine[ConnectionHandle],
         bus: Bus,
+        ids: ClusterPeerIds,
+        lobby_names: LobbyNames,
+        max_lobbies: int,
         clock: IReactorTime,
         period: float,
     ) -> None:
-        self.factory = factory
-        self.signaling: ClusterSignaling = factory.signaling  # type: ignore[assignment]
+        self.engine = engine
+        self.core = engine.core
         self.bus = bus
-        self.ids = PeerIds(bus, self.signaling._id_rng)
-        self.signaling.ids = self.ids
+        self.ids = ids
+        self.lobby_names = lobby_names
+        self.max_lobbies = max_lobbies
         self.clock = clock
         self.period = period
+        # Edge side: local peers linked to another node (or waiting to know
+        # which), and those whose owner is known, by link id.
+        self.linked: dict[_Peer, Link] = {}
         self.links: dict[int, Link] = {}
         self._link_ids = itertools.count(1)
-        self.remotes: dict[tuple[str, int], Peer[Any]] = {}
+        # Owner side: attached peers by (edge incarnation, link id).
+        self.remotes: dict[tuple[str, int], _Peer] = {}
         self.outbox: dict[str, list[Any]] = {}
         self._check: IDelayedCall | None = None
         self._checking = False
+        self._bad_frames = 0
+        self._bad_frames_logged = -_BAD_FRAME_LOG_INTERVAL
         self.stopped = False
 
     # -- lifetime --------------------------------------------------------------
 
     def start(self) -> None:
-        self.factory.add_observer(self.observe)
+        self.engine.observers.add(self.observe)
         self.bus.start(self)
         self._check = self.clock.callLater(self.period, self._check_liveness)
 
@@ -193,58 +138,29 @@ class ClusterBridge:
         self._check = None
         return self.bus.stop()
 
-    # -- from the adapter --------------------------------------------------------
+    # -- the engine's Router -------------------------------------------------------
 
-    def receive(
-        self, connection: SignalingServerProtocol, peer: Peer[Any], message: AnyMessage, now: float
-    ) -> list[Action[Any]]:
+    def receive(self, peer: _Peer, message: AnyMessage, now: float) -> list[Output[Any]]:
         """A message from a local peer in no local lobby."""
-        signaling = self.signaling
         if peer.closing:
             return []
-        link = connection.cluster_link
+        link = self.linked.get(peer)
         if link is not None:
             if link.queue is not None:
                 link.queue.append(message)
             else:
-                self.queue(link.owner, _edge_frame(link.id, message))
+                self.queue(link.owner, _forward(link.id, message))
             return []
         if type(message) is not Join:
-            return signaling.receive(peer, message, now)
+            return self.core.receive(peer, message, now)
         if message.lobby == "":
-            return self._create(connection, peer, message, now, _NAME_ATTEMPTS)
-        if message.lobby in signaling.lobbies:
-            return signaling.receive(peer, message, now)
-        # The game server's authorize_join runs here, at the edge, where the
-        # identity its authenticate hook gave this peer lives; the lobby's
-        # node does not ask again (see ClusterSignaling._authorize).
-        refusal = signaling.authorize_remote_join(peer, message.lobby)
-        if refusal is not None:
-            return signaling.close_peer(peer, refusal)
-        if not self.bus.up:
-            return signaling.close_peer(peer, CloseReason.TRY_AGAIN_LATER)
-        link = Link(next(self._link_ids), connection, peer)
-        connection.cluster_link = link
-        found = self.bus.find_owner(message.lobby)
-        found.addCallbacks(self._owner_found, self._redis_failed, (link, message), {}, (link,))
-        return []
+            return self._create(peer, message, now, _NAME_ATTEMPTS)
+        return self._join_elsewhere(peer, message, now)
 
-    def connection_closed(
-        self, connection: SignalingServerProtocol, code: int, reason: str
-    ) -> None:
-        link = connection.cluster_link
-        if link is None:
-            return
-        connection.cluster_link = None
-        if self.links.pop(link.id, None) is not None and link.owner:
-            self.queue(link.owner, ["g", link.id, code, reason])
-
-    def queue(self, incarnation: str, frame: list[Any]) -> None:
-        frames = self.outbox.get(incarnation)
-        if frames is None:
-            self.outbox[incarnation] = [frame]
-        else:
-            frames.append(frame)
+    def closed(self, peer: _Peer, code: int, reason: str) -> None:
+        link = self.linked.pop(peer, None)
+        if link is not None and self.links.pop(link.id, None) is not None and link.owner:
+            self.queue(link.owner, Gone(link.id, code, reason))
 
     def flush(self) -> None:
         """Publish what this turn queued: one bus message per destination."""
@@ -253,198 +169,256 @@ class ClusterBridge:
         outbox = self.outbox
         if outbox:
             publish = self.bus.publish
-            for incarnation, frames in outbox.items():
-                publish(incarnation, frames)
+            for incarnation, batch in outbox.items():
+                publish(incarnation, batch)
             outbox.clear()
+
+    def problem(self) -> str | None:
+        return None if self.bus.up else "redis unreachable"
+
+    def queue(self, incarnation: str, frame: Frame) -> None:
+        batch = self.outbox.get(incarnation)
+        if batch is None:
+            self.outbox[incarnation] = [frames.encode(frame)]
+        else:
+            batch.append(frames.encode(frame))
+
+    # -- joining a lobby of another node -------------------------------------------
+
+    def _join_elsewhere(self, peer: _Peer, message: Join, now: float) -> list[Output[Any]]:
+        core = self.core
+        if message.lobby in core.lobbies or not _could_be_lobby_name(message.lobby):
+            # Ours, or no lobby anywhere (every lobby name is one of ours):
+            # the core answers, as on a single node.
+            return core.join(peer, message, now)
+        # The game server's authorize_join runs here, at the edge, where the
+        # identity its authenticate hook gave this peer lives; the lobby's
+        # node does not ask again (the peer is attached there).
+        refusal = core.authorize(peer, message.lobby)
+        if refusal is not None:
+            return core.reject(peer, refusal)
+        if not self.bus.up:
+            return core.reject(peer, CloseReason.TRY_AGAIN_LATER)
+        link = self.linked[peer] = Link(next(self._link_ids), peer)
+        found = self.bus.find_owner(message.lobby)
+        found.addCallbacks(self._owner_found, self._redis_failed, (link, message), {}, (link,))
+        return []
+
+    def _owner_found(self, owner: str | None, link: Link, message: Join) -> None:
+        peer = link.peer
+        if self.linked.get(peer) is not link or peer.closing:
+            return
+        now = self.clock.seconds()
+        if owner is None or owner == self.bus.incarnation or not self.bus.up:
+            # Gone, or ours after all (created meanwhile): the core answers.
+            del self.linked[peer]
+            outputs = self.core.join(peer, message, now)
+            for queued in link.queue or ():
+                outputs += self.core.receive(peer, queued, now)
+            self.engine.run_now(outputs)
+            return
+        link.owner = owner
+        self.links[link.id] = link
+        self.queue(
+            owner,
+            Attach(
+                link.id,
+                message.lobby,
+                message.topology.name,
+                peer.address,
+                peer.peer_id,
+                frames.wire_identity(peer.identity),
+            ),
+        )
+        for queued in link.queue or ():
+            self.queue(owner, _forward(link.id, queued))
+        link.queue = None
+        self.engine.flush()
+
+    def _redis_failed(self, failure: Failure, link: Link) -> None:
+        peer = link.peer
+        if self.linked.get(peer) is not link or peer.closing:
+            return
+        del self.linked[peer]
+        _log.info(
+            "cluster: refused peer {peer_id}'s JOIN, redis failed: {why}",
+            peer_id=peer.peer_id,
+            why=failure.getErrorMessage(),
+        )
+        self.engine.run_now(self.core.reject(peer, CloseReason.TRY_AGAIN_LATER))
 
     # -- creating a lobby ---------------------------------------------------------
 
-    def _create(
-        self,
-        connection: SignalingServerProtocol,
-        peer: Peer[Any],
-        message: Join,
-        now: float,
-        attempts: int,
-    ) -> list[Action[Any]]:
-        signaling = self.signaling
-        if signaling.draining or not signaling.accepting:
+    def _create(self, peer: _Peer, message: Join, now: float, attempts: int) -> list[Output[Any]]:
+        core = self.core
+        if core.draining or not core.accepting:
             # The core answers that (1001) itself, without a claim.
-            return signaling.receive(peer, message, now)
+            return core.join(peer, message, now)
         if not self.bus.up:
-            return signaling.close_peer(peer, CloseReason.TRY_AGAIN_LATER)
-        name = signaling.draw_lobby_name()
+            return core.reject(peer, CloseReason.TRY_AGAIN_LATER)
+        name = self.lobby_names.new_name(core.lobbies)
         # Held while the name is claimed; replayed to the core after.
-        link = Link(0, connection, peer)
-        connection.cluster_link = link
-        claim = self.bus.claim_lobby(name, signaling.config.max_lobbies)
+        link = self.linked[peer] = Link(0, peer)
+        claim = self.bus.claim_lobby(name, self.max_lobbies)
         claim.addCallbacks(
             self._claimed, self._redis_failed, (link, message, name, attempts), {}, (link,)
         )
         return []
 
     def _claimed(self, answer: str, link: Link, message: Join, name: str, attempts: int) -> None:
-        connection, peer, signaling = link.connection, link.peer, self.signaling
-        if connection.cluster_link is not link or peer.closing:
-            self.bus.release_lobby(name) if answer == CLAIMED else None
+        peer = link.peer
+        if self.linked.get(peer) is not link or peer.closing:
+            if answer == CLAIMED:
+                self.bus.release_lobby(name)
             return
-        connection.cluster_link = None
+        del self.linked[peer]
         now = self.clock.seconds()
         if answer == CLAIMED:
-            signaling.next_lobby_name = name
-            actions = signaling.receive(peer, message, now)
-            signaling.next_lobby_name = None
-            if name not in signaling.lobbies:
-                # The core refused (a local limit, the game server's hook).
-                self.bus.release_lobby(name)
-            for queued in link.queue or ():
-                if peer.lobby is None:
-                    actions += self.receive(connection, peer, queued, now)
-                else:
-                    actions += signaling.receive(peer, queued, now)
+            outputs = self._create_claimed(peer, message, name, link.queue or [], now)
         elif answer == LOBBIES_FULL:
-            actions = signaling.close_peer(peer, CloseReason.TOO_MANY_LOBBIES)
+            outputs = self.core.reject(peer, CloseReason.TOO_MANY_LOBBIES)
         elif attempts > 1:
-            actions = self._create(connection, peer, message, now, attempts - 1)
-            pending = connection.cluster_link
+            outputs = self._create(peer, message, now, attempts - 1)
+            pending = self.linked.get(peer)
             if pending is not None and pending.queue is not None:
                 pending.queue[:0] = link.queue or []
         else:
-            actions = signaling.close_peer(peer, CloseReason.TRY_AGAIN_LATER)
-        self._run(actions)
+            outputs = self.core.reject(peer, CloseReason.TRY_AGAIN_LATER)
+        self.engine.run_now(outputs)
 
-    # -- joining a lobby of another node -------------------------------------------
-
-    def _owner_found(self, owner: str | None, link: Link, message: Join) -> None:
-        connection, peer, signaling = link.connection, link.peer, self.signaling
-        if connection.cluster_link is not link or peer.closing:
-            return
-        now = self.clock.seconds()
-        if owner is None or owner == self.bus.incarnation or not self.bus.up:
-            # Gone, or ours after all (created meanwhile): the core answers.
-            connection.cluster_link = None
-            actions = signaling.receive(peer, message, now)
-            for queued in link.queue or ():
-                actions += signaling.receive(peer, queued, now)
-            self._run(actions)
-            return
-        link.owner = owner
-        self.links[link.id] = link
-        topology = message.topology.name
-        self.queue(
-            owner,
-            [
-                "J",
-                link.id,
-                message.lobby,
-                topology,
-                peer.address,
-                peer.peer_id,
-                _wire(peer.identity),
-            ],
-        )
-        for queued in link.queue or ():
-            self.queue(owner, _edge_frame(link.id, queued))
-        link.queue = None
-        self._run([])
-
-    def _redis_failed(self, failure: Failure, link: Link) -> None:
-        connection, peer = link.connection, link.peer
-        if connection.cluster_link is not link or peer.closing:
-            return
-        connection.cluster_link = None
-        _log.info(
-            "cluster: refused peer {peer_id}'s JOIN, redis failed: {why}",
-            peer_id=peer.peer_id,
-            why=failure.getErrorMessage(),
-        )
-        self._run(self.signaling.close_peer(peer, CloseReason.TRY_AGAIN_LATER))
+    def _create_claimed(
+        self, peer: _Peer, message: Join, name: str, queued: list[AnyMessage], now: float
+    ) -> list[Output[Any]]:
+        outputs = self.core.join(peer, message, now, name=name)
+        if name not in self.core.lobbies:
+            # The core refused (a local limit, the game server's hook).
+            self.bus.release_lobby(name)
+        for later in queued:
+            if peer.lobby is None:
+                outputs += self.receive(peer, later, now)
+            else:
+                outputs += self.core.receive(peer, later, now)
+        return outputs
 
     # -- from the bus ------------------------------------------------------------
 
-    def bus_message(self, sender: str, frames: list[Any]) -> None:
-        signaling = self.signaling
-        actions: list[Action[Any]] = []
+    def bus_message(self, sender: str, batch: list[Any]) -> None:
+        """A batch of frames from ``sender``; one that cannot be read or
+        handled costs only itself."""
+        if type(batch) is not list:
+            self._bad_frame(sender, "not a batch of frames")
+            return
+        for raw in batch:
+            try:
+                self._handle(sender, frames.decode(raw))
+            except frames.FrameError as error:
+                self._bad_frame(sender, str(error))
+            except Exception:
+                _log.failure("cluster: a frame from {sender} failed", sender=sender)
+        self.engine.flush()
+
+    def _handle(self, sender: str, frame: Frame) -> None:
+        match frame:
+            case Attach():
+                self._attach(sender, frame)
+            case Forward():
+                self._forwarded(sender, frame)
+            case JoinAgain():
+                self._join_again(sender, frame)
+            case Gone():
+                self._gone(sender, frame)
+            case Deliver() | Identify():
+                self._deliver(sender, frame)
+            case Detach():
+                self._detach(sender, frame)
+            case _:
+                assert_never(frame)
+
+    def _attach(self, sender: str, frame: Attach) -> None:
+        key = (sender, frame.link)
+        if key in self.remotes:
+            return
+        handle = RemotePeer(self, sender, frame.link)
+        peer, outputs = self.core.attach(handle, frame.address, frame.peer_id, frame.identity)
+        if peer is None:
+            # Its id is in use here (a clash, see ids.py): the edge closes it.
+            handle.close_for(CloseReason.TRY_AGAIN_LATER)
+            return
+        self.remotes[key] = peer
+        join = Join(frame.lobby, frames.TOPOLOGIES[frame.topology])
+        self.engine.run([*outputs, *self.core.join(peer, join, self.clock.seconds())])
+
+    def _forwarded(self, sender: str, frame: Forward) -> None:
+        peer = self.remotes.get((sender, frame.link))
+        if peer is not None:
+            message = Message(frame.type, frame.id, frame.data)
+            self.engine.run(self.core.receive(peer, message, self.clock.seconds()))
+
+    def _join_again(self, sender: str, frame: JoinAgain) -> None:
+        peer = self.remotes.get((sender, frame.link))
+        if peer is not None:
+            join = Join(frame.lobby, frames.TOPOLOGIES[frame.topology])
+            self.engine.run(self.core.join(peer, join, self.clock.seconds()))
+
+    def _gone(self, sender: str, frame: Gone) -> None:
+        peer = self.remotes.pop((sender, frame.link), None)
+        if peer is not None:
+            self.engine.run(self.core.disconnect(peer, frame.code, frame.reason))
+
+    def _deliver(self, sender: str, frame: Deliver | Identify) -> None:
+        link = self.links.get(frame.link)
+        if link is None or link.owner != sender:
+            return
+        handle = link.peer.handle
+        if isinstance(frame, Identify):
+            handle.send_message(Identity(frame.id, frames.TOPOLOGIES[frame.topology]))
+            # Joined: the edge's join timer stops here.
+            self.engine.run([CancelTimer(JoinDeadline(link.peer))])
+        else:
+            handle.send_message(Message(frame.type, frame.id, frame.data))
+
+    def _detach(self, sender: str, frame: Detach) -> None:
+        link = self.links.get(frame.link)
+        if link is not None and link.owner == sender:
+            self.engine.run(self.core.reject(link.peer, _reason(frame.code, frame.reason)))
+
+    def _bad_frame(self, sender: str, problem: str) -> None:
+        """Logged at most once per `_BAD_FRAME_LOG_INTERVAL`, with how many
+        more there were."""
         now = self.clock.seconds()
-        try:
-            for frame in frames:
-                kind = frame[0]
-                if kind == "m":
-                    peer = self.remotes.get((sender, frame[1]))
-                    if peer is not None:
-                        actions += signaling.receive(
-                            peer, Message(frame[2], frame[3], frame[4]), now
-                        )
-                elif kind == "s":
-                    link = self.links.get(frame[1])
-                    if link is not None and link.owner == sender:
-                        link.connection.send_message(Message(frame[2], frame[3], frame[4]))
-                elif kind == "i":
-                    link = self.links.get(frame[1])
-                    if link is not None and link.owner == sender:
-                        topology = _TOPOLOGIES[frame[3]]
-                        link.connection.send_message(Identity(frame[2], topology))
-                        # Joined: the edge's join timer stops here.
-                        actions.append(CancelTimer(JoinDeadline(link.peer)))
-                elif kind == "c":
-                    link = self.links.get(frame[1])
-                    if link is not None and link.owner == sender:
-                        reason = _reason(frame[2], frame[3])
-                        actions += signaling.close_peer(link.peer, reason)
-                elif kind == "J":
-                    key = (sender, frame[1])
-                    if key not in self.remotes:
-                        handle = RemotePeer(self, sender, frame[1])
-                        peer, attached = signaling.attach_remote(
-                            handle,
-                            str(frame[4]),
-                            int(frame[5]),
-                            frame[6] if len(frame) > 6 else None,
-                        )
-                        if peer is None:
-                            # Its id is in use here: the edge closes it.
-                            reason = CloseReason.TRY_AGAIN_LATER
-                            handle.close_for(reason)
-                            continue
-                        self.remotes[key] = peer
-                        actions += attached
-                        join = Join(str(frame[2]), _TOPOLOGIES.get(frame[3], MESH))
-                        actions += signaling.receive(peer, join, now)
-                elif kind == "j":
-                    peer = self.remotes.get((sender, frame[1]))
-                    if peer is not None:
-                        join = Join(str(frame[2]), _TOPOLOGIES.get(frame[3], MESH))
-                        actions += signaling.receive(peer, join, now)
-                elif kind == "g":
-                    peer = self.remotes.pop((sender, frame[1]), None)
-                    if peer is not None:
-                        actions += signaling.disconnect(peer, frame[2], frame[3])
-        except (IndexError, KeyError, TypeError, ValueError):
-            _log.failure("cluster: a malformed frame from {sender}", sender=sender)
-        self._run(actions)
+        if now - self._bad_frames_logged < _BAD_FRAME_LOG_INTERVAL:
+            self._bad_frames += 1
+            return
+        _log.warn(
+            "cluster: ignored a frame from {sender}: {problem} ({more} more since the last report)",
+            sender=sender,
+            problem=problem[:200],
+            more=self._bad_frames,
+        )
+        self._bad_frames_logged = now
+        self._bad_frames = 0
 
     def bus_up(self) -> None:
         # Claims made under the previous incarnation died with it: claim
         # again every lobby this node still runs, and its peers' ids.
-        self.bus.reclaim_lobbies(list(self.signaling.lobbies))
+        self.bus.reclaim_lobbies(list(self.core.lobbies))
         self.ids.bus_up()
 
     def bus_down(self) -> None:
         """Redis is gone: lobbies whose members are all here go on; every
         link to another node ends, as if the other side had died."""
-        actions: list[Action[Any]] = []
-        for link in list(self.links.values()):
-            actions += self._end_link(link)
-        for connection in list(self.factory.connections):
-            edge = connection.cluster_link
-            if edge is not None and not edge.owner:
-                connection.cluster_link = None
-                actions += self.signaling.close_peer(edge.peer, CloseReason.TRY_AGAIN_LATER)
+        outputs: list[Output[Any]] = []
+        for link in list(self.linked.values()):
+            if link.owner:
+                outputs += self._end_link(link)
+            else:
+                del self.linked[link.peer]
+                outputs += self.core.reject(link.peer, CloseReason.TRY_AGAIN_LATER)
         for key in list(self.remotes):
-            actions += self._drop_remote(key)
+            outputs += self._drop_remote(key)
         self.outbox.clear()
         self.ids.bus_down()
-        self._run(actions)
+        self.engine.run_now(outputs)
 
     # -- liveness ------------------------------------------------------------------
 
@@ -467,30 +441,28 @@ class ClusterBridge:
         self._checking = False
 
     def _live(self, live: set[str], asked: set[str]) -> None:
-        dead = asked - live
-        if not dead:
-            return
-        actions: list[Action[Any]] = []
-        for incarnation in dead:
+        outputs: list[Output[Any]] = []
+        for incarnation in asked - live:
             _log.warn("cluster: node {incarnation} is gone", incarnation=incarnation)
             for link in list(self.links.values()):
                 if link.owner == incarnation:
-                    actions += self._end_link(link)
+                    outputs += self._end_link(link)
             for key in [key for key in self.remotes if key[0] == incarnation]:
-                actions += self._drop_remote(key)
+                outputs += self._drop_remote(key)
             self.outbox.pop(incarnation, None)
-        self._run(actions)
+        if outputs:
+            self.engine.run_now(outputs)
 
-    def _end_link(self, link: Link) -> list[Action[Any]]:
+    def _end_link(self, link: Link) -> list[Output[Any]]:
         """The owner is gone: for this peer, so is its lobby's host."""
         self.links.pop(link.id, None)
-        link.connection.cluster_link = None
-        return self.signaling.close_peer(link.peer, CloseReason.HOST_DISCONNECTED)
+        self.linked.pop(link.peer, None)
+        return self.core.reject(link.peer, CloseReason.HOST_DISCONNECTED)
 
-    def _drop_remote(self, key: tuple[str, int]) -> list[Action[Any]]:
+    def _drop_remote(self, key: tuple[str, int]) -> list[Output[Any]]:
         """The edge is gone: its peer leaves as if its connection had dropped."""
         peer = self.remotes.pop(key)
-        return self.signaling.disconnect(peer, 1006, "")
+        return self.core.disconnect(peer, 1006, "")
 
     # -- the core's events -----------------------------------------------------------
 
@@ -499,34 +471,28 @@ class ClusterBridge:
             self.bus.release_lobby(event.lobby)
         elif type(event) is LobbyCreated and event.host is None and self.bus.up:
             # A lobby reserved by the game server: claimed after the fact.
-            claim = self.bus.claim_lobby(event.lobby, self.signaling.config.max_lobbies + 1)
+            claim = self.bus.claim_lobby(event.lobby, self.max_lobbies + 1)
             claim.addErrback(lambda _: None)
 
-    def _run(self, actions: list[Action[Any]]) -> None:
-        self.factory.execute(actions)
-        self.factory.flush()
 
-
-def _edge_frame(link: int, message: AnyMessage) -> list[Any]:
+def _forward(link: int, message: AnyMessage) -> Frame:
     if type(message) is Message:
-        return ["m", link, message.type, message.id, message.data]
+        return Forward(link, message.type, message.id, message.data)
     if isinstance(message, Join):
-        return ["j", link, message.lobby, message.topology.name]
+        return JoinAgain(link, message.lobby, message.topology.name)
     # An ID from a client: the owner answers it as the core does.
-    return ["m", link, message.type, message.id, ""]
+    return Forward(link, message.type, message.id, "")
 
 
-def _wire(identity: object) -> object:
-    """What the lobby's node is told of a peer's identity, for its PeerInfo
-    (events, observers): a JSON value as it is, anything else as its text
-    (a token's identity is its subject)."""
-    if identity is None or type(identity) in (str, int, float, bool):
-        return identity
-    return str(identity)
+def _could_be_lobby_name(name: str) -> bool:
+    """Whether ``name`` could name a lobby at all: every lobby's name comes
+    from the cluster's name source (letters and digits). Anything else
+    (a lone surrogate, which Redis could not even store) exists nowhere."""
+    return name.isascii() and name.isalnum()
 
 
 def _reason(code: int, text: str) -> Reason:
     for reason in CloseReason:
         if reason.code == code and reason.text == text:
             return reason
-    return CustomReason(int(code), str(text))
+    return CustomReason(code, text)

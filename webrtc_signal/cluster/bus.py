@@ -10,7 +10,7 @@ process it replaced, and its peers see the old one as dead.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -78,8 +78,6 @@ class Bus(Protocol):
         """Give back peer ids this incarnation claimed."""
 
 
-BusFactory = Callable[[str, str], Bus]
-
 _encode_ascii = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -90,3 +88,16 @@ def encode(value: object) -> bytes:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
         return _encode_ascii(value).encode("ascii")
+
+
+def decode(data: object) -> Any:
+    """What `encode` wrote (bytes or text). orjson refuses the escaped lone
+    surrogates `encode` may write; the standard library reads them."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    if not isinstance(data, bytes | bytearray):
+        raise TypeError("a bus message is bytes or text")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)

@@ -24,7 +24,7 @@ from collections.abc import Container
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..protocol.core import MAX_PEER_ID, MIN_PEER_ID
+from ..protocol.names import MAX_PEER_ID, MIN_PEER_ID
 from .bus import Bus
 
 _log = Logger(namespace="webrtc_signal.cluster")
@@ -36,7 +36,9 @@ BATCH = 128
 MAX_BATCH = 4096
 
 
-class PeerIds:
+class ClusterPeerIds:
+    """The core's source of peer ids on a cluster node (see `protocol.names.PeerIds`)."""
+
     def __init__(self, bus: Bus, rng: random.Random) -> None:
         self.bus = bus
         self.rng = rng
@@ -53,9 +55,8 @@ class PeerIds:
         self._claiming = ""
         # Ids drawn while the pool was empty since the last refill.
         self._starved = 0
-        self.clashes = 0
 
-    def draw(self, taken: Container[int]) -> int:
+    def new_id(self, taken: Container[int]) -> int:
         """A fresh id for a peer of this node; ``taken``: the ids its core uses."""
         free = self.free
         while free:
@@ -140,7 +141,6 @@ class PeerIds:
                 # Held by a live node: a clash. Rare (a burst or an outage
                 # and a one in 2^31 draw); the owner of any lobby both might
                 # meet in refuses the second.
-                self.clashes += 1
                 _log.warn("cluster: peer id {peer_id} is held by another node", peer_id=peer_id)
         for peer_id in candidates:
             if peer_id in ours:

@@ -23,7 +23,6 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import endpoints, ssl
@@ -32,8 +31,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..protocol.config import parse_redis_url
-from .bus import BusListener, encode
+from .bus import BusListener, decode, encode
+from .config import parse_redis_url
 
 _log = Logger(namespace="webrtc_signal.cluster")
 
@@ -437,11 +436,11 @@ class RedisBus:
         if self.listener is None or not self.up:
             return
         try:
-            sender, frames = orjson.loads(message)  # type: ignore[arg-type]
-        except (orjson.JSONDecodeError, TypeError, ValueError):
+            sender, frames = decode(message)
+        except (TypeError, ValueError):
             _log.warn("cluster: ignored a malformed bus message")
             return
-        self.listener.bus_message(sender, frames)
+        self.listener.bus_message(str(sender), frames)
 
     def _command_failed(self, failure: Failure) -> None:
         if self.up:

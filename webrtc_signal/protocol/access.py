@@ -14,9 +14,10 @@ from collections.abc import Iterable
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# One IPv6 subscriber usually gets a whole /64: counting single addresses
-# would let one machine pick a fresh address per connection.
-IPV6_LIMIT_PREFIX = 64
+# One IPv6 subscriber usually gets a /56 (or a /48): counting single
+# addresses, or /64s, would let one subscriber rotate through fresh budgets.
+# The servers take the prefix from their settings (``ipv6_prefix``).
+IPV6_LIMIT_PREFIX = 56
 
 
 # Parsing costs microseconds per connection, and the same addresses come back
@@ -45,12 +46,13 @@ def normalize_address(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def limit_key(address: str) -> str:
+def limit_key(address: str, ipv6_prefix: int = IPV6_LIMIT_PREFIX) -> str:
     """What per-address limits count under: the address itself for IPv4, its
-    /64 network for IPv6, the text as given when it is not an address."""
+    network of ``ipv6_prefix`` bits for IPv6, the text as given when it is
+    not an address."""
     parsed = _parse_address(address)
     if isinstance(parsed, ipaddress.IPv6Address):
-        network = ipaddress.IPv6Network((parsed, IPV6_LIMIT_PREFIX), strict=False)
+        network = ipaddress.IPv6Network((parsed, ipv6_prefix), strict=False)
         return str(network)
     return str(parsed) if parsed is not None else address
 
@@ -69,6 +71,14 @@ def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
 
 def _trusted(address: Address, networks: tuple[Network, ...]) -> bool:
     return any(address.version == n.version and address in n for n in networks)
+
+
+def is_trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    """Whether ``address`` (text) is in one of ``networks``."""
+    if not networks:
+        return False
+    parsed = _parse_address(address)
+    return parsed is not None and _trusted(parsed, networks)
 
 
 def real_client_address(peer: str, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:

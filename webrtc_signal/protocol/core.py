@@ -26,16 +26,12 @@ events in like any other.
 from __future__ import annotations
 
 import random
-import secrets
-import string
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from .access import limit_key
-from .config import SignalingConfig
+from .config import CoreConfig
 from .events import (
     ConnectionRefused,
-    Event,
     LobbyClosed,
     LobbyCreated,
     LobbySealed,
@@ -44,138 +40,59 @@ from .events import (
     PeerJoined,
     PeerLeft,
 )
-from .hooks import JoinPolicy, LobbyInfo, PeerInfo
+from .hooks import JoinPolicy, LobbyInfo
 from .limits import LobbyLimits
-from .messages import HOST_ID, RELAY_TYPES, AnyMessage, Identity, Join, Message, MessageType
+from .messages import RELAY_TYPES, AnyMessage, Identity, Join, Message, MessageType
+from .names import (
+    MAX_PEER_ID,
+    MIN_PEER_ID,
+    LobbyNames,
+    PeerIds,
+    RandomLobbyNames,
+    RandomPeerIds,
+)
 from .reasons import RESERVATION_EXPIRED, CloseReason, Reason
+from .state import (
+    CancelTimer,
+    Close,
+    H,
+    JoinDeadline,
+    Lobby,
+    LobbyAgeDeadline,
+    Output,
+    Peer,
+    ReservationDeadline,
+    SealDeadline,
+    Send,
+    StartTimer,
+    Timer,
+    peer_info,
+)
 from .topology import CLIENT_SERVER, MESH, Topology
-
-LOBBY_NAME_ALPHABET = string.ascii_letters + string.digits
-LOBBY_NAME_LENGTH = 16
-_LOBBY_NAMES = len(LOBBY_NAME_ALPHABET) ** LOBBY_NAME_LENGTH
-_LOBBY_NAME_BITS = _LOBBY_NAMES.bit_length()
-# Peer ids are drawn from [2, 2^31-1]: 0 means "no peer" and 1 is the host's alias.
-MIN_PEER_ID = 2
-MAX_PEER_ID = 2**31 - 1
-
-
-# The adapter's connection object, which the core stores and hands back.
-H = TypeVar("H")
-
-
-@dataclass(eq=False, slots=True)
-class Peer(Generic[H]):
-    """One connection as the core sees it. ``peer_id`` is 0 for a connection
-    that was refused on arrival (over the peer limit, or during shutdown)."""
-
-    handle: H
-    peer_id: int
-    lobby: Lobby[H] | None = None
-    closing: bool = False
-    # The client's IP address as the adapter saw it (after any trusted proxy
-    # header), for per-address limits and logs; "" when unknown.
-    address: str = ""
-    # What the game server's authentication said about this connection
-    # (None = anonymous). The core never looks inside.
-    identity: object = None
-
-
-@dataclass(eq=False, slots=True)
-class Lobby(Generic[H]):
-    name: str
-    # None while a reserved lobby waits for its host.
-    host: Peer[H] | None
-    # Who is told about whom, and who may relay to whom.
-    topology: Topology
-    # Members by the id the others know them under: the host is HOST_ID.
-    members: dict[int, Peer[H]] = field(default_factory=dict)
-    sealed: bool = False
-    # The key its creator's address counts under for per-address lobby limits.
-    owner_key: str = ""
-    # Whether a LobbyAgeDeadline runs for it (--max-lobby-age, from its creation).
-    age_limited: bool = False
-
-    def public_id(self, peer: Peer[H]) -> int:
-        return HOST_ID if peer is self.host else peer.peer_id
-
-
-# Timers are named by what they guard; the adapter maps them to real delayed calls.
-@dataclass(frozen=True, slots=True)
-class JoinDeadline(Generic[H]):
-    peer: Peer[H]
-
-
-@dataclass(frozen=True, slots=True)
-class SealDeadline(Generic[H]):
-    lobby: Lobby[H]
-
-
-@dataclass(frozen=True, slots=True)
-class LobbyAgeDeadline(Generic[H]):
-    """An unsealed lobby's end under ``max_lobby_age``."""
-
-    lobby: Lobby[H]
-
-
-@dataclass(frozen=True, slots=True)
-class ReservationDeadline(Generic[H]):
-    """A reserved lobby's end if nobody claims it."""
-
-    lobby: Lobby[H]
-
-
-Timer = JoinDeadline[H] | SealDeadline[H] | LobbyAgeDeadline[H] | ReservationDeadline[H]
-
-
-# Actions are made per message and never changed: plain (not frozen)
-# dataclasses, which are three times cheaper to make. Timers stay frozen:
-# they are dictionary keys.
-@dataclass(slots=True)
-class Send(Generic[H]):
-    peer: Peer[H]
-    message: Message | Identity
-
-
-@dataclass(slots=True)
-class Close(Generic[H]):
-    peer: Peer[H]
-    reason: Reason
-
-
-@dataclass(frozen=True, slots=True)
-class StartTimer(Generic[H]):
-    timer: Timer[H]
-    delay: float
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTimer(Generic[H]):
-    timer: Timer[H]
-
-
-# Events (what happened, for observers) are actions too, so that they keep
-# their place in the order of things.
-Action = Send[H] | Close[H] | StartTimer[H] | CancelTimer[H] | Event
 
 
 class Signaling(Generic[H]):
-    """The lobby registry and every protocol rule."""
+    """The lobby registry and every protocol rule.
+
+    Its sources of lobby names and peer ids (`names`) and the game server's
+    join policy are constructor arguments; the defaults are those of a
+    single server. ``rng``, when given, seeds both default sources (tests)."""
 
     def __init__(
         self,
-        config: SignalingConfig | None = None,
+        config: CoreConfig | None = None,
         rng: random.Random | None = None,
         authorize_join: JoinPolicy | None = None,
+        *,
+        lobby_names: LobbyNames | None = None,
+        peer_ids: PeerIds | None = None,
     ):
-        self.config = config or SignalingConfig()
+        # A SignalingConfig (all layers' settings) works too: its core part.
+        self.config: CoreConfig = getattr(config, "core", config) or CoreConfig()
         # Asked before a JOIN is applied (see `JoinPolicy`); None allows all.
         self.authorize_join = authorize_join
-        # Lobby names are the secret that lets one join: a cryptographic
-        # source. Peer ids grant nothing (a peer only ever reaches the peers
-        # its lobby shows it), so a fast generator, seeded from the system's,
-        # spares a system call per connection. Tests inject one for both.
-        self._name_rng = rng or secrets.SystemRandom()
-        self._id_rng = rng or random.Random()
+        self.lobby_names: LobbyNames = lobby_names or RandomLobbyNames(rng)
+        self.peer_ids: PeerIds = peer_ids or RandomPeerIds(rng)
         self.peers: dict[int, Peer[H]] = {}
         self.lobbies: dict[str, Lobby[H]] = {}
         self.accepting = True
@@ -189,21 +106,33 @@ class Signaling(Generic[H]):
 
     def connect(
         self, handle: H, address: str = "", identity: object = None
-    ) -> tuple[Peer[H], list[Action[H]]]:
+    ) -> tuple[Peer[H], list[Output[H]]]:
         """A connection opened from ``address`` (an IP address as text).
         Returns its `Peer`, to pass to later events."""
         if not self.accepting:
             return self._refuse(handle, CloseReason.SHUTDOWN, address)
         if len(self.peers) >= self.config.max_peers:
             return self._refuse(handle, CloseReason.TOO_MANY_PEERS, address)
-        peer = Peer(handle, self._new_peer_id(), address=address, identity=identity)
+        peer = Peer(handle, self.peer_ids.new_id(self.peers), address=address, identity=identity)
         self.peers[peer.peer_id] = peer
         return peer, [
             PeerConnected(peer_info(peer)),
             StartTimer(JoinDeadline(peer), self.config.join_timeout),
         ]
 
-    def receive(self, peer: Peer[H], message: AnyMessage, now: float = 0.0) -> list[Action[H]]:
+    def attach(
+        self, handle: H, address: str, peer_id: int, identity: object = None
+    ) -> tuple[Peer[H] | None, list[Output[H]]]:
+        """A peer admitted elsewhere, under the id given there (see
+        `Peer.attached`): whoever attaches it counts it, times its JOIN and
+        asked the join policy. None if ``peer_id`` is out of range or in use."""
+        if not MIN_PEER_ID <= peer_id <= MAX_PEER_ID or peer_id in self.peers:
+            return None, []
+        peer = Peer(handle, peer_id, address=address, identity=identity, attached=True)
+        self.peers[peer_id] = peer
+        return peer, [PeerConnected(peer_info(peer))]
+
+    def receive(self, peer: Peer[H], message: AnyMessage, now: float = 0.0) -> list[Output[H]]:
         """A well-formed message arrived from ``peer``. ``now`` is the
         adapter's clock in seconds, for rate limits."""
         if peer.closing:
@@ -228,33 +157,36 @@ class Signaling(Generic[H]):
                 return self._seal(peer, lobby)
             return self._close(peer, CloseReason.INVALID_COMMAND)
         if isinstance(message, Join):
-            return self._join(peer, message, now)
+            return self.join(peer, message, now)
         # An ID is only ever the server's to send: answered as any other
         # command a client may not send.
         if lobby is None:
             return self._close(peer, CloseReason.NEED_LOBBY)
         return self._close(peer, CloseReason.INVALID_COMMAND)
 
-    def reject(self, peer: Peer[H], reason: CloseReason) -> list[Action[H]]:
+    def reject(self, peer: Peer[H], reason: Reason) -> list[Output[H]]:
         """The adapter found something wrong below the message level (a frame
-        that is not text, a payload that does not parse): close the peer."""
+        that is not text, a payload that does not parse, a rate passed):
+        close the peer."""
         if peer.closing:
             return []
         return self._close(peer, reason)
 
-    def disconnect(self, peer: Peer[H], code: int = 1006, reason: str = "") -> list[Action[H]]:
+    def disconnect(self, peer: Peer[H], code: int = 1006, reason: str = "") -> list[Output[H]]:
         """The connection is gone, whoever closed it: ``code`` and ``reason``
         are those of the client's close frame (1006 when there was none)."""
         # A refused connection (id 0) was never registered.
         if self.peers.get(peer.peer_id) is not peer:
             return []
         del self.peers[peer.peer_id]
+        if not peer.attached:
+            self.peer_ids.release(peer.peer_id)
         if peer.closing:
             return []
         peer.closing = True
         return [*_gone(peer, code, reason, by_server=False), *self._detach(peer)]
 
-    def timer_fired(self, timer: Timer[H]) -> list[Action[H]]:
+    def timer_fired(self, timer: Timer[H]) -> list[Output[H]]:
         """A timer the core started, and has not cancelled, ran out. The
         actions never cancel it: every timer is cancelled or fires, not both."""
         if isinstance(timer, JoinDeadline):
@@ -278,11 +210,11 @@ class Signaling(Generic[H]):
             return self._delete_lobby(lobby, CloseReason.LOBBY_EXPIRED, fired=timer)
         return self._delete_lobby(lobby, CloseReason.SEAL_COMPLETE, fired=timer)
 
-    def shutdown(self) -> list[Action[H]]:
+    def shutdown(self) -> list[Output[H]]:
         """Close everyone (1001), drop every lobby, cancel every timer, and
         refuse connections from now on."""
         self.accepting = False
-        actions: list[Action[H]] = []
+        actions: list[Output[H]] = []
         for lobby in list(self.lobbies.values()):
             actions += self._delete_lobby(lobby, CloseReason.SHUTDOWN)
         for peer in list(self.peers.values()):
@@ -290,7 +222,7 @@ class Signaling(Generic[H]):
                 actions += self._close(peer, CloseReason.SHUTDOWN)
         return actions
 
-    def drain(self) -> list[Action[H]]:
+    def drain(self) -> list[Output[H]]:
         """Stop creating lobbies, so that the server can stop once the open
         ones are gone: joins, relays and seals in them carry on. A peer that
         asks for a new lobby meanwhile is closed with 1001 `Server shutting
@@ -302,21 +234,22 @@ class Signaling(Generic[H]):
 
     # -- the game server's control --------------------------------------------
 
-    def reserve(self, mesh: bool, ttl: float) -> tuple[Lobby[H] | None, list[Action[H]]]:
+    def reserve(self, mesh: bool, ttl: float) -> tuple[Lobby[H] | None, list[Output[H]]]:
         """A lobby without a host yet: the first peer to join it by name
         becomes its host; unclaimed after ``ttl`` seconds, it is gone. None
         when the lobby limit (or shutdown) forbids it."""
         if not self.accepting or len(self.lobbies) >= self.config.max_lobbies:
             return None, []
         topology = MESH if mesh else CLIENT_SERVER
-        lobby: Lobby[H] = Lobby(self._new_lobby_name(), host=None, topology=topology)
+        name = self.lobby_names.new_name(self.lobbies)
+        lobby: Lobby[H] = Lobby(name, host=None, topology=topology)
         self.lobbies[lobby.name] = lobby
         return lobby, [
             StartTimer(ReservationDeadline(lobby), ttl),
             LobbyCreated(lobby.name, None, mesh),
         ]
 
-    def close_lobby(self, name: str, reason: Reason) -> list[Action[H]] | None:
+    def close_lobby(self, name: str, reason: Reason) -> list[Output[H]] | None:
         """Close every member of lobby ``name`` for ``reason`` and forget the
         lobby; None if there is no such lobby."""
         lobby = self.lobbies.get(name)
@@ -324,7 +257,7 @@ class Signaling(Generic[H]):
             return None
         return self._delete_lobby(lobby, reason)
 
-    def kick(self, peer_id: int, reason: Reason) -> list[Action[H]] | None:
+    def kick(self, peer_id: int, reason: Reason) -> list[Output[H]] | None:
         """Close one peer for ``reason``; its lobby sees it go as if it had
         disconnected. None if there is no such peer (or it is closing)."""
         peer = self.peers.get(peer_id)
@@ -347,49 +280,82 @@ class Signaling(Generic[H]):
 
     # -- rules --------------------------------------------------------------
 
-    def _join(self, peer: Peer[H], message: Join, now: float) -> list[Action[H]]:
+    def join(
+        self, peer: Peer[H], message: Join, now: float = 0.0, name: str | None = None
+    ) -> list[Output[H]]:
+        """A JOIN from ``peer`` (what `receive` does with one). When it creates
+        a lobby, ``name``, if given, is that lobby's name instead of a fresh
+        one from the name source: a caller that claimed it beforehand (a
+        cluster node, cluster-wide) passes it here."""
+        if peer.closing:
+            return []
         if peer.lobby is not None:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         # The game server decides first, before anything about the lobby is
         # looked at: a refused peer learns nothing (not even whether a name exists).
-        refusal = self._authorize(peer, message.lobby)
+        refusal = None if peer.attached else self.authorize(peer, message.lobby)
         if refusal is not None:
             return self._close(peer, refusal)
-        actions: list[Action[H]] = []
+        actions: list[Output[H]] = []
         if message.lobby == "":
-            if self.draining:
-                return self._close(peer, CloseReason.SHUTDOWN)
-            if len(self.lobbies) >= self.config.max_lobbies:
-                return self._close(peer, CloseReason.TOO_MANY_LOBBIES)
-            owner_key = limit_key(peer.address)
-            if not self.lobby_limits.may_create(owner_key, now):
-                return self._close(peer, CloseReason.TOO_MANY_LOBBIES_FROM_ADDRESS)
-            lobby = Lobby(self._new_lobby_name(), host=peer, topology=message.topology)
-            lobby.owner_key = owner_key
-            self.lobbies[lobby.name] = lobby
-            if self.config.max_lobby_age:
-                actions.append(StartTimer(LobbyAgeDeadline(lobby), self.config.max_lobby_age))
-                lobby.age_limited = True
-            created = True
+            found = self._create(peer, message.topology, now, name, actions)
         else:
-            found = self.lobbies.get(message.lobby)
-            if found is None:
-                return self._close(peer, CloseReason.LOBBY_DOES_NOT_EXIST)
-            if found.sealed:
-                return self._close(peer, CloseReason.LOBBY_IS_SEALED)
-            limit = self.config.max_lobby_size
-            if limit and len(found.members) >= limit:
-                return self._close(peer, CloseReason.LOBBY_FULL)
-            lobby = found
-            created = False
-            if lobby.host is None:
-                # A reserved lobby's first JOIN claims it: host, in the
-                # lobby's own mode (the JOIN's mode id is not looked at).
-                lobby.host = peer
-                actions.append(CancelTimer(ReservationDeadline(lobby)))
+            found = self._claim_seat(message.lobby, peer, actions)
+        if not isinstance(found, Lobby):
+            return self._close(peer, found)
+        return self._seat(peer, found, actions, created=message.lobby == "")
 
+    def authorize(self, peer: Peer[H], lobby: str) -> Reason | None:
+        """The game server's word on ``peer`` joining ``lobby`` ("" creates):
+        None to allow, or the close to refuse with."""
+        if self.authorize_join is None:
+            return None
+        return self.authorize_join(peer_info(peer), lobby, lobby == "")
+
+    def _create(
+        self, peer: Peer[H], topology: Topology, now: float, name: str | None, actions: list[Any]
+    ) -> Lobby[H] | Reason:
+        """A new lobby hosted by ``peer``, or why not."""
+        if self.draining:
+            return CloseReason.SHUTDOWN
+        if len(self.lobbies) >= self.config.max_lobbies:
+            return CloseReason.TOO_MANY_LOBBIES
+        owner_key = limit_key(peer.address, self.config.ipv6_prefix)
+        if not self.lobby_limits.may_create(owner_key, now):
+            return CloseReason.TOO_MANY_LOBBIES_FROM_ADDRESS
+        if name is None:
+            name = self.lobby_names.new_name(self.lobbies)
+        lobby = Lobby(name, host=peer, topology=topology, owner_key=owner_key)
+        self.lobbies[name] = lobby
+        if self.config.max_lobby_age:
+            actions.append(StartTimer(LobbyAgeDeadline(lobby), self.config.max_lobby_age))
+            lobby.age_limited = True
+        return lobby
+
+    def _claim_seat(self, name: str, peer: Peer[H], actions: list[Any]) -> Lobby[H] | Reason:
+        """Lobby ``name`` with room for ``peer``, or why not."""
+        lobby = self.lobbies.get(name)
+        if lobby is None:
+            return CloseReason.LOBBY_DOES_NOT_EXIST
+        if lobby.sealed:
+            return CloseReason.LOBBY_IS_SEALED
+        limit = self.config.max_lobby_size
+        if limit and len(lobby.members) >= limit:
+            return CloseReason.LOBBY_FULL
+        if lobby.host is None:
+            # A reserved lobby's first JOIN claims it: host, in the lobby's
+            # own mode (the JOIN's mode id is not looked at).
+            lobby.host = peer
+            actions.append(CancelTimer(ReservationDeadline(lobby)))
+        return lobby
+
+    def _seat(
+        self, peer: Peer[H], lobby: Lobby[H], actions: list[Output[H]], created: bool
+    ) -> list[Output[H]]:
+        """Seat ``peer`` in ``lobby``: its ID, then who it sees, then JOIN."""
         newcomer_id = lobby.public_id(peer)
-        actions.append(CancelTimer(JoinDeadline(peer)))
+        if not peer.attached:
+            actions.append(CancelTimer(JoinDeadline(peer)))
         actions.append(Send(peer, Identity(newcomer_id, lobby.topology)))
         topology, host = lobby.topology, lobby.host
         for member_id, member in lobby.members.items():
@@ -407,20 +373,14 @@ class Signaling(Generic[H]):
         actions.append(PeerJoined(lobby.name, info, len(lobby.members)))
         return actions
 
-    def _authorize(self, peer: Peer[H], lobby: str) -> Reason | None:
-        """The game server's word on ``peer`` joining ``lobby`` ("" creates)."""
-        if self.authorize_join is None:
-            return None
-        return self.authorize_join(peer_info(peer), lobby, lobby == "")
-
-    def _seal(self, peer: Peer[H], lobby: Lobby[H]) -> list[Action[H]]:
+    def _seal(self, peer: Peer[H], lobby: Lobby[H]) -> list[Output[H]]:
         if peer is not lobby.host:
             return self._close(peer, CloseReason.ONLY_HOST_CAN_SEAL)
         if lobby.sealed:
             # A repeated SEAL must not push the deadline back.
             return []
         lobby.sealed = True
-        actions: list[Action[H]] = [
+        actions: list[Output[H]] = [
             Send(member, Message(MessageType.SEAL, 0)) for member in lobby.members.values()
         ]
         if lobby.age_limited:
@@ -431,7 +391,7 @@ class Signaling(Generic[H]):
         actions.append(LobbySealed(lobby.name, len(lobby.members)))
         return actions
 
-    def _close(self, peer: Peer[H], reason: Reason) -> list[Action[H]]:
+    def _close(self, peer: Peer[H], reason: Reason) -> list[Output[H]]:
         """Close one peer for ``reason`` and take it out of its lobby now."""
         peer.closing = True
         return [
@@ -440,11 +400,11 @@ class Signaling(Generic[H]):
             *self._detach(peer),
         ]
 
-    def _detach(self, peer: Peer[H]) -> list[Action[H]]:
+    def _detach(self, peer: Peer[H]) -> list[Output[H]]:
         """Undo a peer's place on the server: its join timer, or its lobby seat."""
         lobby = peer.lobby
         if lobby is None:
-            return [CancelTimer(JoinDeadline(peer))]
+            return [] if peer.attached else [CancelTimer(JoinDeadline(peer))]
         peer.lobby = None
         public_id = lobby.public_id(peer)
         del lobby.members[public_id]
@@ -460,7 +420,7 @@ class Signaling(Generic[H]):
 
     def _delete_lobby(
         self, lobby: Lobby[H], reason: Reason, fired: Timer[H] | None = None
-    ) -> list[Action[H]]:
+    ) -> list[Output[H]]:
         """Close every remaining member for ``reason`` and forget the lobby.
         Its running timers are cancelled, but for ``fired``, the one that
         has just run out (if that is why)."""
@@ -473,7 +433,7 @@ class Signaling(Generic[H]):
             running.append(LobbyAgeDeadline(lobby))
         if lobby.host is None:
             running.append(ReservationDeadline(lobby))
-        actions: list[Action[H]] = [CancelTimer(timer) for timer in running if timer != fired]
+        actions: list[Output[H]] = [CancelTimer(timer) for timer in running if timer != fired]
         # Snapshots first, while the members still show their lobby.
         members = [(member, peer_info(member)) for member in lobby.members.values()]
         for member, info in members:
@@ -489,44 +449,12 @@ class Signaling(Generic[H]):
 
     def _refuse(
         self, handle: H, reason: CloseReason, address: str
-    ) -> tuple[Peer[H], list[Action[H]]]:
+    ) -> tuple[Peer[H], list[Output[H]]]:
         peer = Peer(handle, peer_id=0, closing=True, address=address)
         return peer, [Close(peer, reason), ConnectionRefused(address, reason.code, reason.text)]
 
-    # -- names --------------------------------------------------------------
 
-    def _new_peer_id(self) -> int:
-        while True:
-            candidate = self._id_rng.randint(MIN_PEER_ID, MAX_PEER_ID)
-            if candidate not in self.peers:
-                return candidate
-
-    def _new_lobby_name(self) -> str:
-        while True:
-            # One draw of random bits (one system call with SystemRandom), not
-            # one per character; redrawn rather than reduced, so every name
-            # is equally likely.
-            number = self._name_rng.getrandbits(_LOBBY_NAME_BITS)
-            if number >= _LOBBY_NAMES:
-                continue
-            characters = []
-            for _ in range(LOBBY_NAME_LENGTH):
-                number, digit = divmod(number, len(LOBBY_NAME_ALPHABET))
-                characters.append(LOBBY_NAME_ALPHABET[digit])
-            name = "".join(characters)
-            if name not in self.lobbies:
-                return name
-
-
-def peer_info(peer: Peer[Any]) -> PeerInfo:
-    """A snapshot of ``peer`` for hooks, events and the control methods."""
-    lobby = peer.lobby
-    if lobby is None:
-        return PeerInfo(peer.peer_id, None, None, peer.identity, peer.address)
-    return PeerInfo(peer.peer_id, lobby.public_id(peer), lobby.name, peer.identity, peer.address)
-
-
-def _gone(peer: Peer[H], code: int, reason: str, by_server: bool) -> list[Action[H]]:
+def _gone(peer: Peer[H], code: int, reason: str, by_server: bool) -> list[Output[H]]:
     """The events of one peer going: it leaves its lobby, then disconnects."""
     info = peer_info(peer)
     gone = PeerDisconnected(info, code, reason, by_server=by_server)

@@ -124,13 +124,3 @@ Event = (
     | LobbyClosed
     | ConnectionRefused
 )
-EVENT_TYPES = (
-    PeerConnected,
-    PeerDisconnected,
-    LobbyCreated,
-    PeerJoined,
-    PeerLeft,
-    LobbySealed,
-    LobbyClosed,
-    ConnectionRefused,
-)

@@ -18,7 +18,10 @@ import base64
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
 from typing import Any
+
+from .settings import InvalidSetting, Kind, check_settings, setting
 
 STUN_SCHEMES = ("stun", "stuns")
 TURN_SCHEMES = ("turn", "turns")
@@ -90,3 +93,68 @@ def ice_servers(
             }
         )
     return servers
+
+
+# A TURN credential outlives its game session by up to this much; a leaked one
+# relays for anyone until then, so a day is the most we hand out.
+MAX_TURN_TTL = 86400
+
+
+def _stun_problem(urls: tuple[str, ...]) -> str | None:
+    return next((p for p in (url_problem(u, STUN_SCHEMES) for u in urls) if p), None)
+
+
+def _turn_problem(urls: tuple[str, ...]) -> str | None:
+    return next((p for p in (url_problem(u, TURN_SCHEMES) for u in urls) if p), None)
+
+
+@dataclass(frozen=True, slots=True)
+class IceConfig:
+    """The ICE servers handed out at ``GET /ice-servers``."""
+
+    stun_urls: tuple[str, ...] = setting(
+        (),
+        "A STUN server for clients, e.g. stun:stun.example.org:3478 (repeatable).",
+        option="stun",
+        shown_default="none",
+        check=_stun_problem,
+        doc="A STUN server handed to clients at `GET /ice-servers` (`stun:`/`stuns:` "
+        "host[:port]); repeatable.",
+    )
+    turn_urls: tuple[str, ...] = setting(
+        (),
+        "A TURN server for clients, e.g. turn:turn.example.org:3478 (repeatable; needs "
+        "--turn-secret-file).",
+        option="turn",
+        shown_default="none",
+        check=_turn_problem,
+        doc="A TURN server handed to clients with fresh time-limited credentials "
+        "(`turn:`/`turns:` host[:port][?transport=udp\\|tcp], kept as given); repeatable; "
+        "needs `--turn-secret-file`. Lets players behind strict NATs connect.",
+    )
+    # Kept out of repr, so that it never reaches a log.
+    turn_secret: str = setting(
+        "",
+        "File holding the secret shared with the TURN server (coturn's static-auth-secret); "
+        "needed with --turn.",
+        kind=Kind.SECRET_FILE,
+        option="turn-secret-file",
+        shown_default="none",
+        secret=True,
+        doc="File holding the secret shared with the TURN server (coturn's `use-auth-secret` + "
+        "`static-auth-secret`); read at start, from a file so it never shows in `ps`.",
+    )
+    turn_ttl: int = setting(
+        3600,
+        "Seconds a TURN credential from /ice-servers stays valid.",
+        minimum=1,
+        maximum=MAX_TURN_TTL,
+        doc="Seconds a TURN credential stays valid (1-86400): longer than a game session; "
+        "shorter limits what a leaked one is good for.",
+        unit="seconds",
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if self.turn_urls and not self.turn_secret:
+            raise InvalidSetting("turn_secret", "is needed to make credentials for the TURN URLs")

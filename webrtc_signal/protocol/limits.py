@@ -38,8 +38,9 @@ class TokenBucket:
         self._tokens = float(burst)
         self._last = now
 
-    def take(self, now: float) -> bool:
-        """Spend one token if there is one; False when the bucket is empty."""
+    def take(self, now: float, amount: float = 1.0) -> bool:
+        """Spend ``amount`` tokens if there are as many; False when there are
+        not (and nothing is spent)."""
         if self.rate <= 0:
             return True
         tokens = self._tokens
@@ -49,8 +50,8 @@ class TokenBucket:
             if elapsed > 0:
                 tokens = min(self.burst, tokens + elapsed * self.rate)
         self._last = now
-        if tokens >= 1.0:
-            self._tokens = tokens - 1.0
+        if tokens >= amount:
+            self._tokens = tokens - amount
             return True
         self._tokens = tokens
         return False

@@ -63,3 +63,24 @@ Reason = CloseReason | CustomReason
 # Never sent (a reserved lobby has no members): the reason its LobbyClosed
 # event gives when nobody claimed it in time.
 RESERVATION_EXPIRED = CustomReason(4000, "Lobby reservation expired")
+
+
+class UpgradeRefusal(Enum):
+    """The server's own refusals of a WebSocket upgrade: the HTTP status and
+    reason phrase. A hook's refusals (``authenticate``, token auth) carry
+    their own."""
+
+    ORIGIN_NOT_ALLOWED = (403, "Origin not allowed")
+    TOO_MANY_CONNECTIONS = (429, "Too many connections from your address")
+    SERVER_FULL = (503, "Server full")
+    DRAINING = (503, "Server draining")
+    HEAD_UPGRADE = (405, "HEAD cannot open a WebSocket")
+    REQUEST_TOO_LARGE = (431, "Request Header Fields Too Large")
+    # No HTTP answer: the TCP connection is closed before anything is read
+    # (one address over its unfinished handshakes), or dropped (too slow).
+    TOO_MANY_HANDSHAKES = (0, "Too many unfinished handshakes from your address")
+    HANDSHAKE_TIMEOUT = (0, "Upgrade not complete in time")
+
+    def __init__(self, status: int, text: str) -> None:
+        self.status = status
+        self.text = text

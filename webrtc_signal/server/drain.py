@@ -13,14 +13,13 @@ then closes what is left with 1001 ``Server shutting down``, as any stop does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-if TYPE_CHECKING:
-    from .adapter import SignalingServerFactory
+from ..protocol.core import Signaling
 
 # Seconds between progress lines (only when the number of lobbies changed).
 PROGRESS_INTERVAL = 5.0
@@ -29,10 +28,13 @@ _log = Logger(namespace="webrtc_signal")
 
 
 class Drain:
-    """One drain of a factory's server, timed on the factory's clock."""
+    """One drain of a server's core, timed on its clock. The core is told
+    to drain before (`Signaling.drain`); the engine calls `check` whenever a
+    connection is gone."""
 
-    def __init__(self, factory: SignalingServerFactory, timeout: float) -> None:
-        self.factory = factory
+    def __init__(self, core: Signaling[Any], clock: IReactorTime, timeout: float) -> None:
+        self.core = core
+        self.clock = clock
         self.timeout = timeout
         # Fires with why the drain ended: "lobbies closed", "timeout" or "ended early".
         self.ended: Deferred[str] = Deferred()
@@ -43,14 +45,10 @@ class Drain:
 
     @property
     def lobbies_left(self) -> int:
-        return len(self.factory.signaling.lobbies)
+        return len(self.core.lobbies)
 
     def start(self) -> Deferred[str]:
-        factory = self.factory
-        clock = factory.clock
-        factory.execute(factory.signaling.drain())
-        factory.flush()
-        factory.drain = self
+        clock = self.clock
         self._started = clock.seconds()
         self._reported = left = self.lobbies_left
         _log.info(
@@ -58,7 +56,7 @@ class Drain:
             "or lobbies; stopping when the lobbies are gone, or in {timeout} s",
             event_kind="drain started",
             lobbies=left,
-            peers=len(factory.signaling.peers),
+            peers=len(self.core.peers),
             timeout=self.timeout,
         )
         if left == 0:
@@ -69,9 +67,9 @@ class Drain:
         return self.ended
 
     def check(self) -> None:
-        """The factory calls this whenever a connection is gone: the last
-        lobby ends with its members' connections."""
-        if not self.factory.signaling.lobbies:
+        """A connection is gone: the last lobby ends with its members'
+        connections."""
+        if not self.core.lobbies:
             self._end("lobbies closed")
 
     def end_now(self) -> None:
@@ -90,9 +88,9 @@ class Drain:
                 "draining: {lobbies} lobbies left, {remaining:.0f} s to go",
                 event_kind="drain progress",
                 lobbies=left,
-                remaining=max(0.0, self._started + self.timeout - self.factory.clock.seconds()),
+                remaining=max(0.0, self._started + self.timeout - self.clock.seconds()),
             )
-        self._ticker = self.factory.clock.callLater(PROGRESS_INTERVAL, self._tick)
+        self._ticker = self.clock.callLater(PROGRESS_INTERVAL, self._tick)
 
     def _end(self, why: str) -> None:
         if self.ended.called:
@@ -101,12 +99,11 @@ class Drain:
             if call is not None and call.active():
                 call.cancel()
         self._deadline = self._ticker = None
-        self.factory.drain = None
         _log.info(
             "drain ended ({why}) after {elapsed:.1f} s: {lobbies} lobbies left to close",
             event_kind="drain ended",
             why=why,
-            elapsed=self.factory.clock.seconds() - self._started,
+            elapsed=self.clock.seconds() - self._started,
             lobbies=self.lobbies_left,
         )
         self.ended.callback(why)

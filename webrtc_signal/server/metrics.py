@@ -31,14 +31,16 @@ the reactor thread under the GIL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from twisted.internet.interfaces import IReactorTime
 
+from ..protocol.core import Signaling
 from ..protocol.events import (
     ConnectionRefused,
     Event,
@@ -50,43 +52,18 @@ from ..protocol.events import (
     PeerJoined,
 )
 from ..protocol.messages import HOST_ID, MessageType
-from ..protocol.reasons import RESERVATION_EXPIRED, CloseReason
-
-if TYPE_CHECKING:
-    from .adapter import SignalingServerFactory
+from ..protocol.reasons import RESERVATION_EXPIRED, CloseReason, UpgradeRefusal
+from .traffic import CANDIDATE, CANDIDATE_TYPES, TrafficCounts
 
 # Distinct reason texts, beyond the server's own, that get a label value.
 MAX_EXTRA_REASONS = 50
 OTHER = "other"
 
-# The adapter's refusals at the upgrade (HTTP status, reason): no peer
-# exists yet, so no event tells of them.
-UPGRADE_REFUSALS = (
-    (403, "Origin not allowed"),
-    (429, "Too many connections from your address"),
-    (503, "Server full"),
-    (503, "Server draining"),
-    (405, "HEAD cannot open a WebSocket"),
-    (431, "Request Header Fields Too Large"),
-)
 _KNOWN_REASONS = frozenset(
     [reason.text for reason in CloseReason]
     + [RESERVATION_EXPIRED.text]
-    + [text for _, text in UPGRADE_REFUSALS]
+    + [refusal.text for refusal in UpgradeRefusal]
 )
-
-# The candidate_type label values, in the order of TrafficCounts.candidates.
-# "unknown": a CANDIDATE message with no " typ " field the server knows (an
-# end-of-candidates message, or data that is no candidate line).
-CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay", "unknown")
-# Read from the four characters after " typ ": enough to tell the four apart.
-_CANDIDATE_INDEX = {"host": 0, "srfl": 1, "prfl": 2, "rela": 3}
-_RELAY = 3
-UNTYPED = 4
-# Closed lobbies TrafficCounts.relay_lobbies may hold before it forgets them.
-_RELAY_LOBBIES_SLACK = 1024
-# A plain int: an Enum member's attribute lookup costs ten times as much.
-CANDIDATE = int(MessageType.CANDIDATE)
 RELAYED_TYPES = (
     ("offer", int(MessageType.OFFER)),
     ("answer", int(MessageType.ANSWER)),
@@ -99,57 +76,6 @@ LIFETIME_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 SEAL_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 # Game lobbies: 2-8 players mostly, 16 for big meshes, more for client-server.
 MEMBERS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32, 64)
-
-
-class TrafficCounts:
-    """What the adapter counts itself, as plain integers read at scrape time.
-
-    The adapter adds to them inline for every relayed message (its
-    ``send_message``): a few list additions and one search of the data for
-    " typ ", so that counting costs the relay path next to nothing.
-    ``messages`` counts OFFER and ANSWER; CANDIDATE messages are counted by
-    type only, and their number is the sum."""
-
-    __slots__ = ("_lobbies", "bytes", "candidates", "messages", "refusals", "relay_lobbies")
-
-    def __init__(self, lobbies: Mapping[str, object]) -> None:
-        # The core's open lobbies, by name.
-        self._lobbies = lobbies
-        # By message type (index = MessageType): OFFER and ANSWER messages,
-        # and the bytes sent of all three relayed types (the WebSocket
-        # payload: the JSON or line-format message as relayed).
-        self.messages = [0] * 8
-        self.bytes = [0] * 8
-        # By CANDIDATE_TYPES.
-        self.candidates = [0] * len(CANDIDATE_TYPES)
-        # Open lobbies in which a relay candidate was relayed (by name); the
-        # observer takes a lobby out when it closes.
-        self.relay_lobbies: set[str] = set()
-        # Refusals at the upgrade: (HTTP status, reason) -> count.
-        self.refusals: dict[tuple[int, str], int] = {}
-
-    def typed_candidate(self, data: str, destination: Any) -> None:
-        """A relayed CANDIDATE whose ``data`` holds " typ ": its type is read
-        from the four letters after it, wherever the client's format puts
-        the candidate line (Godot's ``"\\n<mid>\\n<index>\\n<line>"``, a
-        browser's JSON). A relay candidate marks its lobby (the
-        destination's) as having seen one."""
-        index = _CANDIDATE_INDEX.get(data.partition(" typ ")[2][:4], UNTYPED)
-        self.candidates[index] += 1
-        if index == _RELAY:
-            peer = destination.signaling_peer
-            if peer is not None and peer.lobby is not None:
-                relay_lobbies = self.relay_lobbies
-                relay_lobbies.add(peer.lobby.name)
-                # The metrics' observer takes closed lobbies out; without
-                # one (a bare factory), closed lobbies are dropped here.
-                if len(relay_lobbies) > len(self._lobbies) + _RELAY_LOBBIES_SLACK:
-                    relay_lobbies.intersection_update(self._lobbies)
-
-    def refused(self, status: int, reason: str) -> None:
-        """A connection was refused at the upgrade with ``status`` and ``reason``."""
-        key = (status, reason)
-        self.refusals[key] = self.refusals.get(key, 0) + 1
 
 
 class _ReasonLabels:
@@ -188,7 +114,7 @@ def _bump(counts: dict[Any, int], key: Any) -> None:
 
 
 class SignalingMetrics(Collector):
-    """The metrics of one `SignalingServerFactory`, in ``registry``.
+    """The metrics of one server (its core, clock and traffic counts), in ``registry``.
 
     The default registry is a fresh one per service, not prometheus_client's
     process-wide ``REGISTRY``: two services in one process (tests, a game
@@ -202,12 +128,16 @@ class SignalingMetrics(Collector):
     """
 
     def __init__(
-        self, factory: SignalingServerFactory, registry: CollectorRegistry | None = None
+        self,
+        core: Signaling[Any],
+        clock: IReactorTime,
+        traffic: TrafficCounts,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self._clock = factory.clock
-        self._signaling = factory.signaling
-        self._traffic = factory.traffic
+        self._clock = clock
+        self._signaling = core
+        self._traffic = traffic
         self._reason = _ReasonLabels()
         self.accepted = 0
         # Refusals that make a ConnectionRefused event: (code, reason label) -> count.
@@ -356,7 +286,8 @@ class SignalingMetrics(Collector):
             key = (status, self._reason(text))
             refusals[key] = refusals.get(key, 0) + count
         for (code, reason), count in sorted(refusals.items()):
-            connections.add_metric(["refused", str(code), reason], count)
+            # 0: closed without an HTTP answer (unfinished handshakes).
+            connections.add_metric(["refused", str(code) if code else "", reason], count)
         yield connections
 
         closes = CounterMetricFamily(
@@ -393,8 +324,8 @@ class SignalingMetrics(Collector):
         )
         data_bytes = CounterMetricFamily(
             "webrtc_signal_relayed_bytes_total",
-            "UTF-8 bytes of the data relayed (the SDP or candidate text, without framing), "
-            "by message type.",
+            "Bytes of the messages relayed (the WebSocket payload: the JSON or line-format "
+            "message as sent to its destination), by message type.",
             labels=["type"],
         )
         for name, kind in RELAYED_TYPES:

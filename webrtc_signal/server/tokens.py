@@ -26,7 +26,7 @@ from twisted.logger import Logger
 
 from ..protocol.hooks import ConnectionRequest, PeerInfo, Refused
 from ..protocol.reasons import CloseReason
-from .ice import Unauthorized
+from .ice_servers import Unauthorized
 
 ALGORITHM = "HS256"
 # RFC 7518, 3.2: an HS256 key should be at least as long as the hash.

@@ -30,9 +30,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from ..protocol import ice
-from ..protocol.config import SignalingConfig
+from ..protocol.ice import IceConfig
 
 PATH = "/ice-servers"
+
 
 _log = Logger(namespace="webrtc_signal")
 
@@ -52,7 +53,7 @@ class IceServers:
 
     def __init__(
         self,
-        config: SignalingConfig,
+        config: IceConfig,
         clock: IReactorTime,
         authenticate: Authenticate | None = None,
     ) -> None:

@@ -1,8 +1,15 @@
-"""The Twisted service: what twistd runs, and what a game server embeds."""
+"""`SignalingService`: what twistd runs and what a game server embeds.
+
+This is where the layers meet: the core (`protocol`), the engine that runs
+it, the WebSocket adapter and web resources (`server`), and, when the
+settings name a Redis, the cluster node (`cluster`) that shares lobbies with
+other processes. Nothing below this module knows which of those it is part
+of.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.application.service import Service
@@ -12,19 +19,27 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
-from .. import __version__
-from ..protocol.config import SignalingConfig
-from ..protocol.hooks import LobbyInfo
-from ..protocol.reasons import CloseReason
-from .adapter import SignalingServerFactory
-from .drain import Drain
-from .health import health
-from .hooks import Observer
-from .ice import Authenticate, IceServersResource
-from .metrics import SignalingMetrics
+from . import __version__
+from .config import SignalingConfig
+from .protocol.core import Signaling
+from .protocol.hooks import LobbyInfo
+from .protocol.reasons import CloseReason
+from .server import web
+from .server.admission import Admission, HandshakeLimits
+from .server.drain import Drain
+from .server.engine import ConnectionHandle, Engine
+from .server.event_log import LogObserver
+from .server.front import FrontDoorFactory
+from .server.game_hooks import Hooks, join_policy
+from .server.ice_servers import Authenticate, IceServers, IceServersResource
+from .server.metrics import SignalingMetrics
+from .server.observers import Observer
+from .server.websocket import SignalingServerFactory
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+    from .cluster.node import ClusterNode
 
 _log = Logger(namespace="webrtc_signal")
 
@@ -33,13 +48,13 @@ class SignalingService(Service):
     """A signaling server with a lifetime.
 
     Give it an ``endpoint`` to listen on a port of its own, or none and mount
-    `resource()` on an existing ``twisted.web`` site. Either way, add it to
+    `resources()` on an existing ``twisted.web`` site. Either way, add it to
     your service tree: stopping it closes every client with 1001 and cancels
     every timer, and `stopService` fires once the clients are gone (or after
     ``shutdown_timeout`` seconds).
 
     A game server takes part through ``hooks`` (an object with
-    ``authenticate`` and/or ``authorize_join``, see `hooks.Hooks`; e.g.
+    ``authenticate`` and/or ``authorize_join``; e.g.
     `webrtc_signal.TokenAuth`), observers (`add_observer`: every event of
     `webrtc_signal.events`, in order) and the control methods below. All of
     them run in the reactor thread.
@@ -59,22 +74,45 @@ class SignalingService(Service):
         clock: IReactorTime | None = None,
         shutdown_timeout: float = 5.0,
         authenticate_ice: Authenticate | None = None,
-        hooks: object = None,
+        hooks: Hooks | None = None,
         metrics_registry: CollectorRegistry | None = None,
     ):
-        self.factory = SignalingServerFactory(config, clock, hooks=hooks)
-        # After the log: an observer that only adds to integers.
-        self.metrics = SignalingMetrics(self.factory, metrics_registry)
-        self.factory.add_observer(self.metrics.observe)
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast(IReactorTime, reactor)
+        self.config = config = config or SignalingConfig()
+        self.clock = clock
+        self.node: ClusterNode | None = None
+        sources: dict[str, Any] = {}
+        if config.cluster.redis_url:
+            # Imported only here: a single server never loads txredisapi.
+            from .cluster.node import ClusterNode
+
+            self.node = ClusterNode(config.cluster, config.core.max_lobbies, clock)
+            sources = self.node.sources()
+        # Its handles: this server's connections, and a cluster's remote peers.
+        core: Signaling[ConnectionHandle] = Signaling(
+            config.core, authorize_join=join_policy(hooks), **sources
+        )
+        self.engine = engine = Engine(core, config.server, clock)
+        # The server's log first, then its metrics (an observer that only
+        # adds to integers); the game server adds its own.
+        engine.observers.add(LogObserver())
+        self.metrics = SignalingMetrics(core, clock, engine.traffic, metrics_registry)
+        engine.observers.add(self.metrics.observe)
+        self.admission = Admission(
+            config.server, config.core.ipv6_prefix, engine.traffic, engine.run, hooks
+        )
+        self.factory = SignalingServerFactory(engine, self.admission)
         # Who may fetch /ice-servers: query -> identity, or raise Unauthorized.
         # Hooks that check tokens (TokenAuth) check them there too, unless
         # the embedder says otherwise.
         if authenticate_ice is None:
             authenticate_ice = getattr(hooks, "authenticate_ice", None)
-        self.factory.ice.authenticate = authenticate_ice
-        config = self.factory.config
-        if config.redis_url:
-            self._make_cluster_node()
+        self.ice = IceServers(config.ice, clock, authenticate_ice)
+        if self.node is not None:
+            self.node.attach(engine)
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
@@ -84,50 +122,55 @@ class SignalingService(Service):
         # Set once a start has asked the endpoint to listen, so that twistd's
         # privilegedStartService and startService listen only once.
         self._listen_started = False
-        self.drain: Drain | None = None
 
-    def _make_cluster_node(self) -> None:
-        """A node of a cluster (docs/cluster.md): imported only then, so a
-        single node never needs txredisapi."""
-        import secrets
-
-        from ..cluster.bridge import ClusterBridge
-        from ..cluster.redis_bus import RedisBus
-
-        factory = self.factory
-        config = factory.config
-        node_id = config.node_id or f"node-{secrets.token_hex(4)}"
-        bus = RedisBus(
-            config.redis_url, node_id, factory.clock, config.cluster_period, config.cluster_expiry
-        )
-        factory.cluster = ClusterBridge(factory, bus, factory.clock, config.cluster_period)
+    # -- what an embedding site mounts ---------------------------------------------
 
     def resource(self) -> WebSocketResource:
         """A ``twisted.web`` resource that speaks the signaling protocol, to
         ``putChild`` beside the game's other resources."""
         return WebSocketResource(self.factory)
 
-    def privilegedStartService(self) -> None:
-        """Open the port, as Twisted's own StreamServerEndpointService does:
-        twistd calls this before it drops root (``--uid``/``--gid``), so a
-        port below 1024 can be opened and then served without privileges.
-        `listening` fires with the port once it is open. A failure to listen
-        that the endpoint reports at once (a port in use, say) is raised from
-        here, so that a program starting the service stops instead of
-        listening nowhere."""
-        super().privilegedStartService()  # type: ignore[no-untyped-call]
-        self._listen()
+    def resources(self) -> dict[bytes, Resource]:
+        """Every resource the standalone port serves, by the name it serves
+        it under: the WebSocket (``b"signal"``, `resource`), ``b"healthz"``,
+        ``b"ice-servers"`` and, with the demo on, the demo's page and files
+        (``b"demo"``). ``putChild`` those a site wants."""
+        found: dict[bytes, Resource] = {
+            b"signal": cast(Resource, self.resource()),
+            **self._http_resources(),
+        }
+        if self.config.server.serve_demo:
+            found[b"demo"] = web.DemoResource()
+        return found
+
+    def _http_resources(self) -> dict[bytes, Resource]:
+        return {
+            web.HEALTH_PATH: web.HealthResource(self.health),
+            web.ICE_SERVERS_PATH: self.ice_servers_resource(),
+        }
+
+    def site(self) -> web.SignalingSite:
+        """The web site the standalone port answers plain HTTP requests with."""
+        root = web.SignalingRoot(self._http_resources(), self.config.server.serve_demo)
+        # An HTTP connection holds a handshake slot of its address while it
+        # lasts: silence ends it as soon as an upgrade would have to be done.
+        idle = self.config.server.handshake_timeout or web.DEFAULT_IDLE_TIMEOUT
+        return web.SignalingSite(root, self.clock, idle)
 
     def ice_servers(self, identity: object = None) -> list[dict[str, Any]]:
         """The ``iceServers`` list for a client, with TURN credentials minted
         now: what ``GET /ice-servers`` answers. ``identity`` (a string, or
         an object with a ``subject``) names the TURN user; None, a random tag."""
-        return self.factory.ice.servers(identity)
+        return self.ice.servers(identity)
 
     def ice_servers_resource(self) -> IceServersResource:
         """``GET /ice-servers`` as a ``twisted.web`` resource, to
         ``putChild(b"ice-servers", ...)`` beside `resource()`."""
-        return IceServersResource(self.factory.ice)
+        return IceServersResource(self.ice)
+
+    def health(self) -> dict[str, str | int]:
+        """What ``GET /healthz`` answers (see `Engine.health`)."""
+        return self.engine.health()
 
     @property
     def metrics_registry(self) -> CollectorRegistry:
@@ -152,30 +195,30 @@ class SignalingService(Service):
         observer that raises is logged; the server and the other observers
         go on. It may call the control methods: their events come after the
         one being handed out."""
-        self.factory.add_observer(observer)
+        self.engine.observers.add(observer)
 
     def remove_observer(self, observer: Observer) -> None:
-        self.factory.remove_observer(observer)
+        self.engine.observers.remove(observer)
 
     # -- control -------------------------------------------------------------------
 
     def lobbies(self) -> list[LobbyInfo]:
         """Every lobby now, reserved ones included."""
-        return self.factory.lobbies()
+        return self.engine.control.lobbies()
 
     def lobby(self, name: str) -> LobbyInfo | None:
-        return self.factory.lobby(name)
+        return self.engine.control.lobby(name)
 
     def close_lobby(self, name: str, reason: str = CloseReason.CLOSED_BY_SERVER.text) -> bool:
         """Close every member of lobby ``name`` with 4000 and ``reason``; the
         lobby is gone (`LobbyClosed` follows). False if there is no such lobby."""
-        return self.factory.close_lobby(name, reason)
+        return self.engine.control.close_lobby(name, reason)
 
     def kick(self, peer_id: int, reason: str = CloseReason.KICKED.text) -> bool:
         """Close peer ``peer_id`` (`PeerInfo.peer_id`) with 4000 and
         ``reason``. Its lobby sees it go as if it had disconnected (a host's
         lobby closes). False if there is no such peer."""
-        return self.factory.kick(peer_id, reason)
+        return self.engine.control.kick(peer_id, reason)
 
     def reserve_lobby(self, mesh: bool = True, ttl: float = 60.0) -> str:
         """Create a lobby before its host and return its name, to hand to the
@@ -183,9 +226,20 @@ class SignalingService(Service):
         host (id 1, in this lobby's mode); later ones join as usual.
         Unclaimed after ``ttl`` seconds it is gone. It counts against
         ``max_lobbies``: at the limit this raises `Refused` (status 503)."""
-        return self.factory.reserve_lobby(mesh, ttl)
+        return self.engine.control.reserve_lobby(mesh, ttl)
 
     # -- lifetime ------------------------------------------------------------------
+
+    def privilegedStartService(self) -> None:
+        """Open the port, as Twisted's own StreamServerEndpointService does:
+        twistd calls this before it drops root (``--uid``/``--gid``), so a
+        port below 1024 can be opened and then served without privileges.
+        `listening` fires with the port once it is open. A failure to listen
+        that the endpoint reports at once (a port in use, say) is raised from
+        here, so that a program starting the service stops instead of
+        listening nowhere."""
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
+        self._listen()
 
     def startService(self) -> None:
         """Start the service; listen on ``endpoint`` unless
@@ -193,9 +247,16 @@ class SignalingService(Service):
         ``startService`` gets the same)."""
         if not self._listen_started:
             self._listen()
-        if self.factory.cluster is not None:
-            self.factory.cluster.start()
+        if self.node is not None:
+            self.node.start()
         super().startService()  # type: ignore[no-untyped-call]
+
+    def port_factory(self) -> FrontDoorFactory:
+        """What the service's own port serves: WebSocket upgrades and the
+        web resources, behind the front door."""
+        server = self.config.server
+        handshakes = HandshakeLimits(server, self.config.core.ipv6_prefix, self.engine.traffic)
+        return FrontDoorFactory(self.factory, self.site(), handshakes, self.clock)
 
     def _listen(self) -> None:
         if self.listening.called:
@@ -205,7 +266,7 @@ class SignalingService(Service):
             self._listen_started = True
             self.listening.callback(None)
             return
-        waiting = self.endpoint.listen(self.factory)
+        waiting = self.endpoint.listen(self.port_factory())
         waiting.addCallback(self._listening)
         if waiting.called and isinstance(waiting.result, Failure):
             failure = waiting.result
@@ -226,38 +287,38 @@ class SignalingService(Service):
         )
         return port
 
+    @property
+    def drain(self) -> Drain | None:
+        """The drain under way, if any."""
+        return self.engine.drain
+
     def stopService(self) -> Deferred[None]:
         """Stop: at once, or with ``drain_timeout`` set in the config, once
         the open lobbies are gone or the timeout has passed (see drain.py).
         Either way every client left is closed with 1001."""
         super().stopService()  # type: ignore[no-untyped-call]
         self._listen_started = False
-        timeout = self.factory.config.drain_timeout
-        if timeout > 0 and self.factory.signaling.accepting and self.drain is None:
+        timeout = self.config.server.drain_timeout
+        engine = self.engine
+        if timeout > 0 and engine.core.accepting and engine.drain is None:
             # The port stays open meanwhile: newcomers get 503, /healthz "draining".
-            self.drain = Drain(self.factory, timeout)
-            ended = self.drain.start()
+            ended = engine.start_drain(timeout)
             return ended.addCallback(lambda _: self._stop())
         return self._stop()
 
     def end_drain(self) -> None:
         """End a drain under way now (twistd: on a second SIGTERM)."""
-        if self.drain is not None:
-            self.drain.end_now()
-
-    def health(self) -> dict[str, str | int]:
-        """What ``GET /healthz`` answers on the service's own port, for a
-        program that mounts `resource()` on its own site."""
-        return health(self.factory.signaling)
+        if self.engine.drain is not None:
+            self.engine.drain.end_now()
 
     def _stop(self) -> Deferred[None]:
         port, self.port = self.port, None
         stopped = maybeDeferred(port.stopListening) if port is not None else None
-        closed = self.factory.shutdown(self.shutdown_timeout)
+        closed = self.engine.shutdown(self.shutdown_timeout)
         if stopped is not None:
             closed.addCallback(lambda _: stopped)
-        cluster = self.factory.cluster
-        if cluster is not None:
-            closed.addCallback(lambda _: cluster.stop())
+        node = self.node
+        if node is not None:
+            closed.addCallback(lambda _: node.stop())
         closed.addCallback(lambda _: _log.info("webrtc-signal stopped"))
         return closed

@@ -1,0 +1,63 @@
+"""A cluster node: what makes a server one of several sharing lobbies
+through Redis (docs/cluster.md). The service builds one when its settings
+name a Redis: the node gives the core its sources of names and ids, then
+joins the engine as its router."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+
+from ..protocol.names import RandomLobbyNames
+from ..server.engine import ConnectionHandle, Engine
+from .bridge import ClusterBridge
+from .config import ClusterConfig
+from .ids import ClusterPeerIds
+from .redis_bus import RedisBus
+
+
+class ClusterNode:
+    def __init__(self, config: ClusterConfig, max_lobbies: int, clock: IReactorTime) -> None:
+        self.config = config
+        self.max_lobbies = max_lobbies
+        self.clock = clock
+        self.node_id = config.node_id or f"node-{secrets.token_hex(4)}"
+        self.bus = RedisBus(
+            config.redis_url, self.node_id, clock, config.cluster_period, config.cluster_expiry
+        )
+        # Peer ids unique cluster-wide; lobby names are claimed in Redis
+        # before a lobby is created, so the single server's source serves.
+        self.peer_ids = ClusterPeerIds(self.bus, random.Random())
+        self.lobby_names = RandomLobbyNames()
+        self.bridge: ClusterBridge | None = None
+
+    def sources(self) -> dict[str, Any]:
+        """The core's constructor arguments for its names and ids."""
+        return {"lobby_names": self.lobby_names, "peer_ids": self.peer_ids}
+
+    def attach(self, engine: Engine[ConnectionHandle]) -> None:
+        """Become ``engine``'s router."""
+        self.bridge = ClusterBridge(
+            engine,
+            self.bus,
+            self.peer_ids,
+            self.lobby_names,
+            self.max_lobbies,
+            self.clock,
+            self.config.cluster_period,
+        )
+        engine.router = self.bridge
+
+    def start(self) -> None:
+        if self.bridge is not None:
+            self.bridge.start()
+
+    def stop(self) -> Deferred[Any]:
+        if self.bridge is None:
+            return succeed(None)
+        stopped: Deferred[Any] = self.bridge.stop()
+        return stopped

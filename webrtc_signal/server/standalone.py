@@ -1,0 +1,304 @@
+"""The standalone server's own parts: its settings beyond `SignalingConfig`
+(where to listen, logs, metrics, token auth), the checks of endpoint
+descriptions twistd is given, and how a start-up failure ends the program.
+The twistd plugin (`webrtc_signal.app`) puts them together."""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.web.server import Site
+
+from ..protocol.settings import Kind, check_settings, setting
+from . import logs
+
+DEFAULT_PORT = 9080
+
+
+def default_port_description(port: int = DEFAULT_PORT) -> str:
+    """Where the server listens when --port is not given: IPv6 and IPv4 on one
+    socket (``tcp6:``, interface ``::``) where the host allows it, else IPv4
+    alone (``tcp:``), as before."""
+    return f"tcp6:{port}" if _dual_stack() else f"tcp:{port}"
+
+
+def _dual_stack() -> bool:
+    """Whether an IPv6 socket bound to ``::`` also takes IPv4 clients. Twisted
+    leaves IPV6_V6ONLY as the system sets it: off on Linux unless
+    net.ipv6.bindv6only says otherwise. A host without IPv6, or one where such
+    a socket would be IPv6 only, keeps IPv4 rather than lose it."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::", 0))
+            return probe.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    except OSError:
+        return False
+
+
+def _log_format_problem(text: str) -> str | None:
+    try:
+        logs.parse_format(text)
+    except ValueError as error:
+        return f"{error}, not {text!r}"
+    return None
+
+
+def _log_level_problem(text: str) -> str | None:
+    try:
+        logs.parse_level(text)
+    except ValueError as error:
+        return f"{error}, not {text!r}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StandaloneConfig:
+    """What only the standalone server (``twistd webrtc-signal``) is told."""
+
+    port: str = setting(
+        "",
+        "Where to listen, as a Twisted endpoint description. tcp:9080 is IPv4 only; tcp6:9080 "
+        "(interface ::) takes IPv6 and, where the OS allows (Linux does by default), IPv4 too. "
+        "The default is tcp6:9080 on such a host, else tcp:9080. More: "
+        "tcp:9080:interface=127.0.0.1, ssl:9443:privateKey=key.pem:certKey=cert.pem or "
+        "tls:/path/to/pem-directory:port=9443 for wss://.",
+        short="p",
+        shown_default="`tcp6:9080`",
+        doc="Where to listen, as a [Twisted endpoint description]"
+        "(https://docs.twisted.org/en/stable/core/howto/endpoints.html#servers). The default "
+        "takes IPv6 and IPv4 on one socket where the OS allows it (Linux does by default), else "
+        "it is `tcp:9080`. `tcp:PORT` is IPv4 only; `tcp6:PORT` is IPv6 and, where the OS "
+        "allows, IPv4 too. E.g. `tcp:9080:interface=127.0.0.1`, or `ssl:...` / `tls:...` for "
+        "`wss://` (below).",
+    )
+    log_format: str = setting(
+        "text",
+        "text (twistd's lines) or json (one object per line, every field, ISO 8601 UTC time: "
+        "for Loki, ELK, journald). Written where twistd writes its log: stdout with -n, else "
+        "its log file.",
+        check=_log_format_problem,
+        doc="`text` (twistd's lines) or `json`: one object per line with `time` (ISO 8601 UTC), "
+        "`level`, `namespace`, `message` and every structured field, for Loki, ELK or journald.",
+    )
+    log_level: str = setting(
+        "info",
+        "Lowest level logged: debug (adds a line per connection), info, warn, error or critical.",
+        check=_log_level_problem,
+        doc="Lowest level logged: `debug` adds a line per connection; `info` logs lobby life "
+        "and refusals; then `warn`, `error`, `critical`.",
+    )
+    metrics: str = setting(
+        "",
+        "Serve Prometheus metrics at /metrics on this endpoint, e.g. "
+        "tcp:9100:interface=127.0.0.1 (a port of its own, never the signaling port).",
+        shown_default="off",
+        doc="Serve Prometheus metrics at `/metrics` on an endpoint of their own, e.g. "
+        "`tcp:9100:interface=127.0.0.1` (never the signaling port): peers, lobbies, "
+        "connections, closes, relays, ICE candidate types and lobbies sealed without a relay "
+        "candidate ([docs/deploy.md](docs/deploy.md#metrics)).",
+    )
+    token_secret: str = setting(
+        "",
+        "Require ?token=<JWT> (HS256, signed with the secret in this file) on every "
+        "connection; see webrtc-signal-token.",
+        kind=Kind.SECRET_FILE,
+        option="token-secret-file",
+        shown_default="off",
+        secret=True,
+        doc="Require `?token=<JWT>` on every connection (HS256, `exp` required; `sub` becomes "
+        'the identity; a `lobby` claim is the only lobby it may join, `""` = create only). '
+        "Missing, bad or expired: HTTP 401 at the upgrade; the wrong lobby: 4000 `Not allowed "
+        "in this lobby`. `GET /ice-servers` then needs the same token. Mint tokens with "
+        "`webrtc-signal-token --secret-file PATH [--subject S] [--lobby NAME] [--ttl "
+        "SECONDS]`.",
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+def split_description(description: str) -> tuple[list[str], dict[str, str]]:
+    """An endpoint description's positional and keyword arguments, split the
+    way Twisted's serverFromString splits them (``:`` between arguments, the
+    first ``=`` of one names it, a backslash escapes the next character)."""
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    parts = [""]
+
+    def end_argument() -> None:
+        if len(parts) == 1:
+            args.append(parts[0])
+        else:
+            kwargs[parts[0]] = parts[1]
+        parts[:] = [""]
+
+    characters = iter(description)
+    for character in characters:
+        if character == "\\":
+            parts[-1] += next(characters, "")
+        elif character == ":":
+            end_argument()
+        elif character == "=" and len(parts) == 1:
+            parts.append("")
+        else:
+            parts[-1] += character
+    end_argument()
+    return args, kwargs
+
+
+def port_text(description: str) -> str | None:
+    """The port an endpoint description names, as written (None if none)."""
+    args, kwargs = split_description(description)
+    if args and args[0] == "haproxy":
+        args = args[1:]
+    kind = args[0] if args else ""
+    port = kwargs.get("port")
+    if port is None and kind in ("tcp", "tcp6", "ssl") and len(args) > 1:
+        port = args[1]
+    return port
+
+
+def port_number(description: str) -> int | None:
+    port = port_text(description)
+    return int(port) if port is not None and re.fullmatch(r"\d+", port) else None
+
+
+def check_port_number(description: str) -> None:
+    """Twisted takes any integer as a port and fails only when it binds, with
+    a traceback; say so now."""
+    port = port_number(description)
+    if port is not None and not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range (0-65535)")
+
+
+# Twisted listens with a backlog of 50: a burst of players connecting at once
+# (a match starting, a server restart) then waits 1-2 s for retransmitted SYNs.
+# Only the default port gets this; a custom --port sets its own with
+# ":backlog=N" (the kernel caps it at net.core.somaxconn).
+DEFAULT_BACKLOG = 1024
+
+
+def with_default_backlog(description: str, default: str) -> str:
+    if description == default and "backlog=" not in description:
+        return f"{description}:backlog={DEFAULT_BACKLOG}"
+    return description
+
+
+def check_pem_directory(description: str) -> None:
+    """Twisted's ``tls:`` endpoint reads its certificate directory lazily and
+    listens even when it is missing, or holds a certificate without its
+    private key, failing every handshake later; say so now."""
+    args, _ = split_description(description)
+    if args[0] != "tls" or len(args) < 2:
+        return
+    directory = Path(args[1])
+    pems = sorted(directory.rglob("*.pem")) if directory.is_dir() else []
+    if not pems:
+        raise ValueError(f"{str(directory)!r} is not a directory holding .pem files")
+    check_pem_pairs(pems)
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+def check_pem_pairs(pems: list[Path]) -> None:
+    """A ``tls:`` directory serves the certificates whose private keys it
+    holds, under their DNS names; other certificates are only chain. Refuse a
+    directory from which no certificate could be served."""
+    certificates, keys = _read_pems(pems)
+    if not certificates:
+        raise ValueError(f"no certificate in the .pem files of {str(pems[0].parent)!r}")
+    served = [(path, cert) for path, cert in certificates if _key_bytes(cert.public_key()) in keys]
+    if not served:
+        path = certificates[0][0]
+        raise ValueError(f"no private key for the certificate in {str(path)!r}")
+    for path, cert in served:
+        if not _dns_names(cert):
+            # Twisted's tls: endpoint picks certificates by their DNS names only.
+            raise ValueError(
+                f"the certificate in {str(path)!r} names no DNS name (subjectAltName), "
+                "which the tls: endpoint needs"
+            )
+
+
+def _read_pems(pems: list[Path]) -> tuple[list[tuple[Path, Any]], set[bytes]]:
+    """The certificates in ``pems``, and the public keys of their private keys."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    certificates: list[tuple[Path, Any]] = []
+    keys: set[bytes] = set()
+    for pem in pems:
+        for block in _PEM_BLOCK.finditer(pem.read_bytes()):
+            kind, text = block.group(1), block.group(0)
+            try:
+                if kind == b"CERTIFICATE":
+                    certificates.append((pem, x509.load_pem_x509_certificate(text)))
+                elif kind.endswith(b"PRIVATE KEY"):
+                    private_key = serialization.load_pem_private_key(text, None)
+                    keys.add(_key_bytes(private_key.public_key()))
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"{str(pem)!r} holds an unreadable PEM block: {error}") from None
+    return certificates, keys
+
+
+def _key_bytes(public_key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def _dns_names(certificate: Any) -> list[str]:
+    from cryptography import x509
+
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    found: list[str] = names.value.get_values_for_type(x509.DNSName)
+    return found
+
+
+class StartupFailed(SystemExit, Exception):
+    """Ends twistd with one line and status 1, in the foreground or as a daemon.
+
+    As a SystemExit, Python prints just its message, no traceback. As an
+    Exception, twistd's daemon child reports it through its status pipe and
+    removes the pidfile, so the command the user ran exits at once with the
+    message; a bare SystemExit slips past that report, and the command waits
+    forever for a child that is gone.
+
+    twistd reports it as ``<type name>: <str>``: the type is named and placed
+    so that that line is exactly the foreground's message."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"webrtc-signal: {problem}")
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+# traceback.format_exception_only() names a builtins type without its module.
+StartupFailed.__module__ = "builtins"
+StartupFailed.__qualname__ = "webrtc-signal"
+
+
+class MetricsSite(Site):
+    """The metrics' site: no access-log line per scrape, no "Starting
+    factory" lines."""
+
+    noisy = False
+
+    def log(self, request: object) -> None:
+        pass
