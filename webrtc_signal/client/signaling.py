@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from autobahn.exception import Disconnected as AutobahnDisconnected
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import defer, endpoints, ssl
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
@@ -312,7 +313,7 @@ class SignalingClient:
         is lost. It turns false before `ended` is set: the closing handshake
         takes a round trip."""
         protocol = self._protocol
-        return protocol is not None and protocol.state == protocol.STATE_OPEN
+        return protocol is not None and protocol.can_send
 
     @property
     def ended(self) -> Disconnected | None:
@@ -339,8 +340,7 @@ class SignalingClient:
         `SignalingClosed`)."""
         protocol = self._protocol
         if protocol is not None:
-            if protocol.state == protocol.STATE_OPEN:
-                protocol.sendClose(code)
+            protocol.begin_closing(code)
         elif self._ending is None and not self._close_requested:
             self._close_requested = True
             if self._handshaking is not None:
@@ -482,10 +482,8 @@ class SignalingClient:
             if self._ending is None and not self._close_requested:
                 raise RuntimeError("not connected: wait for connect() first")
             return False  # it ended (or close() was called before it opened)
-        if protocol.state != protocol.STATE_OPEN:
-            return False  # the closing handshake has begun: nothing more goes out
-        protocol.sendMessage(JSON_CODEC.encode(message))  # type: ignore[no-untyped-call]
-        return True
+        # False once the closing handshake has begun: nothing more goes out.
+        return protocol.send_text(JSON_CODEC.encode(message))
 
     def _emit(self, event: Event) -> None:
         for listener in list(self._listeners):
@@ -518,16 +516,46 @@ _HANDLERS: dict[int, Callable[[SignalingClient, Message], str | None]] = {
 
 
 class _ClientProtocol(WebSocketClientProtocol):
-    """Translates between Autobahn and `SignalingClient`."""
+    """Translates between Autobahn and `SignalingClient`.
+
+    It keeps whether sending is possible itself, from Autobahn's callbacks
+    and our own close, rather than reading Autobahn's state: open from
+    `onOpen` until a close frame is sent (`begin_closing`) or received
+    (`onCloseFrame`), or the connection is lost (`onClose`). A send that
+    Autobahn still refuses (it failed the connection itself, on a bad frame)
+    counts as closed too."""
 
     factory: WebSocketClientFactory
+    can_send = False
 
     @property
     def client(self) -> SignalingClient:
         return self.factory.client  # type: ignore[attr-defined,no-any-return]
 
+    def send_text(self, payload: bytes) -> bool:
+        """Send one text message; ``False`` (nothing sent) once closing."""
+        if not self.can_send:
+            return False
+        try:
+            self.sendMessage(payload)  # type: ignore[no-untyped-call]
+        except AutobahnDisconnected:
+            self.can_send = False
+            return False
+        return True
+
+    def begin_closing(self, code: int) -> None:
+        """Send a close frame, unless closing has begun already."""
+        if self.can_send:
+            self.can_send = False
+            self.sendClose(code)
+
     def onOpen(self) -> None:
+        self.can_send = True
         self.client._opened(self)
+
+    def onCloseFrame(self, code: int, reasonRaw: bytes) -> bool | None:
+        self.can_send = False
+        return super().onCloseFrame(code, reasonRaw)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
@@ -536,6 +564,7 @@ class _ClientProtocol(WebSocketClientProtocol):
         self.client._receive(payload.decode("utf-8"))
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.can_send = False
         self.client._lost(Disconnected(code if code is not None else 1006, reason or "", wasClean))
 
 
