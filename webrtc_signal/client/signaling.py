@@ -13,8 +13,10 @@ Deferreds for the things a caller waits for (connected, joined, closed); a
 listener callback for the stream of events. What the server sends is checked;
 anything malformed becomes a `ProtocolError` event instead of an exception.
 
-For wss:// with a certificate the system does not trust (a self-signed one,
-say), pass ``tls=``; see `SignalingClient`.
+wss:// checks the server's certificate, chain and name, and refuses one it
+cannot verify: `connect` then fails with `CertificateRefused`. To trust a
+self-signed certificate, pass ``tls=client_tls(host, trusted=...)``; see
+`SignalingClient`.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from urllib.parse import quote, urlsplit
 
 from autobahn.exception import Disconnected as AutobahnDisconnected
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from twisted.internet import defer, endpoints, ssl
+from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..protocol.codec import JSON_CODEC, FormatError
 from ..protocol.messages import Identity, Join, Message, MessageType
 from ..protocol.topology import CLIENT_SERVER, MESH
+from .tls import CertificateRefused, client_tls, creator_for, refusal_from
 
 _log = Logger(namespace="webrtc_signal.client")
 
@@ -172,21 +177,28 @@ def parse_candidate_data(data: str) -> tuple[str, int, str]:
 class SignalingClient:
     """One connection to a signaling server, in the Godot 4 (JSON) framing.
 
-    ``tls`` decides whom a wss:// connection trusts; by default the
-    system's certificate authorities (OpenSSL's default paths, which the
-    ``SSL_CERT_FILE`` environment variable replaces). To trust one
-    self-signed certificate instead::
+    A wss:// connection checks the server's certificate: its chain must
+    lead to one of the system's certificate authorities (OpenSSL's default
+    paths, which the ``SSL_CERT_FILE`` environment variable replaces) and
+    it must name the URL's host (or IP address). If it does not, nothing is
+    sent and `connect` fails with `CertificateRefused`, whose text says
+    why in a line. To trust one self-signed certificate instead::
 
         from twisted.internet import ssl
 
         with open("cert.pem", "rb") as pem:
-            trusted = ssl.Certificate.loadPEM(pem.read())
-        tls = ssl.optionsForClientTLS("example.org", trustRoot=trusted)
+            trusted = [ssl.Certificate.loadPEM(pem.read())]
+        tls = client_tls("example.org", trusted=trusted)
         client = SignalingClient("wss://example.org:9443", tls=tls)
 
-    The hostname given to ``optionsForClientTLS`` is the one the certificate
-    must name, normally the URL's. ``connect_timeout`` bounds both the TCP
-    connection and the WebSocket handshake.
+    The hostname given to `client_tls` is the one the certificate must
+    name, normally the URL's. ``insecure=True`` checks no certificate at
+    all (anyone on the path can then read and change the connection; a
+    warning is logged). TLS options given as ``tls=`` win over
+    ``insecure``, and do their own checking: `client_tls` makes ones that
+    fail closed, while Twisted's ``optionsForClientTLS`` lets a
+    certificate without subjectAltName through. ``connect_timeout`` bounds
+    both the TCP connection and the WebSocket handshake.
 
     Sending (`send_offer`, `send_answer`, `send_candidate`, `seal`) is
     possible while `is_open` is true. Once the closing handshake has begun,
@@ -203,6 +215,7 @@ class SignalingClient:
         reactor: Any = None,
         connect_timeout: float = 10.0,
         token: str | None = None,
+        insecure: bool = False,
     ) -> None:
         # A token (for a server with token auth) rides in the URL.
         url = with_token(url, token)
@@ -214,6 +227,7 @@ class SignalingClient:
         self.url = url
         self.reactor: IReactorTime = reactor
         self._tls = tls
+        self._insecure = insecure
         self._connect_timeout = connect_timeout
         self._listeners: list[Callable[[Event], object]] = []
         self._protocol: _ClientProtocol | None = None
@@ -246,8 +260,10 @@ class SignalingClient:
     # -- doing -------------------------------------------------------------------
 
     def connect(self) -> defer.Deferred[None]:
-        """Open the WebSocket; fires once it is open, fails if it cannot be
-        (or with `SignalingClosed` if `close` is called first)."""
+        """Open the WebSocket; fires once it is open, fails if it cannot be:
+        with `CertificateRefused` if the server's certificate is not
+        trusted, with `SignalingClosed` if `close` is called first or the
+        WebSocket handshake fails, else with the connection error."""
         if self._ending is not None:
             return defer.fail(SignalingClosed(self._ending))
         if self._protocol is not None:
@@ -261,8 +277,15 @@ class SignalingClient:
         endpoint: Any = endpoints.HostnameEndpoint(
             self.reactor, host.encode("idna"), port, timeout=self._connect_timeout
         )
-        if secure:
-            endpoint = endpoints.wrapClientTLS(self._tls or ssl.optionsForClientTLS(host), endpoint)
+        creator = creator_for(host, secure, self._tls, self._insecure)
+        if creator is not None:
+            if self._tls is None and self._insecure:
+                _log.warn(
+                    "not checking the TLS certificate of {url} (insecure): anyone on the "
+                    "path can read and change this connection",
+                    url=self.url.partition("?")[0],
+                )
+            endpoint = endpoints.wrapClientTLS(creator, endpoint)
         factory = WebSocketClientFactory(self.url)
         factory.protocol = _ClientProtocol
         factory.client = self  # type: ignore[attr-defined]
@@ -372,9 +395,7 @@ class SignalingClient:
         if self._close_requested:
             self._ended(_closed_before_open())
             return
-        if self._connected is not None and not self._connected.called:
-            self._connected.errback(failure)
-        self._ended(Disconnected(1006, f"could not connect: {failure.value}", False))
+        self._ended(Disconnected(1006, f"could not connect: {failure.value}", False), failure)
 
     def _receive(self, text: str) -> None:
         try:
@@ -395,24 +416,36 @@ class SignalingClient:
         if problem is not None:
             self._protocol_error(problem, text)
 
-    def _lost(self, disconnected: Disconnected) -> None:
-        """The protocol's end: open or not, the WebSocket is gone."""
-        if self._protocol is None and self._close_requested:
+    def _lost(self, disconnected: Disconnected, ended_by: Failure | None = None) -> None:
+        """The protocol's end: open or not, the WebSocket is gone.
+        ``ended_by`` is why the connection was lost, as Twisted said."""
+        refused = None
+        if self._protocol is None and ended_by is not None:
+            refused = refusal_from(ended_by.value, urlsplit(self.url).hostname or "")
+        if refused is not None:
+            # The TLS handshake failed on the certificate: say why, not Autobahn's 1006.
+            disconnected = Disconnected(1006, f"could not connect: {refused}", False)
+        elif self._protocol is None and self._close_requested:
             # close() dropped it during the handshake: say so, not Autobahn's 1006.
             disconnected = _closed_before_open()
-        self._ended(disconnected)
+        self._ended(disconnected, refused)
 
-    def _ended(self, disconnected: Disconnected) -> None:
+    def _ended(self, disconnected: Disconnected, error: Exception | Failure | None = None) -> None:
+        """The end, however it came; ``error`` (else a `SignalingClosed`)
+        fails what was still awaited."""
         self._protocol = None
         self._handshaking = None
         self._connecting = None
+        first = self._ending is None
+        if first:
+            # Set before anything awaited is failed: its waiter may look.
+            self._ending = disconnected
         if self._connected is not None and not self._connected.called:
-            self._connected.errback(SignalingClosed(disconnected))
+            self._connected.errback(error or SignalingClosed(disconnected))
         if self._joining is not None and not self._joining.called:
-            self._joining.errback(SignalingClosed(disconnected))
-        if self._ending is not None:
+            self._joining.errback(error or SignalingClosed(disconnected))
+        if not first:
             return
-        self._ending = disconnected
         self._emit(disconnected)
         waiters, self._closed_waiters = self._closed_waiters, []
         for waiter in waiters:
@@ -527,6 +560,9 @@ class _ClientProtocol(WebSocketClientProtocol):
 
     factory: WebSocketClientFactory
     can_send = False
+    # Why the connection was lost, as Twisted said: a TLS handshake refused
+    # for its certificate shows there (Autobahn reports only 1006).
+    lost_because: Failure | None = None
 
     @property
     def client(self) -> SignalingClient:
@@ -557,6 +593,11 @@ class _ClientProtocol(WebSocketClientProtocol):
         self.can_send = False
         return super().onCloseFrame(code, reasonRaw)
 
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.can_send = False
+        self.lost_because = reason
+        super().connectionLost(reason)
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
             self.client._protocol_error("a binary frame", repr(payload[:60]))
@@ -565,12 +606,16 @@ class _ClientProtocol(WebSocketClientProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.can_send = False
-        self.client._lost(Disconnected(code if code is not None else 1006, reason or "", wasClean))
+        self.client._lost(
+            Disconnected(code if code is not None else 1006, reason or "", wasClean),
+            self.lost_because,
+        )
 
 
 __all__ = [
     "AnswerReceived",
     "CandidateReceived",
+    "CertificateRefused",
     "Disconnected",
     "Event",
     "IdAssigned",
@@ -584,6 +629,7 @@ __all__ = [
     "SignalingClient",
     "SignalingClosed",
     "candidate_data",
+    "client_tls",
     "parse_candidate_data",
     "with_token",
 ]
