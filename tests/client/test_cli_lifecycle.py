@@ -146,9 +146,10 @@ async def test_cafile_trusts_a_self_signed_certificate(
         cli.transport.write(b"quit\n")
         assert await cli.finished(20) == 0, cli.output
     assert await untrusted.finished(20) == 3, untrusted.output
-    assert untrusted.output.strip() == (
-        f"could not connect to {url}: the server's TLS certificate is not trusted "
-        "(certificate verify failed); --cafile PATH trusts a self-signed one"
+    assert untrusted.output == (
+        f"could not connect to {url}: certificate verify failed: certificate for localhost, "
+        "127.0.0.1 is self-signed and not trusted; --cafile PATH trusts a self-signed one "
+        "or a private CA\n"
     )
 
 

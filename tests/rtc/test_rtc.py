@@ -297,8 +297,9 @@ async def test_peer_command_line_tool_trust_and_refusal(
     assert "\njoined mesh lobby " in "\n" + trusted.output, trusted.output
     assert await untrusted.finished(WAIT) == 3, untrusted.output
     assert untrusted.output == (
-        f"could not connect to {url}: the server's TLS certificate is not trusted "
-        "(certificate verify failed); --cafile PATH trusts a self-signed one\n"
+        f"could not connect to {url}: certificate verify failed: certificate for localhost, "
+        "127.0.0.1 is self-signed and not trusted; --cafile PATH trusts a self-signed one "
+        "or a private CA\n"
     )
     assert await refused.finished(WAIT) == 4, refused.output
     assert refused.output == "refused: 4000 Lobby does not exists\n"

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -26,10 +26,6 @@ from twisted.internet.interfaces import (
 )
 from twisted.python.failure import Failure
 from zope.interface import implementer
-
-if TYPE_CHECKING:
-    # Public as the type of optionsForClientTLS's trustRoot, but not exported.
-    from twisted.internet._sslverify import IOpenSSLTrustRoot
 
 from .signaling import (
     AnswerReceived,
@@ -46,11 +42,13 @@ from .signaling import (
     SignalingClient,
     SignalingClosed,
 )
+from .tls import CertificateRefused, client_tls
 
 # Exit statuses, by how the connection ended.
 EXIT_OK = 0  # closed normally: 1000 (e.g. "Seal complete"), or by the user
 EXIT_USAGE = 2  # bad command line (argparse's own status)
 EXIT_UNREACHABLE = 3  # could not connect, or the WebSocket handshake failed
+EXIT_UNTRUSTED = EXIT_UNREACHABLE  # the server's TLS certificate was refused: no connection
 EXIT_REFUSED = 4  # the server closed us with a 4000-4999 code (the reason says why)
 EXIT_GOING_AWAY = 5  # 1001: the server is shutting down
 EXIT_BROKEN = 6  # anything else: 1006 (no closing handshake), 1002, 1007, 1009...
@@ -65,7 +63,8 @@ commands on standard input: "seal" seals the lobby, "quit" (or the end of input,
 Ctrl-D) closes the connection.
 
 exit status: {EXIT_OK} closed normally (1000) or by you (quit, end of input, Ctrl-C,
-SIGTERM, or standard output closed, as by | head); {EXIT_UNREACHABLE} could not connect;
+SIGTERM, or standard output closed, as by | head); {EXIT_UNREACHABLE} could not connect,
+or the server's TLS certificate is not trusted (nothing was sent);
 {EXIT_REFUSED} the server closed the connection with 4000-4999 (a protocol error; the
 reason is printed); {EXIT_GOING_AWAY} the server is going away (1001); {EXIT_BROKEN} any other close
 (1006 lost, 1002/1007/1009 framing); {EXIT_USAGE} bad command line.
@@ -262,20 +261,33 @@ def within(waited: defer.Deferred[Any], seconds: float, reactor: Any) -> defer.D
 
 def tls_options(arguments: argparse.Namespace) -> IOpenSSLClientConnectionCreator | None:
     """What a wss:// connection trusts: the certificates of ``--cafile``, or
-    (``None``) the system's, which ``SSL_CERT_FILE`` replaces."""
+    (``None``: the clients' default) the system's, which ``SSL_CERT_FILE``
+    replaces. Either way the chain and the name are checked, unless
+    ``--insecure`` (given to the clients as ``insecure=``)."""
     if arguments.cafile is None:
         return None
     host = urlsplit(arguments.url).hostname or ""
-    return ssl.optionsForClientTLS(host, trustRoot=arguments.cafile)
+    return client_tls(host, trusted=arguments.cafile)
+
+
+def insecure_warning(arguments: argparse.Namespace) -> str | None:
+    """The line ``--insecure`` earns, for standard error; ``None`` without it."""
+    if not arguments.insecure:
+        return None
+    return (
+        "warning: --insecure: the server's TLS certificate is not checked; anyone on the "
+        "path can read and change this connection"
+    )
 
 
 def unreachable(url: str, error: BaseException) -> str:
     """Why connecting failed, in a line."""
-    if "certificate verify failed" in str(error):
-        return (
-            f"could not connect to {url}: the server's TLS certificate is not trusted "
-            "(certificate verify failed); --cafile PATH trusts a self-signed one"
-        )
+    if isinstance(error, CertificateRefused):
+        # Its text names the certificate and what is wrong with it.
+        hint = ""
+        if error.kind == CertificateRefused.UNTRUSTED:
+            hint = "; --cafile PATH trusts a self-signed one or a private CA"
+        return f"could not connect to {url}: {error}{hint}"
     if isinstance(error, SignalingClosed):  # TCP worked, the WebSocket handshake did not
         return f"could not open a WebSocket to {url}: {error}"
     return f"could not connect to {url}: {error}"
@@ -288,6 +300,7 @@ async def run(arguments: argparse.Namespace, reactor: Any, out: TextIO = sys.std
         reactor=reactor,
         connect_timeout=arguments.timeout,
         token=arguments.token,
+        insecure=arguments.insecure,
     )
     session = _Session(client, out)
     reactor.addSystemEventTrigger("before", "shutdown", session.stop, reactor)
@@ -298,7 +311,10 @@ async def run(arguments: argparse.Namespace, reactor: Any, out: TextIO = sys.std
             return EXIT_OK
         session.say(unreachable(arguments.url, refused))
         return EXIT_UNREACHABLE
-    except Exception as error:  # any connection failure: refused, DNS, TLS, timeout
+    except CertificateRefused as refused:
+        session.say(unreachable(arguments.url, refused))
+        return EXIT_UNTRUSTED
+    except Exception as error:  # any other connection failure: refused, DNS, TLS, timeout
         session.say(unreachable(arguments.url, error))
         return EXIT_UNREACHABLE
     session.say(f"connected to {arguments.url}")
@@ -366,20 +382,30 @@ def add_lobby_arguments(parse: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seal the lobby this long after joining",
     )
-    parse.add_argument(
+    trust = parse.add_mutually_exclusive_group()
+    trust.add_argument(
         "--cafile",
         type=_certificates,
         metavar="PATH",
         help="trust the certificates in this PEM file for wss:// (e.g. a self-signed one) "
         "instead of the system's",
     )
+    trust.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not check the wss:// server's certificate at all (a warning says so): "
+        "anyone on the path can read and change the connection",
+    )
     parse.add_argument("--version", action="version", version=f"%(prog)s {version()}")
 
 
 def check_arguments(parse: argparse.ArgumentParser, arguments: argparse.Namespace) -> None:
     """What no single argument's type can check; a usage error if wrong."""
-    if arguments.cafile is not None and urlsplit(arguments.url).scheme != "wss":
+    secure = urlsplit(arguments.url).scheme == "wss"
+    if arguments.cafile is not None and not secure:
         parse.error("argument --cafile: only for wss:// URLs")
+    if arguments.insecure and not secure:
+        parse.error("argument --insecure: only for wss:// URLs")
 
 
 def _url(text: str) -> str:
@@ -393,7 +419,7 @@ def _url(text: str) -> str:
     return text
 
 
-def _certificates(path: str) -> IOpenSSLTrustRoot:
+def _certificates(path: str) -> list[ssl.Certificate]:
     try:
         pem = Path(path).read_bytes()
     except OSError as error:
@@ -402,9 +428,7 @@ def _certificates(path: str) -> IOpenSSLTrustRoot:
         certificates = x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise argparse.ArgumentTypeError(f"no PEM certificate in {path!r}") from None
-    return ssl.trustRootFromCertificates(  # type: ignore[no-any-return]
-        [ssl.Certificate.loadPEM(c.public_bytes(Encoding.PEM)) for c in certificates]
-    )
+    return [ssl.Certificate.loadPEM(c.public_bytes(Encoding.PEM)) for c in certificates]
 
 
 def _seconds(text: str) -> float:
@@ -421,6 +445,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parse = parser()
     arguments = parse.parse_args(argv)
     check_arguments(parse, arguments)
+    warning = insecure_warning(arguments)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
 
     async def go(reactor: Any) -> None:
         # react() ends the process with the code of a SystemExit.

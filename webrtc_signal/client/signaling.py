@@ -13,8 +13,10 @@ Deferreds for the things a caller waits for (connected, joined, closed); a
 listener callback for the stream of events. What the server sends is checked;
 anything malformed becomes a `ProtocolError` event instead of an exception.
 
-For wss:// with a certificate the system does not trust (a self-signed one,
-say), pass ``tls=``; see `SignalingClient`.
+wss:// checks the server's certificate, chain and name, and refuses one it
+cannot verify: `connect` then fails with `CertificateRefused`. To trust a
+self-signed certificate, pass ``tls=client_tls(host, trusted=...)``; see
+`SignalingClient`.
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from autobahn.exception import Disconnected as AutobahnDisconnected
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from twisted.internet import defer, endpoints, ssl
+from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..protocol.codec import JSON_CODEC, FormatError
 from ..protocol.messages import Identity, Join, Message, MessageType
 from ..protocol.topology import CLIENT_SERVER, MESH
+from .tls import CertificateRefused, client_tls, creator_for, refusal_from
 
 _log = Logger(namespace="webrtc_signal.client")
 
@@ -171,21 +177,28 @@ def parse_candidate_data(data: str) -> tuple[str, int, str]:
 class SignalingClient:
     """One connection to a signaling server, in the Godot 4 (JSON) framing.
 
-    ``tls`` decides whom a wss:// connection trusts; by default the
-    system's certificate authorities (OpenSSL's default paths, which the
-    ``SSL_CERT_FILE`` environment variable replaces). To trust one
-    self-signed certificate instead::
+    A wss:// connection checks the server's certificate: its chain must
+    lead to one of the system's certificate authorities (OpenSSL's default
+    paths, which the ``SSL_CERT_FILE`` environment variable replaces) and
+    it must name the URL's host (or IP address). If it does not, nothing is
+    sent and `connect` fails with `CertificateRefused`, whose text says
+    why in a line. To trust one self-signed certificate instead::
 
         from twisted.internet import ssl
 
         with open("cert.pem", "rb") as pem:
-            trusted = ssl.Certificate.loadPEM(pem.read())
-        tls = ssl.optionsForClientTLS("example.org", trustRoot=trusted)
+            trusted = [ssl.Certificate.loadPEM(pem.read())]
+        tls = client_tls("example.org", trusted=trusted)
         client = SignalingClient("wss://example.org:9443", tls=tls)
 
-    The hostname given to ``optionsForClientTLS`` is the one the certificate
-    must name, normally the URL's. ``connect_timeout`` bounds both the TCP
-    connection and the WebSocket handshake.
+    The hostname given to `client_tls` is the one the certificate must
+    name, normally the URL's. ``insecure=True`` checks no certificate at
+    all (anyone on the path can then read and change the connection; a
+    warning is logged). TLS options given as ``tls=`` win over
+    ``insecure``, and do their own checking: `client_tls` makes ones that
+    fail closed, while Twisted's ``optionsForClientTLS`` lets a
+    certificate without subjectAltName through. ``connect_timeout`` bounds
+    both the TCP connection and the WebSocket handshake.
 
     Sending (`send_offer`, `send_answer`, `send_candidate`, `seal`) is
     possible while `is_open` is true. Once the closing handshake has begun,
@@ -202,6 +215,7 @@ class SignalingClient:
         reactor: Any = None,
         connect_timeout: float = 10.0,
         token: str | None = None,
+        insecure: bool = False,
     ) -> None:
         # A token (for a server with token auth) rides in the URL.
         url = with_token(url, token)
@@ -213,6 +227,7 @@ class SignalingClient:
         self.url = url
         self.reactor: IReactorTime = reactor
         self._tls = tls
+        self._insecure = insecure
         self._connect_timeout = connect_timeout
         self._listeners: list[Callable[[Event], object]] = []
         self._protocol: _ClientProtocol | None = None
@@ -245,8 +260,10 @@ class SignalingClient:
     # -- doing -------------------------------------------------------------------
 
     def connect(self) -> defer.Deferred[None]:
-        """Open the WebSocket; fires once it is open, fails if it cannot be
-        (or with `SignalingClosed` if `close` is called first)."""
+        """Open the WebSocket; fires once it is open, fails if it cannot be:
+        with `CertificateRefused` if the server's certificate is not
+        trusted, with `SignalingClosed` if `close` is called first or the
+        WebSocket handshake fails, else with the connection error."""
         if self._ending is not None:
             return defer.fail(SignalingClosed(self._ending))
         if self._protocol is not None:
@@ -260,8 +277,15 @@ class SignalingClient:
         endpoint: Any = endpoints.HostnameEndpoint(
             self.reactor, host.encode("idna"), port, timeout=self._connect_timeout
         )
-        if secure:
-            endpoint = endpoints.wrapClientTLS(self._tls or ssl.optionsForClientTLS(host), endpoint)
+        creator = creator_for(host, secure, self._tls, self._insecure)
+        if creator is not None:
+            if self._tls is None and self._insecure:
+                _log.warn(
+                    "not checking the TLS certificate of {url} (insecure): anyone on the "
+                    "path can read and change this connection",
+                    url=self.url.partition("?")[0],
+                )
+            endpoint = endpoints.wrapClientTLS(creator, endpoint)
         factory = WebSocketClientFactory(self.url)
         factory.protocol = _ClientProtocol
         factory.client = self  # type: ignore[attr-defined]
@@ -312,7 +336,7 @@ class SignalingClient:
         is lost. It turns false before `ended` is set: the closing handshake
         takes a round trip."""
         protocol = self._protocol
-        return protocol is not None and protocol.state == protocol.STATE_OPEN
+        return protocol is not None and protocol.can_send
 
     @property
     def ended(self) -> Disconnected | None:
@@ -339,8 +363,7 @@ class SignalingClient:
         `SignalingClosed`)."""
         protocol = self._protocol
         if protocol is not None:
-            if protocol.state == protocol.STATE_OPEN:
-                protocol.sendClose(code)
+            protocol.begin_closing(code)
         elif self._ending is None and not self._close_requested:
             self._close_requested = True
             if self._handshaking is not None:
@@ -372,9 +395,7 @@ class SignalingClient:
         if self._close_requested:
             self._ended(_closed_before_open())
             return
-        if self._connected is not None and not self._connected.called:
-            self._connected.errback(failure)
-        self._ended(Disconnected(1006, f"could not connect: {failure.value}", False))
+        self._ended(Disconnected(1006, f"could not connect: {failure.value}", False), failure)
 
     def _receive(self, text: str) -> None:
         try:
@@ -395,24 +416,36 @@ class SignalingClient:
         if problem is not None:
             self._protocol_error(problem, text)
 
-    def _lost(self, disconnected: Disconnected) -> None:
-        """The protocol's end: open or not, the WebSocket is gone."""
-        if self._protocol is None and self._close_requested:
+    def _lost(self, disconnected: Disconnected, ended_by: Failure | None = None) -> None:
+        """The protocol's end: open or not, the WebSocket is gone.
+        ``ended_by`` is why the connection was lost, as Twisted said."""
+        refused = None
+        if self._protocol is None and ended_by is not None:
+            refused = refusal_from(ended_by.value, urlsplit(self.url).hostname or "")
+        if refused is not None:
+            # The TLS handshake failed on the certificate: say why, not Autobahn's 1006.
+            disconnected = Disconnected(1006, f"could not connect: {refused}", False)
+        elif self._protocol is None and self._close_requested:
             # close() dropped it during the handshake: say so, not Autobahn's 1006.
             disconnected = _closed_before_open()
-        self._ended(disconnected)
+        self._ended(disconnected, refused)
 
-    def _ended(self, disconnected: Disconnected) -> None:
+    def _ended(self, disconnected: Disconnected, error: Exception | Failure | None = None) -> None:
+        """The end, however it came; ``error`` (else a `SignalingClosed`)
+        fails what was still awaited."""
         self._protocol = None
         self._handshaking = None
         self._connecting = None
+        first = self._ending is None
+        if first:
+            # Set before anything awaited is failed: its waiter may look.
+            self._ending = disconnected
         if self._connected is not None and not self._connected.called:
-            self._connected.errback(SignalingClosed(disconnected))
+            self._connected.errback(error or SignalingClosed(disconnected))
         if self._joining is not None and not self._joining.called:
-            self._joining.errback(SignalingClosed(disconnected))
-        if self._ending is not None:
+            self._joining.errback(error or SignalingClosed(disconnected))
+        if not first:
             return
-        self._ending = disconnected
         self._emit(disconnected)
         waiters, self._closed_waiters = self._closed_waiters, []
         for waiter in waiters:
@@ -482,10 +515,8 @@ class SignalingClient:
             if self._ending is None and not self._close_requested:
                 raise RuntimeError("not connected: wait for connect() first")
             return False  # it ended (or close() was called before it opened)
-        if protocol.state != protocol.STATE_OPEN:
-            return False  # the closing handshake has begun: nothing more goes out
-        protocol.sendMessage(JSON_CODEC.encode(message))  # type: ignore[no-untyped-call]
-        return True
+        # False once the closing handshake has begun: nothing more goes out.
+        return protocol.send_text(JSON_CODEC.encode(message))
 
     def _emit(self, event: Event) -> None:
         for listener in list(self._listeners):
@@ -518,16 +549,54 @@ _HANDLERS: dict[int, Callable[[SignalingClient, Message], str | None]] = {
 
 
 class _ClientProtocol(WebSocketClientProtocol):
-    """Translates between Autobahn and `SignalingClient`."""
+    """Translates between Autobahn and `SignalingClient`.
+
+    It keeps whether sending is possible itself, from Autobahn's callbacks
+    and our own close, rather than reading Autobahn's state: open from
+    `onOpen` until a close frame is sent (`begin_closing`) or received
+    (`onCloseFrame`), or the connection is lost (`onClose`). A send that
+    Autobahn still refuses (it failed the connection itself, on a bad frame)
+    counts as closed too."""
 
     factory: WebSocketClientFactory
+    can_send = False
+    # Why the connection was lost, as Twisted said: a TLS handshake refused
+    # for its certificate shows there (Autobahn reports only 1006).
+    lost_because: Failure | None = None
 
     @property
     def client(self) -> SignalingClient:
         return self.factory.client  # type: ignore[attr-defined,no-any-return]
 
+    def send_text(self, payload: bytes) -> bool:
+        """Send one text message; ``False`` (nothing sent) once closing."""
+        if not self.can_send:
+            return False
+        try:
+            self.sendMessage(payload)  # type: ignore[no-untyped-call]
+        except AutobahnDisconnected:
+            self.can_send = False
+            return False
+        return True
+
+    def begin_closing(self, code: int) -> None:
+        """Send a close frame, unless closing has begun already."""
+        if self.can_send:
+            self.can_send = False
+            self.sendClose(code)
+
     def onOpen(self) -> None:
+        self.can_send = True
         self.client._opened(self)
+
+    def onCloseFrame(self, code: int, reasonRaw: bytes) -> bool | None:
+        self.can_send = False
+        return super().onCloseFrame(code, reasonRaw)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.can_send = False
+        self.lost_because = reason
+        super().connectionLost(reason)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
@@ -536,12 +605,17 @@ class _ClientProtocol(WebSocketClientProtocol):
         self.client._receive(payload.decode("utf-8"))
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.client._lost(Disconnected(code if code is not None else 1006, reason or "", wasClean))
+        self.can_send = False
+        self.client._lost(
+            Disconnected(code if code is not None else 1006, reason or "", wasClean),
+            self.lost_because,
+        )
 
 
 __all__ = [
     "AnswerReceived",
     "CandidateReceived",
+    "CertificateRefused",
     "Disconnected",
     "Event",
     "IdAssigned",
@@ -555,6 +629,7 @@ __all__ = [
     "SignalingClient",
     "SignalingClosed",
     "candidate_data",
+    "client_tls",
     "parse_candidate_data",
     "with_token",
 ]

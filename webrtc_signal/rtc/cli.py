@@ -26,6 +26,7 @@ from ..client.cli import (
     add_lobby_arguments,
     check_arguments,
     exit_status,
+    insecure_warning,
     second_signal_ends_at_once,
     tls_options,
     unreachable,
@@ -96,6 +97,7 @@ async def session(arguments: argparse.Namespace) -> int:
         with_token(arguments.url, arguments.token),
         ice_servers=arguments.ice,
         tls=tls_options(arguments),
+        insecure=arguments.insecure,
         on_message=lambda sender, data: say(f"{sender}: {data!s}"),
         on_peer_open=opened,
         on_peer_closed=lambda peer_id: say(f"channel to {peer_id} closed"),
@@ -202,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parse = parser()
     arguments = parse.parse_args(argv)
     check_arguments(parse, arguments)
+    warning = insecure_warning(arguments)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
     try:
         try:
             from . import peer as rtc

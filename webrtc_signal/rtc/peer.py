@@ -57,7 +57,13 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, ResponseDone
+from twisted.web.client import (
+    Agent,
+    RequestTransmissionFailed,
+    ResponseDone,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
 from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
@@ -73,6 +79,7 @@ from ..client.signaling import (
     PeerDisconnected,
     SignalingClient,
 )
+from ..client.tls import creator_for
 
 CHAT_CHANNEL_LABEL = "chat"
 CHAT_CHANNEL_ID = 64
@@ -145,7 +152,14 @@ class _Link:
 
 
 class RtcPeer:
-    """A lobby member with a WebRTC data channel to every peer it is told about."""
+    """A lobby member with a WebRTC data channel to every peer it is told about.
+
+    Over wss:// it checks the server's certificate as `SignalingClient`
+    does, for the signaling connection and for ``GET /ice-servers`` alike:
+    ``tls`` (e.g. ``client_tls(host, trusted=...)``) wins, ``insecure=True``
+    checks nothing, and a refused certificate fails `join` with
+    `CertificateRefused`.
+    """
 
     def __init__(
         self,
@@ -157,10 +171,13 @@ class RtcPeer:
         on_peer_open: PeerHandler | None = None,
         on_peer_closed: PeerHandler | None = None,
         ice_transport_policy: str = "all",
+        insecure: bool = False,
     ) -> None:
-        self.signaling = SignalingClient(url, tls=tls, reactor=asyncio_reactor())
+        self.signaling = SignalingClient(url, tls=tls, insecure=insecure, reactor=asyncio_reactor())
         self.signaling.add_listener(self._on_signaling)
-        self._tls = tls
+        parts = urlsplit(url)
+        # /ice-servers is fetched from the same host, trusted the same way.
+        self._tls = creator_for(parts.hostname or "", parts.scheme == "wss", tls, insecure)
         # None: fetch them from the signaling server when joining.
         self._fetch_ice = ice_servers is None
         self.ice_servers: list[RTCIceServer] = _usable(ice_servers or [])
@@ -199,7 +216,8 @@ class RtcPeer:
                 raise ValueError("iceServers is not a list")
             servers = _usable(entries)
         except Exception as error:
-            reason = str(error) or type(error).__name__
+            cause = _cause(error)
+            reason = str(cause) or type(cause).__name__
             shown = _without_query(url)
             self.ice_problem = f"could not fetch ICE servers from {shown}: {reason}"
             _log.warn(
@@ -380,6 +398,16 @@ def ice_servers_url(signaling_url: str) -> str:
     token = parse_qs(parts.query).get("token")
     query = urlencode({"token": token[0]}) if token else ""
     return urlunsplit((scheme, parts.netloc, "/ice-servers", query, ""))
+
+
+def _cause(error: Exception) -> BaseException:
+    """What ended a request: the agent wraps it (a refused certificate, say)
+    in a list of failures, whose text says nothing readable."""
+    wrapped = ResponseNeverReceived | RequestTransmissionFailed | ResponseFailed
+    if isinstance(error, wrapped) and error.reasons:
+        first: BaseException = error.reasons[0].value
+        return first
+    return error
 
 
 def _without_query(url: str) -> str:
