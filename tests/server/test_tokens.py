@@ -590,6 +590,29 @@ def test_the_token_command_prints_a_token_the_server_accepts(secret_file: Path) 
     assert 110 < identity.claims["exp"] - time.time() <= 121
 
 
+def test_the_token_command_mints_single_use_tokens(secret_file: Path) -> None:
+    argv = ["--secret-file", str(secret_file), "--subject", "op", "--single-use"]
+    first, second = run_token_cli(*argv), run_token_cli(*argv)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    auth = TokenAuth(SECRET)
+    ids = [auth.verify(done.stdout.strip()).token_id for done in (first, second)]
+    # token_urlsafe(16): 128 random bits, 22 characters.
+    assert all(token_id is not None and len(token_id) == 22 for token_id in ids)
+    assert ids[0] != ids[1]
+    plain = run_token_cli("--secret-file", str(secret_file))
+    assert auth.verify(plain.stdout.strip()).token_id is None
+
+
+def test_the_token_command_notes_a_ttl_over_the_default_max_ttl(secret_file: Path) -> None:
+    done = run_token_cli("--secret-file", str(secret_file), "--ttl", "90000")
+    assert done.returncode == 0
+    assert "--token-max-ttl" in done.stderr
+    with pytest.raises(Refused, match="Token lifetime too long"):
+        TokenAuth(SECRET).verify(done.stdout.strip())
+    assert TokenAuth(SECRET, max_ttl=90000).verify(done.stdout.strip()) == ""
+    assert run_token_cli("--secret-file", str(secret_file), "--ttl", "86400").stderr == ""
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
