@@ -375,7 +375,8 @@ class TokenAuth:
         expires = _number(claims, "exp")
         not_before = _number(claims, "nbf")
         issued = _number(claims, "iat")
-        assert expires is not None  # PyJWT requires it
+        if expires is None:  # PyJWT requires it; never let a gap in that through
+            raise Refused(INVALID, status=401)
         now = self._now()
         if expires <= now - self.leeway:
             raise Refused(EXPIRED, status=401)
