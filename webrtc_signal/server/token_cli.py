@@ -1,6 +1,7 @@
 """``webrtc-signal-token``: print a token that a server started with
 ``--token-secret-file`` accepts. For operators and tests; a game backend mints
-its own with any JWT library (HS256, ``exp`` required; ``sub``, ``lobby``)."""
+its own with any JWT library (HS256, ``exp`` required; ``sub``, ``lobby``,
+``jti``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import math
 import sys
 from collections.abc import Sequence
 
-from .tokens import DEFAULT_TTL, RECOMMENDED_SECRET_BYTES, make_token, read_secret
+from .tokens import (
+    DEFAULT_MAX_TTL,
+    DEFAULT_TTL,
+    RECOMMENDED_SECRET_BYTES,
+    make_token,
+    read_secret,
+)
 
 
 def _ttl(text: str) -> float:
@@ -47,7 +54,13 @@ def parser() -> argparse.ArgumentParser:
         type=_ttl,
         default=DEFAULT_TTL,
         metavar="SECONDS",
-        help=f"seconds until the token expires (default {DEFAULT_TTL:g})",
+        help=f"seconds until the token expires (default {DEFAULT_TTL:g}; a server refuses "
+        f"tokens valid for longer than its --token-max-ttl, default {DEFAULT_MAX_TTL:g})",
+    )
+    parse.add_argument(
+        "--single-use",
+        action="store_true",
+        help="add a random jti claim: the server admits the token for one connection only",
     )
     return parse
 
@@ -65,7 +78,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{RECOMMENDED_SECRET_BYTES} or more are recommended",
             file=sys.stderr,
         )
-    print(make_token(secret, arguments.subject, arguments.lobby, arguments.ttl))
+    if arguments.ttl > DEFAULT_MAX_TTL:
+        print(
+            f"webrtc-signal-token: note: a --ttl over {DEFAULT_MAX_TTL:g} is refused by a "
+            "server with the default --token-max-ttl",
+            file=sys.stderr,
+        )
+    token = make_token(
+        secret,
+        arguments.subject,
+        arguments.lobby,
+        arguments.ttl,
+        single_use=arguments.single_use,
+    )
+    print(token)
 
 
 if __name__ == "__main__":
