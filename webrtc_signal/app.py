@@ -169,12 +169,25 @@ class Options(usage.Options):
             )
 
     def _hooks(self) -> Any:
-        secret = self["standalone"].token_secret
-        if not secret:
+        standalone: StandaloneConfig = self["standalone"]
+        self["companions"] = []
+        if not standalone.token_secret:
             return None
         from .server.tokens import TokenAuth
 
-        return TokenAuth(secret.encode("utf-8"))
+        used_tokens = None
+        redis_url = self["config"].cluster.redis_url
+        if redis_url:
+            # Single-use tokens are single-use across the cluster.
+            from .cluster.used_tokens import RedisUsedTokens
+
+            used_tokens = RedisUsedTokens(redis_url)
+            self["companions"].append(used_tokens)
+        return TokenAuth(
+            standalone.token_secret.encode("utf-8"),
+            max_ttl=standalone.token_max_ttl,
+            used_tokens=used_tokens,
+        )
 
     def _metrics_endpoint(self, reactor: Any) -> IStreamServerEndpoint | None:
         standalone: StandaloneConfig = self["standalone"]
@@ -253,10 +266,13 @@ class StandaloneService(SignalingService):
         *args: Any,
         log_observer: ILogObserver | None = None,
         metrics: tuple[str, IStreamServerEndpoint] | None = None,
+        companions: list[IService] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.description = description
+        # Services that live and die with this one (a Redis store of used tokens).
+        self.companions = companions or []
         self.log_observer = log_observer
         self._signals_before: dict[int, Any] = {}
         # The metrics' port: opened and closed by this service rather than by
@@ -293,6 +309,8 @@ class StandaloneService(SignalingService):
         self._start_metrics()
 
     def startService(self) -> None:
+        for companion in self.companions:
+            companion.startService()
         super().startService()
         self._start_metrics()
 
@@ -361,6 +379,8 @@ class StandaloneService(SignalingService):
         if port is not None:
             self.metrics_port = None
             stopping.addCallback(lambda _: port.stopListening())
+        for companion in self.companions:
+            stopping.addCallback(_then_stop, companion)
         return stopping
 
     def _end_drain_on_signal(self, signum: int, frame: object) -> None:
@@ -375,6 +395,10 @@ class StandaloneService(SignalingService):
             signum, handler = self._signals_before.popitem()
             signal.signal(signum, handler)
         return result
+
+
+def _then_stop(result: object, service: IService) -> Any:
+    return service.stopService()
 
 
 def _failed_at_once(waiting: Deferred[Any]) -> Any:
@@ -401,4 +425,5 @@ def makeService(options: Options) -> IService:
         log_observer=observer,
         hooks=options.get("hooks"),
         metrics=(standalone.metrics, metrics_endpoint) if metrics_endpoint is not None else None,
+        companions=options.get("companions"),
     )

@@ -33,8 +33,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..protocol.config import parse_redis_url
 from ..server.tokens import RefusalLog, UsedTokensUnavailable
+from .config import parse_redis_url
 from .redis_bus import PREFIX, REPLY_TIMEOUT, _Factory
 
 _log = Logger(namespace="webrtc_signal.cluster")

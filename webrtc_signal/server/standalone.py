@@ -118,6 +118,19 @@ class StandaloneConfig:
         "`webrtc-signal-token --secret-file PATH [--subject S] [--lobby NAME] [--ttl "
         "SECONDS]`.",
     )
+    # A token is a key to a lobby: one valid for years is a key nobody can
+    # take back. A day covers any matchmaking ticket.
+    token_max_ttl: float = setting(
+        86400.0,
+        "Seconds ahead a token's exp may lie; a token valid for longer gets HTTP 401.",
+        above=0,
+        unit="seconds",
+        doc="Seconds ahead a token's `exp` may lie (with 30 s of clock skew); a token valid "
+        "for longer, with an `exp` that is not a number, or with `nbf`/`iat` in the future "
+        "gets HTTP 401. A token with a `jti` claim opens one connection only "
+        "(`webrtc-signal-token --single-use`), remembered per node, or in Redis with "
+        "`--redis` ([docs/security.md](docs/security.md#tokens)).",
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
