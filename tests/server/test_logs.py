@@ -192,10 +192,14 @@ def test_bad_values_of_new_options_are_usage_errors(argv: list[str], message: st
 
 
 def test_json_logs_cannot_go_to_syslog() -> None:
-    from twisted.scripts.twistd import ServerOptions
+    from .test_usage import twistd
 
-    with pytest.raises(usage.UsageError, match=r"--log-format json .* not to --syslog"):
-        ServerOptions().parseOptions(["--syslog", "webrtc-signal", "--log-format", "json"])
+    result = twistd("--syslog", "-n", "webrtc-signal", "--log-format", "json")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "webrtc-signal: --log-format json writes lines to stdout or twistd's --logfile, "
+        "not to --syslog\n"
+    )
 
 
 @pytest.mark.parametrize("value", [-1, float("inf"), float("nan"), "5", True])

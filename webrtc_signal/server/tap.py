@@ -28,6 +28,7 @@ from ..protocol.config import InvalidSetting, SignalingConfig
 from . import logs
 from .fdlimit import FD_MARGIN, connection_budget, raise_open_file_limit
 from .service import SignalingService
+from .usage import OneLineUsageOptions
 
 _log = Logger(namespace="webrtc_signal")
 
@@ -203,7 +204,7 @@ _OPTION_FOR_FIELD.update(
 )
 
 
-class Options(usage.Options):
+class Options(OneLineUsageOptions):
     synopsis = "[options]"
     longdesc = (
         "WebRTC signaling server for games, wire-compatible with Godot's "
