@@ -9,6 +9,7 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -376,3 +377,65 @@ async def test_twistd_logs_no_token_in_either_format(log_format: str, tmp_path: 
     if log_format == "json":
         records = [json.loads(line) for line in output.splitlines()]
         assert any(r.get("namespace", "").startswith("autobahn") for r in records)
+
+
+def documented_lobby_life() -> list[str]:
+    """The log lines docs/running.md shows for a lobby's life."""
+    from ..test_docs_links import lines_of
+
+    running = Path(__file__).parents[2] / "docs" / "running.md"
+    return [line for _, line, in_code in lines_of(running) if in_code and "[webrtc_signal#" in line]
+
+
+def shape(lines: list[str]) -> list[str]:
+    """Log lines without what changes from run to run: the time, and each
+    peer id and lobby name as the nth one seen."""
+    names: dict[str, str] = {}
+
+    def stand_in(match: re.Match[str]) -> str:
+        kind = "lobby" if match.group(0).isalnum() and not match.group(0).isdigit() else "peer"
+        return names.setdefault(match.group(0), f"<{kind} {len(names) + 1}>")
+
+    shaped = []
+    for line in lines:
+        line = re.sub(r"^\d{4}-\d\d-\d\dT\S+ ", "", line)  # the time stamp
+        shaped.append(re.sub(r"\b(?:\d{5,}|[A-Za-z0-9]{16,})\b", stand_in, line))
+    return shaped
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_documented_lobby_life_is_what_the_server_logs(tmp_path: Any) -> None:
+    """docs/running.md's example, played against a real server at
+    --log-level debug: the same lines, in the same order."""
+    from .test_usage import TWISTD
+
+    process = spawn(
+        [
+            TWISTD, "-n", "--pidfile=", "webrtc-signal", "--port", "tcp:0:interface=127.0.0.1",
+            "--log-level", "debug",
+        ],
+        path=str(tmp_path),
+    )  # fmt: skip
+    try:
+        port = int((await process.wait_for_match(r"listening on \S+ port (\d+)")).group(1))
+        host = await connect(f"ws://127.0.0.1:{port}")
+        host.send(0, 0, "")  # JOIN, create a mesh lobby
+        await host.expect(1, 1, "true")
+        lobby = (await host.expect(0, 0))["data"]
+        guest = await connect(f"ws://127.0.0.1:{port}")
+        guest.send(0, 0, lobby)
+        await guest.expect(1)
+        await host.expect(2)  # PEER_CONNECT: the guest is in
+        guest.send(7)  # SEAL, from a non-host
+        assert await guest.wait_closed() == (4000, "Only host can seal the lobby")
+        host.sendClose(1000)
+        await host.wait_closed()
+        await process.wait_for(f"lobby {lobby} deleted")
+    finally:
+        if not process.ended.called:
+            process.transport.signalProcess("TERM")
+    await process.finished(15)
+    lines = [line for line in process.output.splitlines() if "[webrtc_signal#" in line]
+    first = next(i for i, line in enumerate(lines) if " connected from " in line)
+    last = next(i for i, line in enumerate(lines) if " deleted: " in line)
+    assert shape(lines[first : last + 1]) == shape(documented_lobby_life())

@@ -4,7 +4,9 @@ slips), nothing on stdout, exit status 1; ``--help`` still complete."""
 
 from __future__ import annotations
 
+import itertools
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,11 @@ from webrtc_signal.server.tap import Options
 
 ROOT = Path(__file__).parents[2]
 TWISTD = str(Path(sys.executable).parent / "twistd")
+
+
+# Given first, so that a regression that let a bad command line through
+# would listen on loopback only (a later --port still wins).
+LOOPBACK = ("--port", "tcp:0:interface=127.0.0.1")
 
 
 def twistd(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -72,7 +79,7 @@ def twistd(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_usage_error_is_one_line_on_stderr(argv: list[str], line: str) -> None:
-    result = twistd("-n", "--pidfile=", "webrtc-signal", *argv)
+    result = twistd("-n", "--pidfile=", "webrtc-signal", *LOOPBACK, *argv)
     assert (result.returncode, result.stdout, result.stderr) == (1, "", line + "\n")
 
 
@@ -80,7 +87,7 @@ def test_a_daemon_start_reports_the_same_line_before_forking(tmp_path: Path) -> 
     pidfile = tmp_path / "twistd.pid"
     result = twistd(
         "--pidfile", str(pidfile), "--logfile", str(tmp_path / "twistd.log"),
-        "webrtc-signal", "--max-peer", "5",
+        "webrtc-signal", *LOOPBACK, "--max-peer", "5",
     )  # fmt: skip
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == "webrtc-signal: unknown option --max-peer (did you mean --max-peers?)\n"
@@ -123,3 +130,26 @@ def test_parsed_on_its_own_the_options_raise_the_same_line(argv: list[str], mess
     with pytest.raises(usage.UsageError) as raised:
         Options().parseOptions(argv)
     assert str(raised.value) == message
+
+
+def documented_mistakes() -> list[tuple[list[str], str]]:
+    """docs/running.md's usage errors: each ``$ twistd ...`` line and the
+    line it shows printed."""
+    from ..test_docs_links import lines_of
+
+    lines = [line for _, line, in_code in lines_of(ROOT / "docs" / "running.md") if in_code]
+    shown = []
+    for command, printed in itertools.pairwise(lines):
+        if command.startswith("$ twistd") and printed.startswith("webrtc-signal: "):
+            shown.append((shlex.split(command[2:]), printed))
+    return shown
+
+
+def test_the_documented_usage_errors_are_what_twistd_prints(tmp_path: Path) -> None:
+    mistakes = documented_mistakes()
+    assert len(mistakes) >= 3
+    for argv, printed in mistakes:
+        plugin = argv.index("webrtc-signal")
+        argv[plugin + 1 : plugin + 1] = LOOPBACK
+        result = twistd(*argv[1:], cwd=tmp_path)
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", printed + "\n")
