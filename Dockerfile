@@ -2,10 +2,10 @@
 # docker run -p 9080:9080 webrtc-signal   (docs/deploy.md has the rest)
 
 # Build the wheel in a throwaway stage, so the image holds no sources or
-# build tools.
+# build tools. .dockerignore keeps the build context to the files copied here.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml setup.cfg README.md ./
+COPY pyproject.toml setup.cfg README.md LICENSE ./
 COPY webrtc_signal ./webrtc_signal
 COPY twisted ./twisted
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .

@@ -1,18 +1,24 @@
 """A small Twisted game server with a matchmaking queue and signaling, token auth on both.
 
 Run it:  python examples/matchmaker.py SECRET_FILE [port] [players]   (defaults: 8080, 2)
+(``port`` is a number or an endpoint description, e.g. tcp:8080:interface=127.0.0.1)
 
-    /queue   POST with "Authorization: Bearer <token>": waits (long-poll) until
-             <players> players are queued, then answers each of them with JSON
-             {"lobby": NAME, "token": TOKEN, "signal": "/signal"}: a lobby reserved
-             for them, and a token for it (the player's own, bound to that lobby).
-    /signal  the signaling endpoint; every connection needs ?token=<token>.
+    /queue        POST with "Authorization: Bearer <token>": waits (long-poll) until
+                  <players> players are queued, then answers each of them with JSON
+                  {"lobby": NAME, "token": TOKEN, "signal": "/signal"}: a lobby reserved
+                  for them, and a token for it (the player's own, bound to that lobby).
+    /signal       the signaling endpoint; every connection needs ?token=<token>.
+    /ice-servers  the STUN/TURN servers for the players' WebRTC connections (none
+                  here), with the same ?token=; where clients such as
+                  webrtc-signal-peer look for them, beside the signaling URL.
 
 Players get their first token from the game's login (here, make one with
 ``webrtc-signal-token --secret-file SECRET_FILE --subject alice``), queue with
 it, then connect to ws://host:port/signal?token=<the token /queue gave> and
 JOIN the lobby it named: the first to join hosts it (id 1), the others join
-it. The server logs each lobby's life from the signaling service's events.
+it. The server logs each lobby's life from the signaling service's events,
+and the site's access log, through webrtc-signal's log observer so that no
+token shows in it.
 """
 
 from __future__ import annotations
@@ -151,24 +157,30 @@ def make_game_server(
     root = Resource()
     root.putChild(b"queue", Matchmaker(service, auth, players))
     root.putChild(b"signal", service.resource())
+    root.putChild(b"ice-servers", service.ice_servers_resource())
     StreamServerEndpointService(endpoint, Site(root)).setServiceParent(game)
     return game
 
 
 def main(argv: list[str]) -> None:
     from twisted.internet import endpoints, reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import globalLogBeginner
+
+    from webrtc_signal.server.logs import file_observer
 
     if len(argv) < 2:
         sys.exit(f"usage: {argv[0]} SECRET_FILE [port] [players]")
     try:
         secret = read_secret(argv[1])
-        port = int(argv[2]) if len(argv) > 2 else 8080
+        port = argv[2] if len(argv) > 2 else "8080"
+        endpoint = endpoints.serverFromString(reactor, f"tcp:{port}" if port.isdigit() else port)
         players = int(argv[3]) if len(argv) > 3 else 2
     except ValueError as error:
         sys.exit(f"{argv[0]}: {error}")
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
-    game = make_game_server(endpoints.TCP4ServerEndpoint(reactor, port), secret, players)
+    # twistd's text lines, with every ?token= value in them (the site's
+    # access log has them) written as token=<redacted>.
+    globalLogBeginner.beginLoggingTo([file_observer(sys.stdout, "text")])
+    game = make_game_server(endpoint, secret, players)
     game.startService()
     reactor.addSystemEventTrigger("before", "shutdown", game.stopService)
     reactor.run()

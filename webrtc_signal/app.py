@@ -39,6 +39,7 @@ from .server.standalone import (
     port_number,
     with_default_backlog,
 )
+from .server.usage import OneLineUsageOptions
 from .service import SignalingService
 
 _log = Logger(namespace="webrtc_signal")
@@ -81,7 +82,7 @@ def _repeatable(name: str) -> Callable[[usage.Options, str], None]:
     return add
 
 
-class Options(usage.Options):
+class Options(OneLineUsageOptions):
     synopsis = "[options]"
     longdesc = (
         "WebRTC signaling server for games, wire-compatible with Godot's "

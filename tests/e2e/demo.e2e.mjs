@@ -16,6 +16,8 @@ import { checkLoopback, LOOPBACK_ARGS, pinToLoopback } from "./loopback.mjs";
 
 const [baseUrl, artifacts] = process.argv.slice(2);
 const WAIT_MS = 20_000;
+// A small phone and a laptop.
+const LAYOUT_WIDTHS = [360, 1280];
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TRUST_SPKI = process.env.E2E_TRUST_SPKI || "";
 const WS_SCHEME = baseUrl.startsWith("https:") ? "wss://" : "ws://";
@@ -54,6 +56,35 @@ class Page {
   async screenshot(file) {
     await this.page.screenshot({ path: join(artifacts, file), fullPage: true });
     step(`screenshot ${file}`);
+  }
+
+  // The page at each width: a screenshot, then no sideways scrolling and no
+  // label broken over two lines ("1 (host)" once wrapped at 420px). Each
+  // label's text is measured: one line box per line it takes.
+  async checkLayout(name) {
+    const before = this.page.viewportSize();
+    for (const width of LAYOUT_WIDTHS) {
+      await this.page.setViewportSize({ width, height: 800 });
+      await this.screenshot(`${name}-${width}.png`);
+      const problems = await this.page.evaluate(() => {
+        const found = [];
+        const overflow = document.documentElement.scrollWidth - window.innerWidth;
+        if (overflow > 0) found.push(`the page scrolls sideways by ${overflow}px`);
+        for (const label of document.querySelectorAll("#peers .peer-id, #peers .badge, #my-id, #peer-count")) {
+          const text = document.createRange();
+          text.selectNodeContents(label);
+          const lines = new Set([...text.getClientRects()].map((rect) => Math.round(rect.top))).size;
+          if (lines > 1) found.push(`"${label.textContent}" wraps onto ${lines} lines`);
+        }
+        for (const row of document.querySelectorAll("#peers li")) {
+          if (row.scrollWidth > row.clientWidth) found.push(`peer row "${row.textContent}" overflows`);
+        }
+        return found;
+      });
+      if (problems.length > 0) throw new Error(`page ${this.name} at ${width}px wide: ${problems.join("; ")}`);
+      step(`${name}: layout fine at ${width}px wide`);
+    }
+    await this.page.setViewportSize(before);
   }
 
   async start({ lobby = "", mesh = true } = {}) {
@@ -134,6 +165,9 @@ async function meshScenario(browser) {
   step("mesh: every page received both others' chat messages");
   await host.screenshot("2-mesh-host-in-lobby.png");
   await b.screenshot("3-mesh-peer-in-lobby.png");
+  // Every peer connected, each with its candidate pair: the widest rows.
+  await host.checkLayout("layout-mesh-host");
+  await a.checkLayout("layout-mesh-peer");
 
   await host.page.click("#seal");
   for (const [page] of pages) {

@@ -156,6 +156,11 @@ async def test_demo_pages_connect_chat_seal_and_survive_signaling(
     loopback_pairs(run.output, at_least=10)
     for shot in ("1-idle", "2-mesh-host-in-lobby", "4-mesh-host-sealed", "6-client-server-host"):
         assert (artifacts / f"{shot}.png").stat().st_size > 10_000
+    # A phone and a laptop: no sideways scrolling, no peer label over two lines.
+    for page in ("host", "peer"):
+        for width in (360, 1280):
+            assert f"layout-mesh-{page}: layout fine at {width}px wide" in run.output
+            assert (artifacts / f"layout-mesh-{page}-{width}.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("browser_role", ["joins", "hosts"])

@@ -9,9 +9,11 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 from twisted.logger import (
     Logger,
     LogLevel,
@@ -24,6 +26,11 @@ from twisted.python.failure import Failure
 from webrtc_signal import InvalidSetting, SignalingConfig
 from webrtc_signal.app import Options
 from webrtc_signal.server import logs
+from webrtc_signal.server.tokens import make_token
+
+from ..support.http import http_get, http_request
+from ..support.processes import spawn
+from ..support.wsclient import connect
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -192,10 +199,14 @@ def test_bad_values_of_new_options_are_usage_errors(argv: list[str], message: st
 
 
 def test_json_logs_cannot_go_to_syslog() -> None:
-    from twisted.scripts.twistd import ServerOptions
+    from .test_usage import twistd
 
-    with pytest.raises(usage.UsageError, match=r"--log-format json .* not to --syslog"):
-        ServerOptions().parseOptions(["--syslog", "webrtc-signal", "--log-format", "json"])
+    result = twistd("--syslog", "-n", "webrtc-signal", "--log-format", "json")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "webrtc-signal: --log-format json writes lines to stdout or twistd's --logfile, "
+        "not to --syslog\n"
+    )
 
 
 @pytest.mark.parametrize("value", [-1, float("inf"), float("nan"), "5", True])
@@ -220,3 +231,210 @@ def test_quiet_logger_does_not_make_events_below_the_level() -> None:
         logs.set_level(LogLevel.debug)
     log.debug("everything again")
     assert seen[-1]["log_format"] == "everything again"
+
+
+# -- tokens never reach the log -------------------------------------------------
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    ("line", "redacted"),
+    [
+        (f"GET /signal?token={JWT} HTTP/1.1", "GET /signal?token=<redacted> HTTP/1.1"),
+        (f"/?token={JWT}&lobby=x", "/?token=<redacted>&lobby=x"),
+        (f"/?lobby=x&token={JWT}", "/?lobby=x&token=<redacted>"),
+        (f"status line \"GET /?token={JWT}\"')", "status line \"GET /?token=<redacted>\"')"),
+        (f"('GET /?token={JWT}')", "('GET /?token=<redacted>')"),
+        (f"a=1 token={JWT}\tb=2", "a=1 token=<redacted>\tb=2"),
+        (f"token={JWT}\n\tnext line", "token=<redacted>\n\tnext line"),
+        (f"token={JWT} access_token={JWT}", "token=<redacted> access_token=<redacted>"),
+        ("empty: ?token=&x=1", "empty: ?token=&x=1"),
+        ("already token=<redacted>", "already token=<redacted>"),
+    ],
+)  # fmt: skip
+def test_token_values_are_redacted_to_their_end(line: str, redacted: str) -> None:
+    assert logs.redact_tokens(line) == redacted
+
+
+def test_a_line_without_a_token_is_passed_on_as_it_is() -> None:
+    line = "peer 7 joined lobby AbC (members: 2)\n"
+    assert logs.redact_tokens(line) is line
+    assert logs.redact_tokens(None) is None
+
+
+class ShowsAToken:
+    def __str__(self) -> str:
+        return f"<Request uri=/signal?token={JWT}>"
+
+
+TOKEN_EVENTS = [
+    # Twisted.web's access log: LoggingFile makes one "{log_io}" event a line.
+    lambda log: log.info("{log_io}",
+                         log_io=f'127.0.0.1 - - "GET /ice-servers?token={JWT} HTTP/1.1" 200'),
+    # Autobahn's refusal of a bad request line quotes it in a field.
+    lambda log: log.info("failing WebSocket opening handshake ('{reason}')",
+                         reason=f'Bad HTTP request status line "GET /?token={JWT}"'),
+    # Autobahn's debug dump of a request: bytes.
+    lambda log: log.debug("received HTTP request:\n\n{data}\n\n",
+                          data=f"GET /?token={JWT} HTTP/1.1\r\nHost: h\r\n\r\n".encode()),
+    lambda log: log.info("url {url}", url=f"ws://h/?token={JWT}",
+                         nested={"query": [f"token={JWT}"]}),
+    lambda log: log.info("request {request}", request=ShowsAToken()),
+    lambda log: log.info(f"baked into the format: token={JWT} {{x}}", x=1),
+    lambda log: log.failure(f"failed for /?token={JWT}", _failure()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("log_format", logs.LOG_FORMATS)
+@pytest.mark.parametrize("sample", range(len(TOKEN_EVENTS)))
+def test_no_token_reaches_either_output(log_format: str, sample: int) -> None:
+    (event,) = events_of(TOKEN_EVENTS[sample])
+    out = io.StringIO()
+    logs.file_observer(out, log_format)(event)
+    written = out.getvalue()
+    assert JWT not in written
+    assert "token=<redacted>" in written
+    if log_format == "json":
+        (line,) = written.splitlines()
+        record = json.loads(line)  # still one valid object
+        assert "token=<redacted>" in record["message"] + json.dumps(record)
+
+
+def test_syslogs_text_is_redacted_too() -> None:
+    from twisted.logger import LegacyLogObserverWrapper
+    from twisted.python import log as legacy_log
+
+    texts: list[str | None] = []
+    observer = logs.RedactTokensInText(
+        LegacyLogObserverWrapper(lambda event: texts.append(legacy_log.textFromEventDict(event)))
+    )
+    for emit in TOKEN_EVENTS:
+        for event in events_of(emit):
+            observer(event)
+    # An event from the legacy API (twisted.python.log.msg), as Twisted's own code logs.
+    publisher = LogPublisher()
+    publisher.addObserver(observer)
+    legacy_log.LogPublisher(publisher, publisher).msg(f"legacy GET /?token={JWT}")
+    plain = {
+        "log_format": "no {what} here",
+        "what": "token",
+        "log_level": LogLevel.info,
+        "log_time": 0.0,
+    }
+    observer(plain)
+    assert len(texts) == len(TOKEN_EVENTS) + 2
+    assert all(text is not None and JWT not in text for text in texts), texts
+    assert all("token=<redacted>" in str(text) for text in texts[:-1])
+    assert texts[-1] == "no token here"
+
+
+UPGRADE = (
+    "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+)
+
+
+@pytest.mark.parametrize("log_format", logs.LOG_FORMATS)
+@pytest_twisted.ensureDeferred
+async def test_twistd_logs_no_token_in_either_format(log_format: str, tmp_path: Any) -> None:
+    """A real server with token auth, logging everything: a player connects
+    with its token, fetches /ice-servers with it, and a broken request line
+    quoting it is refused (one line of ours, none of Autobahn's). The token
+    shows up nowhere in the output, redacted where it would have."""
+    from .test_usage import TWISTD
+
+    secret = tmp_path / "secret"
+    secret.write_text("a-secret-for-the-redaction-test-32-bytes\n")
+    token = make_token(secret.read_text().strip(), subject="player")
+    process = spawn(
+        [
+            TWISTD, "-n", "--pidfile=", "webrtc-signal", "--port", "tcp:0:interface=127.0.0.1",
+            "--token-secret-file", str(secret), "--log-format", log_format, "--log-level", "debug",
+        ],
+        path=str(tmp_path),
+    )  # fmt: skip
+    try:
+        listening = await process.wait_for_match(r"listening on 127\.0\.0\.1 port (\d+)")
+        port = int(listening.group(1))
+        player = await connect(f"ws://127.0.0.1:{port}/?token={token}")
+        player.send(0, 0, "")
+        await player.expect(1, 1, "true")
+        status, _, _ = await http_get(port, f"/ice-servers?token={token}")
+        assert status == 200
+        answer = await http_request(port, "GET", f"/?token={token} x", UPGRADE)
+        assert answer.startswith(b"HTTP/1.1 400 Bad HTTP request status line")
+        await process.wait_for("refused an upgrade")
+    finally:
+        if not process.ended.called:
+            process.transport.signalProcess("TERM")
+    await process.finished(15)
+    output = process.output
+    assert token not in output
+    assert "failing WebSocket opening handshake" not in output  # Autobahn's noise is gone
+    refusals = [line for line in output.splitlines() if "Bad HTTP request status line" in line]
+    assert len(refusals) == 1 and "token=<redacted>" in refusals[0]
+    if log_format == "json":
+        assert all(json.loads(line) for line in output.splitlines())
+
+
+def documented_lobby_life() -> list[str]:
+    """The log lines docs/running.md shows for a lobby's life."""
+    from ..test_docs_links import lines_of
+
+    running = Path(__file__).parents[2] / "docs" / "running.md"
+    return [line for _, line, in_code in lines_of(running) if in_code and "[webrtc_signal#" in line]
+
+
+def shape(lines: list[str]) -> list[str]:
+    """Log lines without what changes from run to run: the time, and each
+    peer id and lobby name as the nth one seen."""
+    names: dict[str, str] = {}
+
+    def stand_in(match: re.Match[str]) -> str:
+        kind = "lobby" if match.group(0).isalnum() and not match.group(0).isdigit() else "peer"
+        return names.setdefault(match.group(0), f"<{kind} {len(names) + 1}>")
+
+    shaped = []
+    for line in lines:
+        line = re.sub(r"^\d{4}-\d\d-\d\dT\S+ ", "", line)  # the time stamp
+        shaped.append(re.sub(r"\b(?:\d{5,}|[A-Za-z0-9]{16,})\b", stand_in, line))
+    return shaped
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_documented_lobby_life_is_what_the_server_logs(tmp_path: Any) -> None:
+    """docs/running.md's example, played against a real server at
+    --log-level debug: the same lines, in the same order."""
+    from .test_usage import TWISTD
+
+    process = spawn(
+        [
+            TWISTD, "-n", "--pidfile=", "webrtc-signal", "--port", "tcp:0:interface=127.0.0.1",
+            "--log-level", "debug",
+        ],
+        path=str(tmp_path),
+    )  # fmt: skip
+    try:
+        port = int((await process.wait_for_match(r"listening on \S+ port (\d+)")).group(1))
+        host = await connect(f"ws://127.0.0.1:{port}")
+        host.send(0, 0, "")  # JOIN, create a mesh lobby
+        await host.expect(1, 1, "true")
+        lobby = (await host.expect(0, 0))["data"]
+        guest = await connect(f"ws://127.0.0.1:{port}")
+        guest.send(0, 0, lobby)
+        await guest.expect(1)
+        await host.expect(2)  # PEER_CONNECT: the guest is in
+        guest.send(7)  # SEAL, from a non-host
+        assert await guest.wait_closed() == (4000, "Only host can seal the lobby")
+        host.sendClose(1000)
+        await host.wait_closed()
+        await process.wait_for(f"lobby {lobby} deleted")
+    finally:
+        if not process.ended.called:
+            process.transport.signalProcess("TERM")
+    await process.finished(15)
+    lines = [line for line in process.output.splitlines() if "[webrtc_signal#" in line]
+    first = next(i for i, line in enumerate(lines) if " connected from " in line)
+    last = next(i for i, line in enumerate(lines) if " deleted: " in line)
+    assert shape(lines[first : last + 1]) == shape(documented_lobby_life())

@@ -83,7 +83,7 @@ def test_a_bad_option_is_a_usage_error_and_exits_non_zero(fresh_venv: Path) -> N
         fresh_venv, "twistd", "-n", "--pidfile=", "webrtc-signal", "--seal-timeout", "-1"
     )
     assert result.returncode != 0
-    assert "--seal-timeout must be a number of seconds more than 0" in result.stdout
+    assert "--seal-timeout must be a number of seconds more than 0" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -202,7 +202,7 @@ def test_a_port_out_of_range_is_a_usage_error(fresh_venv: Path) -> None:
     )
     assert result.returncode == 1
     assert "--port 'tcp:99999' is not usable: port 99999 is out of range (0-65535)" in (
-        result.stdout
+        result.stderr
     )
     assert "Traceback" not in result.stdout + result.stderr
 

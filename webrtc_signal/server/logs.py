@@ -12,11 +12,18 @@ JSON output is one object per line, for Loki, ELK or journald: ``time``
 (ISO 8601, UTC), ``level``, ``namespace``, ``message`` (the text line), then
 every structured field of the event (``event_kind``, ``peer_id``, ``lobby``,
 ``reason``, ...) under its own name, and ``traceback`` for failures.
+
+Tokens never reach the output: ``?token=<JWT>`` in a request line (a
+``twisted.web`` access log, an Autobahn refusal quoting the request) is a
+credential anyone reading the log could reuse. Every line written, text or
+JSON, has each ``token=`` value replaced by ``token=<redacted>``
+(`redact_tokens`), whether it came from the message or from a field.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -136,11 +143,56 @@ def _iso_utc(timestamp: float | None) -> str:
     return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+TOKEN_MARK = "token="
+REDACTED = "token=<redacted>"
+# A token's value runs to the end of its query parameter (&), of the request
+# line (a space), of a quoted string (' or ") or of the text. A backslash ends
+# it too: in a JSON line it starts an escape, which must stay whole.
+_TOKEN_VALUE = re.compile(r"token=[^&\s\"'\\]+")
+
+
+def redact_tokens(line: str | None) -> str | None:
+    """``line`` with every ``token=`` value replaced by ``<redacted>``. Lines
+    are written for every connection: those without ``token=`` (nearly all)
+    cost one substring search, no regular expression."""
+    if line is None or TOKEN_MARK not in line:
+        return line
+    return _TOKEN_VALUE.sub(REDACTED, line)
+
+
 def file_observer(out: IO[str], log_format: str) -> ILogObserver:
-    """An observer writing ``log_format`` lines (``text``: twistd's own) to ``out``."""
-    if log_format == "json":
-        return FileLogObserver(out, event_as_json)
-    return FileLogObserver(out, _text_line)
+    """An observer writing ``log_format`` lines (``text``: twistd's own) to
+    ``out``, tokens redacted. Its lines are the whole event (the JSON ones
+    carry every field), so redacting the line redacts the fields too."""
+    format_line = event_as_json if log_format == "json" else _text_line
+
+    def redacted_line(event: LogEvent) -> str | None:
+        return redact_tokens(format_line(event))
+
+    return FileLogObserver(out, redacted_line)
+
+
+_LEGACY_TEXT_KEYS = ("message", "format", "log_legacy", "log_flattened")
+
+
+@implementer(ILogObserver)
+class RedactTokensInText:
+    """For an observer that writes the event's text alone (syslog): pass on
+    the event with its text redacted. Only events whose text holds a token
+    are copied."""
+
+    def __init__(self, observer: ILogObserver) -> None:
+        self.observer = observer
+
+    def __call__(self, event: LogEvent) -> None:
+        text = message(event)
+        if TOKEN_MARK in text:
+            redacted = redact_tokens(text) or ""
+            event = {**event, "log_format": redacted.replace("{", "{{").replace("}", "}}")}
+            # What a legacy observer would read instead of log_format.
+            for key in _LEGACY_TEXT_KEYS:
+                event.pop(key, None)
+        self.observer(event)
 
 
 def _text_line(event: LogEvent) -> str | None:
@@ -227,5 +279,6 @@ def make_observer(
 
         # The caller refuses JSON to syslog: syslog has its own record format.
         legacy = syslog.SyslogObserver(twistd_options.get("prefix") or "twisted").emit
-        return LevelFilter(LegacyLogObserverWrapper(legacy), level)  # type: ignore[arg-type]
+        to_syslog = LegacyLogObserverWrapper(legacy)  # type: ignore[arg-type]
+        return LevelFilter(RedactTokensInText(to_syslog), level)
     return LevelFilter(file_observer(twistd_log_file(twistd_options), log_format), level)

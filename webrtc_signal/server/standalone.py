@@ -84,7 +84,8 @@ class StandaloneConfig:
         "its log file.",
         check=_log_format_problem,
         doc="`text` (twistd's lines) or `json`: one object per line with `time` (ISO 8601 UTC), "
-        "`level`, `namespace`, `message` and every structured field, for Loki, ELK or journald.",
+        "`level`, `namespace`, `message` and every structured field, for Loki, ELK or journald. "
+        "Either way a `token=` value is written `token=<redacted>`.",
     )
     log_level: str = setting(
         "info",
