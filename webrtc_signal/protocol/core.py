@@ -78,6 +78,8 @@ class Peer(Generic[H]):
     # What the game server's authentication said about this connection
     # (None = anonymous). The core never looks inside.
     identity: object = None
+    # "json" or "lines", set by the adapter once the first message picks it.
+    framing: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -94,6 +96,8 @@ class Lobby(Generic[H]):
     owner_key: str = ""
     # Whether a LobbyAgeDeadline runs for it (--max-lobby-age, from its creation).
     age_limited: bool = False
+    # Its own size limit (reserve); None: config.max_lobby_size.
+    size: int | None = None
 
     def public_id(self, peer: Peer[H]) -> int:
         return HOST_ID if peer is self.host else peer.peer_id
@@ -302,14 +306,17 @@ class Signaling(Generic[H]):
 
     # -- the game server's control --------------------------------------------
 
-    def reserve(self, mesh: bool, ttl: float) -> tuple[Lobby[H] | None, list[Action[H]]]:
+    def reserve(
+        self, mesh: bool, ttl: float, size: int | None = None
+    ) -> tuple[Lobby[H] | None, list[Action[H]]]:
         """A lobby without a host yet: the first peer to join it by name
-        becomes its host; unclaimed after ``ttl`` seconds, it is gone. None
+        becomes its host; unclaimed after ``ttl`` seconds, it is gone.
+        ``size``: its own member limit instead of ``max_lobby_size``. None
         when the lobby limit (or shutdown) forbids it."""
         if not self.accepting or len(self.lobbies) >= self.config.max_lobbies:
             return None, []
         topology = MESH if mesh else CLIENT_SERVER
-        lobby: Lobby[H] = Lobby(self._new_lobby_name(), host=None, topology=topology)
+        lobby: Lobby[H] = Lobby(self._new_lobby_name(), host=None, topology=topology, size=size)
         self.lobbies[lobby.name] = lobby
         return lobby, [
             StartTimer(ReservationDeadline(lobby), ttl),
@@ -323,6 +330,16 @@ class Signaling(Generic[H]):
         if lobby is None:
             return None
         return self._delete_lobby(lobby, reason)
+
+    def seal_lobby(self, name: str) -> list[Action[H]] | None:
+        """Seal lobby ``name`` as if its host had; None if there is no such
+        lobby. A reservation nobody has claimed is sealed too: nobody can
+        claim it any more, and it closes at its seal timeout or at the end
+        of its reservation, whichever comes first."""
+        lobby = self.lobbies.get(name)
+        if lobby is None:
+            return None
+        return self._seal_now(lobby)
 
     def kick(self, peer_id: int, reason: Reason) -> list[Action[H]] | None:
         """Close one peer for ``reason``; its lobby sees it go as if it had
@@ -343,6 +360,7 @@ class Signaling(Generic[H]):
             host=peer_info(host) if host is not None else None,
             members=tuple(peer_info(member) for member in lobby.members.values()),
             created=created,
+            size=lobby.size,
         )
 
     # -- rules --------------------------------------------------------------
@@ -377,7 +395,7 @@ class Signaling(Generic[H]):
                 return self._close(peer, CloseReason.LOBBY_DOES_NOT_EXIST)
             if found.sealed:
                 return self._close(peer, CloseReason.LOBBY_IS_SEALED)
-            limit = self.config.max_lobby_size
+            limit = self.config.max_lobby_size if found.size is None else found.size
             if limit and len(found.members) >= limit:
                 return self._close(peer, CloseReason.LOBBY_FULL)
             lobby = found
@@ -416,6 +434,9 @@ class Signaling(Generic[H]):
     def _seal(self, peer: Peer[H], lobby: Lobby[H]) -> list[Action[H]]:
         if peer is not lobby.host:
             return self._close(peer, CloseReason.ONLY_HOST_CAN_SEAL)
+        return self._seal_now(lobby)
+
+    def _seal_now(self, lobby: Lobby[H]) -> list[Action[H]]:
         if lobby.sealed:
             # A repeated SEAL must not push the deadline back.
             return []
@@ -522,8 +543,10 @@ def peer_info(peer: Peer[Any]) -> PeerInfo:
     """A snapshot of ``peer`` for hooks, events and the control methods."""
     lobby = peer.lobby
     if lobby is None:
-        return PeerInfo(peer.peer_id, None, None, peer.identity, peer.address)
-    return PeerInfo(peer.peer_id, lobby.public_id(peer), lobby.name, peer.identity, peer.address)
+        return PeerInfo(peer.peer_id, None, None, peer.identity, peer.address, peer.framing)
+    return PeerInfo(
+        peer.peer_id, lobby.public_id(peer), lobby.name, peer.identity, peer.address, peer.framing
+    )
 
 
 def _gone(peer: Peer[H], code: int, reason: str, by_server: bool) -> list[Action[H]]:

@@ -37,7 +37,7 @@ from ..protocol.access import (
     parse_networks,
     real_client_address,
 )
-from ..protocol.codec import Codec, FormatError, codec_for
+from ..protocol.codec import JSON_CODEC, Codec, FormatError, codec_for
 from ..protocol.config import SignalingConfig
 from ..protocol.core import (
     Action,
@@ -224,6 +224,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             codec = self.codec
             if codec is None:
                 codec = self.codec = codec_for(text)
+                peer.framing = "json" if codec is JSON_CODEC else "lines"
             try:
                 message = codec.decode(text)
             except FormatError:
@@ -795,14 +796,19 @@ class SignalingServerFactory(WebSocketServerFactory):
         actions = self.signaling.close_lobby(name, _hooks.close_reason(4000, reason))
         return self._run(actions)
 
+    def seal_lobby(self, name: str) -> bool:
+        return self._run(self.signaling.seal_lobby(name))
+
     def kick(self, peer_id: int, reason: str) -> bool:
         actions = self.signaling.kick(peer_id, _hooks.close_reason(4000, reason))
         return self._run(actions)
 
-    def reserve_lobby(self, mesh: bool, ttl: float) -> str:
+    def reserve_lobby(self, mesh: bool, ttl: float, size: int | None = None) -> str:
         if type(ttl) not in (int, float) or not math.isfinite(ttl) or ttl <= 0:
             raise ValueError(f"ttl must be a finite number of seconds > 0, not {ttl!r}")
-        lobby, actions = self.signaling.reserve(bool(mesh), float(ttl))
+        if size is not None and (type(size) is not int or size < 1):
+            raise ValueError(f"size must be a whole number of members >= 1, not {size!r}")
+        lobby, actions = self.signaling.reserve(bool(mesh), float(ttl), size)
         if lobby is None:
             if not self.signaling.accepting:
                 raise Refused(CloseReason.SHUTDOWN.text, status=503)
