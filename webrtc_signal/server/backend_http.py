@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from http.cookiejar import DefaultCookiePolicy
-from typing import TYPE_CHECKING, Any
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -71,7 +71,6 @@ class BackendClient:
         # Twisted only, but a module that is imported by the service must
         # not pull in an HTTP client nobody configured.
         from treq.client import HTTPClient
-        from treq.cookies import IndexableCookieJar
 
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -91,8 +90,9 @@ class BackendClient:
             pool=self.pool,
         )
         # A jar that keeps nothing: a backend's cookies must not pile up.
-        jar = IndexableCookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-        self.client: HTTPClient = HTTPClient(agent, cookiejar=jar)
+        jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+        # Typed as treq's own jar class in recent treq; any CookieJar works.
+        self.client: HTTPClient = HTTPClient(agent, cookiejar=cast(Any, jar))
 
     def post(
         self, url: str, body: bytes, headers: Mapping[str, str]
