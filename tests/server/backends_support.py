@@ -184,3 +184,52 @@ async def wait_for(condition: Callable[[], object], what: str, timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await task.deferLater(_reactor(), 0.01, lambda: None)
+
+
+# -- WebSocket upgrades --------------------------------------------------------------
+
+UPGRADE_HEADERS = (
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+class RawUpgrade(Protocol):
+    """A bare WebSocket upgrade request; ``status_line`` fires with the first
+    line of the answer (the connection is then closed)."""
+
+    def __init__(self, path: str, headers: str) -> None:
+        self.path = path
+        self.headers = headers
+        self.buffer = b""
+        self.status_line: defer.Deferred[str] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{UPGRADE_HEADERS}{self.headers}\r\n"
+        )
+        assert self.transport is not None
+        self.transport.write(request.encode())
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        if b"\r\n" in self.buffer and not self.status_line.called:
+            self.status_line.callback(self.buffer.split(b"\r\n", 1)[0].decode())
+            assert self.transport is not None
+            self.transport.loseConnection()
+
+
+async def start_upgrade(url: str, path: str = "/", headers: str = "") -> RawUpgrade:
+    """Send an upgrade request to the server at ``url`` (ws://127.0.0.1:port)."""
+    port = int(url.rsplit(":", 1)[1])
+    protocol = RawUpgrade(path, headers)
+    endpoint = endpoints.TCP4ClientEndpoint(_reactor(), "127.0.0.1", port, timeout=WAIT)
+    await with_timeout(endpoints.connectProtocol(endpoint, protocol), WAIT)
+    return protocol
+
+
+async def upgrade_status(url: str, path: str = "/", headers: str = "") -> str:
+    """The status line the server answers an upgrade request with."""
+    upgrade = await start_upgrade(url, path, headers)
+    status: str = await with_timeout(upgrade.status_line, WAIT)
+    return status

@@ -236,6 +236,32 @@ async def test_retries_with_backoff_while_the_receiver_is_down_then_delivers(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_receiver_that_does_not_answer_in_time_is_retried(
+    receivers: Any, senders: Any
+) -> None:
+    running = await receivers()
+    running.receiver.hold = True
+    clock = task.Clock()
+    sender = senders([running.url], clock=clock, timeout=3.0)
+    sender.observe(LobbyCreated("L1", None, True))
+    first = await running.receiver.next()
+    gone = first.request.notifyFinish()
+    clock.advance(3.0)
+    # Timed out: the call's connection is closed, and a retry is due.
+    with pytest.raises(Exception):  # noqa: B017 (the receiver sees a lost connection)
+        await with_timeout(gone, 10)
+    call = await next_retry(sender)
+    assert call.getTime() - clock.seconds() == 0.5
+    running.receiver.hold = False
+    clock.advance(0.5)
+    again = await running.receiver.next()
+    assert again.body == first.body
+    await wait_for(lambda: sender.held() == 0, "the queue to empty")
+    labels = {"url": url_label(running.url)}
+    assert sample(sender, "webrtc_signal_webhook_delivered_total", **labels) == 1
+
+
+@pytest_twisted.ensureDeferred
 async def test_gives_up_after_the_retry_period_counts_it_and_goes_on_with_the_lobby(
     receivers: Any, senders: Any
 ) -> None:

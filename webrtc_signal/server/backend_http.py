@@ -45,6 +45,10 @@ MAX_IDENTITY_CHARS = 1024
 LOG_INTERVAL = 10.0
 
 
+class CallTimedOut(Exception):
+    """The backend did not answer within the client's timeout."""
+
+
 class ResponseTooLarge(Exception):
     """The backend's answer went past `MAX_RESPONSE_BYTES`."""
 
@@ -98,9 +102,10 @@ class BackendClient:
         self, url: str, body: bytes, headers: Mapping[str, str]
     ) -> Deferred[tuple[int, bytes]]:
         """POST ``body``; fires with the status and the answer's body, or
-        fails (connection refused, `ResponseTooLarge`, ``TimeoutError``
-        after ``timeout`` seconds on the clock, ...). Cancelling it aborts
-        the call."""
+        fails: `CallTimedOut` after ``timeout`` seconds on the clock,
+        ``CancelledError`` when cancelled (which aborts the call), else
+        whatever went wrong (connection refused or lost, `ResponseTooLarge`).
+        """
         raw_headers = Headers(
             {name.encode("ascii"): [value.encode("ascii")] for name, value in headers.items()}
         )
@@ -111,8 +116,33 @@ class BackendClient:
             allow_redirects=False,
             unbuffered=True,
         )
-        answer: Deferred[tuple[int, bytes]] = sent.addCallback(_read_limited)
-        return answer.addTimeout(self.timeout, self.clock)
+        sent.addCallback(_read_limited)
+        # Twisted's Agent reports a cancelled call as a lost response (with
+        # the cancellation inside); the caller is told plainly which it was.
+        result: Deferred[tuple[int, bytes]] = Deferred(lambda _: sent.cancel())
+        timed_out = False
+
+        def time_out() -> None:
+            nonlocal timed_out
+            timed_out = True
+            sent.cancel()
+
+        deadline = self.clock.callLater(self.timeout, time_out)
+
+        def settle(outcome: object) -> None:
+            if deadline.active():
+                deadline.cancel()
+            if result.called:
+                return  # cancelled: already failed with CancelledError
+            if isinstance(outcome, Failure):
+                if timed_out:
+                    outcome = Failure(CallTimedOut(f"no answer within {self.timeout} s"))
+                result.errback(outcome)
+            else:
+                result.callback(outcome)  # type: ignore[arg-type]
+
+        sent.addBoth(settle)
+        return result
 
     def close(self) -> Deferred[None]:
         """Close the idle pooled connections (calls under way go on)."""

@@ -41,8 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from twisted.internet import defer
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -51,7 +50,7 @@ from twisted.web.iweb import IPolicyForHTTPS
 from .. import __version__
 from ..protocol.events import Event, LobbyClosed, LobbyCreated, LobbySealed, PeerJoined, PeerLeft
 from ..protocol.hooks import PeerInfo
-from .backend_http import BackendClient, LogThrottle, identity_text, iso_time
+from .backend_http import BackendClient, CallTimedOut, LogThrottle, identity_text, iso_time
 
 TIMESTAMP_HEADER = "Webrtc-Signal-Timestamp"
 SIGNATURE_HEADER = "Webrtc-Signal-Signature"
@@ -277,7 +276,7 @@ class _Destination:
         if not self.current(lobby, pending):
             return
         self.posts.pop(lobby, None)
-        if failure.check(CancelledError, defer.TimeoutError):
+        if failure.check(CallTimedOut):
             reason = "timed out"
         else:
             reason = failure.getErrorMessage() or type(failure.value).__name__
