@@ -6,7 +6,11 @@ signaling down."""
 
 from __future__ import annotations
 
+import base64
+import re
+import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -461,6 +465,64 @@ async def test_signaling_latency_is_unaffected_while_a_receiver_hangs(
     # Generous: a shared 2-core machine stretches any wall-clock figure, but
     # a delivery that blocked would add its whole timeout (seconds) here.
     assert hung_median < max(5 * baseline_median, 0.05)
+
+
+# -- the documented receivers ------------------------------------------------------------
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "embedding-hooks.md"
+
+
+def documented_block(info: str, containing: str) -> str:
+    """The fenced ``info`` block of docs/embedding-hooks.md holding ``containing``."""
+    blocks = re.findall(rf"^```{info}\n(.*?)^```$", DOCUMENT.read_text(), re.S | re.M)
+    (block,) = [block for block in blocks if containing in block]
+    return str(block)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_documented_node_and_python_checks_accept_a_real_delivery_only(
+    receivers: Any, senders: Any
+) -> None:
+    running = await receivers()
+    sender = senders([running.url])  # the real clock: the checks compare it with theirs
+    sender.observe(LobbyCreated("L1", None, True))
+    got = await running.receiver.next()
+    timestamp = got.headers[TIMESTAMP_HEADER.lower()]
+    signature = got.headers[SIGNATURE_HEADER.lower()]
+    forged = got.body.replace(b"lobby_created", b"lobby_closed")
+    cases = [
+        (timestamp, got.body, signature, True),
+        (timestamp, forged, signature, False),
+        (
+            str(int(timestamp) - 301),
+            got.body,
+            sign(SECRET, str(int(timestamp) - 301), got.body),
+            False,
+        ),
+        ("", got.body, signature, False),
+    ]
+
+    namespace: dict[str, Any] = {}
+    exec(documented_block("python", "def verify_webhook"), namespace)
+    for ts, body, sig, expected in cases:
+        assert namespace["verify_webhook"](SECRET, ts, body, sig) is expected
+
+    node = shutil.which("node")
+    assert node is not None, "node is needed for the Node snippet"
+    # With node -e, the arguments start at argv[1] (there is no script path).
+    script = documented_block("js", "function verifyWebhook") + (
+        "const [secret, ts, body, sig] = process.argv.slice(1);\n"
+        'console.log(verifyWebhook(secret, ts, Buffer.from(body, "base64"), sig));\n'
+    )
+    for ts, body, sig, expected in cases:
+        ran = subprocess.run(
+            [node, "-e", script, SECRET.decode(), ts, base64.b64encode(body).decode(), sig],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        assert ran.stdout.strip() == str(expected).lower(), (ts, ran.stderr)
 
 
 # -- pieces -----------------------------------------------------------------------
