@@ -45,7 +45,13 @@ from twisted.web.iweb import IPolicyForHTTPS
 from .. import __version__
 from ..protocol.hooks import ConnectionRequest, PeerInfo, Refused
 from ..protocol.reasons import CloseReason
-from .backend_http import MAX_IDENTITY_CHARS, BackendClient, CallTimedOut, LogThrottle
+from .backend_http import (
+    MAX_IDENTITY_CHARS,
+    BackendClient,
+    CallTimedOut,
+    LogThrottle,
+    describe_failure,
+)
 from .webhooks import check_url, url_label
 
 # Seconds the backend has to answer (--auth-timeout). Autobahn gives the
@@ -241,7 +247,7 @@ class AuthCallback:
         if failure.check(CallTimedOut):
             self._failed("timeout", "no answer in time")
         else:
-            self._failed("unreachable", failure.getErrorMessage() or type(failure.value).__name__)
+            self._failed("unreachable", describe_failure(failure))
         return Failure(Refused(UNAVAILABLE, status=503))
 
     def _failed(self, kind: str, what: str) -> None:

@@ -218,6 +218,16 @@ class LogThrottle:
         return None
 
 
+def describe_failure(failure: Failure) -> str:
+    """A failed call in a few words for the log: Twisted's Agent wraps the
+    cause of a lost request or response in a list of failures."""
+    value = failure.value
+    reasons = getattr(value, "reasons", None)
+    if reasons and isinstance(reasons[0], Failure):
+        value = reasons[0].value
+    return str(value) or type(value).__name__
+
+
 def identity_text(identity: object) -> str | None:
     """A peer's identity as a backend sees it: a string as is (what token
     auth and the auth callback give), another object as its ``str()``,

@@ -50,7 +50,13 @@ from twisted.web.iweb import IPolicyForHTTPS
 from .. import __version__
 from ..protocol.events import Event, LobbyClosed, LobbyCreated, LobbySealed, PeerJoined, PeerLeft
 from ..protocol.hooks import PeerInfo
-from .backend_http import BackendClient, CallTimedOut, LogThrottle, identity_text, iso_time
+from .backend_http import (
+    BackendClient,
+    LogThrottle,
+    describe_failure,
+    identity_text,
+    iso_time,
+)
 
 TIMESTAMP_HEADER = "Webrtc-Signal-Timestamp"
 SIGNATURE_HEADER = "Webrtc-Signal-Signature"
@@ -276,11 +282,7 @@ class _Destination:
         if not self.current(lobby, pending):
             return
         self.posts.pop(lobby, None)
-        if failure.check(CallTimedOut):
-            reason = "timed out"
-        else:
-            reason = failure.getErrorMessage() or type(failure.value).__name__
-        self.retry(lobby, pending, reason)
+        self.retry(lobby, pending, describe_failure(failure))
 
     def retry(self, lobby: str, pending: _Pending, why: str) -> None:
         sender = self.sender
