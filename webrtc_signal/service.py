@@ -214,19 +214,29 @@ class SignalingService(Service):
         lobby is gone (`LobbyClosed` follows). False if there is no such lobby."""
         return self.engine.control.close_lobby(name, reason)
 
+    def seal_lobby(self, name: str) -> bool:
+        """Seal lobby ``name`` as if its host had: every member gets SEAL, no
+        one may join any more, and after the seal timeout its members are
+        closed with 1000 `Seal complete`. Sealing a sealed lobby changes
+        nothing; an unclaimed reservation is sealed too (nobody can claim it
+        any more; it ends at its seal timeout or its reservation's end,
+        whichever is first). False if there is no such lobby."""
+        return self.engine.control.seal_lobby(name)
+
     def kick(self, peer_id: int, reason: str = CloseReason.KICKED.text) -> bool:
         """Close peer ``peer_id`` (`PeerInfo.peer_id`) with 4000 and
         ``reason``. Its lobby sees it go as if it had disconnected (a host's
         lobby closes). False if there is no such peer."""
         return self.engine.control.kick(peer_id, reason)
 
-    def reserve_lobby(self, mesh: bool = True, ttl: float = 60.0) -> str:
+    def reserve_lobby(self, mesh: bool = True, ttl: float = 60.0, size: int | None = None) -> str:
         """Create a lobby before its host and return its name, to hand to the
         players a matchmaker picked. The first JOIN of that name makes its
         host (id 1, in this lobby's mode); later ones join as usual.
-        Unclaimed after ``ttl`` seconds it is gone. It counts against
-        ``max_lobbies``: at the limit this raises `Refused` (status 503)."""
-        return self.engine.control.reserve_lobby(mesh, ttl)
+        Unclaimed after ``ttl`` seconds it is gone. ``size`` limits its
+        members (host included) instead of ``max_lobby_size``. It counts
+        against ``max_lobbies``: at the limit this raises `Refused` (status 503)."""
+        return self.engine.control.reserve_lobby(mesh, ttl, size)
 
     # -- lifetime ------------------------------------------------------------------
 

@@ -234,15 +234,18 @@ class Signaling(Generic[H]):
 
     # -- the game server's control --------------------------------------------
 
-    def reserve(self, mesh: bool, ttl: float) -> tuple[Lobby[H] | None, list[Output[H]]]:
+    def reserve(
+        self, mesh: bool, ttl: float, size: int | None = None
+    ) -> tuple[Lobby[H] | None, list[Output[H]]]:
         """A lobby without a host yet: the first peer to join it by name
-        becomes its host; unclaimed after ``ttl`` seconds, it is gone. None
+        becomes its host; unclaimed after ``ttl`` seconds, it is gone.
+        ``size``: its own member limit instead of ``max_lobby_size``. None
         when the lobby limit (or shutdown) forbids it."""
         if not self.accepting or len(self.lobbies) >= self.config.max_lobbies:
             return None, []
         topology = MESH if mesh else CLIENT_SERVER
         name = self.lobby_names.new_name(self.lobbies)
-        lobby: Lobby[H] = Lobby(name, host=None, topology=topology)
+        lobby: Lobby[H] = Lobby(name, host=None, topology=topology, size=size)
         self.lobbies[lobby.name] = lobby
         return lobby, [
             StartTimer(ReservationDeadline(lobby), ttl),
@@ -256,6 +259,16 @@ class Signaling(Generic[H]):
         if lobby is None:
             return None
         return self._delete_lobby(lobby, reason)
+
+    def seal_lobby(self, name: str) -> list[Output[H]] | None:
+        """Seal lobby ``name`` as if its host had; None if there is no such
+        lobby. A reservation nobody has claimed is sealed too: nobody can
+        claim it any more, and it closes at its seal timeout or at the end
+        of its reservation, whichever comes first."""
+        lobby = self.lobbies.get(name)
+        if lobby is None:
+            return None
+        return self._seal_now(lobby)
 
     def kick(self, peer_id: int, reason: Reason) -> list[Output[H]] | None:
         """Close one peer for ``reason``; its lobby sees it go as if it had
@@ -276,6 +289,7 @@ class Signaling(Generic[H]):
             host=peer_info(host) if host is not None else None,
             members=tuple(peer_info(member) for member in lobby.members.values()),
             created=created,
+            size=lobby.size,
         )
 
     # -- rules --------------------------------------------------------------
@@ -339,7 +353,7 @@ class Signaling(Generic[H]):
             return CloseReason.LOBBY_DOES_NOT_EXIST
         if lobby.sealed:
             return CloseReason.LOBBY_IS_SEALED
-        limit = self.config.max_lobby_size
+        limit = self.config.max_lobby_size if lobby.size is None else lobby.size
         if limit and len(lobby.members) >= limit:
             return CloseReason.LOBBY_FULL
         if lobby.host is None:
@@ -376,6 +390,9 @@ class Signaling(Generic[H]):
     def _seal(self, peer: Peer[H], lobby: Lobby[H]) -> list[Output[H]]:
         if peer is not lobby.host:
             return self._close(peer, CloseReason.ONLY_HOST_CAN_SEAL)
+        return self._seal_now(lobby)
+
+    def _seal_now(self, lobby: Lobby[H]) -> list[Output[H]]:
         if lobby.sealed:
             # A repeated SEAL must not push the deadline back.
             return []

@@ -56,12 +56,15 @@ class LobbyCreated:
     """A lobby exists. ``host`` is None for a reserved lobby (``reserve_lobby``),
     whose host is the first peer to join it. ``mode`` (keyword-only, not
     compared) names its topology: "mesh", "client-server", or another one's
-    name; ``mesh`` is whether it is the mesh."""
+    name; ``mesh`` is whether it is the mesh. ``pool`` (likewise) names the
+    quick-match pool it was made for, if any."""
 
     lobby: str
     host: PeerInfo | None
     mesh: bool
     mode: str = field(default="", compare=False, kw_only=True)
+    # The quick-match pool it was made for, if any (keyword-only, not compared).
+    pool: str | None = field(default=None, compare=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if not self.mode:

@@ -64,6 +64,9 @@ class PeerInfo:
     identity: object
     # The client's IP address as text ("" when unknown).
     address: str
+    # The framing it speaks: "json" (Godot 4) or "lines" (Godot 3); "" until
+    # its first message, which picks it.
+    framing: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,13 @@ class LobbyInfo:
     # When it was created or reserved, in seconds of the server's clock
     # (``reactor.seconds()``, or the injected clock's).
     created: float
+    # The quick-match pool it was made for, if any.
+    pool: str | None = None
+    # A title shown in lobby lists, if it has one.
+    title: str | None = None
+    # Its own size limit (members, host included), from ``reserve_lobby``;
+    # None: the server's ``max_lobby_size``.
+    size: int | None = None
 
 
 # What the core asks before applying a JOIN: the peer, the lobby name ("" when

@@ -46,6 +46,8 @@ class Peer(Generic[H]):
     # already (a cluster node's peer connected to another node): the core
     # neither times its JOIN nor asks the policy nor gives its id back.
     attached: bool = False
+    # "json" or "lines", set by the adapter once the first message picks it.
+    framing: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -62,6 +64,8 @@ class Lobby(Generic[H]):
     owner_key: str = ""
     # Whether a LobbyAgeDeadline runs for it (max_lobby_age, from its creation).
     age_limited: bool = False
+    # Its own size limit (reserve); None: the config's max_lobby_size.
+    size: int | None = None
 
     def public_id(self, peer: Peer[H]) -> int:
         return HOST_ID if peer is self.host else peer.peer_id
@@ -129,5 +133,7 @@ def peer_info(peer: Peer[Any]) -> PeerInfo:
     """A snapshot of ``peer`` for hooks, events and the control methods."""
     lobby = peer.lobby
     if lobby is None:
-        return PeerInfo(peer.peer_id, None, None, peer.identity, peer.address)
-    return PeerInfo(peer.peer_id, lobby.public_id(peer), lobby.name, peer.identity, peer.address)
+        return PeerInfo(peer.peer_id, None, None, peer.identity, peer.address, peer.framing)
+    return PeerInfo(
+        peer.peer_id, lobby.public_id(peer), lobby.name, peer.identity, peer.address, peer.framing
+    )

@@ -73,17 +73,23 @@ class Control(Generic[H]):
         False if there is no such lobby."""
         return self._run(self._core.close_lobby(name, close_reason(4000, reason)))
 
+    def seal_lobby(self, name: str) -> bool:
+        """Seal lobby ``name`` as if its host had; False if there is no such lobby."""
+        return self._run(self._core.seal_lobby(name))
+
     def kick(self, peer_id: int, reason: str = CloseReason.KICKED.text) -> bool:
         """Close peer ``peer_id`` with 4000 and ``reason``; False if there is
         no such peer."""
         return self._run(self._core.kick(peer_id, close_reason(4000, reason)))
 
-    def reserve_lobby(self, mesh: bool = True, ttl: float = 60.0) -> str:
+    def reserve_lobby(self, mesh: bool = True, ttl: float = 60.0, size: int | None = None) -> str:
         """A lobby without a host yet (see `SignalingService.reserve_lobby`);
         `Refused` (503) at the lobby limit or while stopping."""
         if type(ttl) not in (int, float) or not math.isfinite(ttl) or ttl <= 0:
             raise ValueError(f"ttl must be a finite number of seconds > 0, not {ttl!r}")
-        lobby, outputs = self._core.reserve(bool(mesh), float(ttl))
+        if size is not None and (type(size) is not int or size < 1):
+            raise ValueError(f"size must be a whole number of members >= 1, not {size!r}")
+        lobby, outputs = self._core.reserve(bool(mesh), float(ttl), size)
         if lobby is None:
             if not self._core.accepting:
                 raise Refused(CloseReason.SHUTDOWN.text, status=503)

@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..protocol.access import normalize_address
-from ..protocol.codec import Codec, FormatError, codec_for
+from ..protocol.codec import JSON_CODEC, Codec, FormatError, codec_for
 from ..protocol.hooks import ConnectionRequest
 from ..protocol.limits import MAX_FRAGMENTS, PING_BURST, PING_RATE, TokenBucket
 from ..protocol.messages import RELAY_TYPES, AnyMessage
@@ -205,6 +205,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             codec = self.codec
             if codec is None:
                 codec = self.codec = codec_for(text)
+                peer.framing = "json" if codec is JSON_CODEC else "lines"
             try:
                 message = codec.decode(text)
             except FormatError:
