@@ -14,29 +14,24 @@ the front door (`front`), which hands it only upgrade requests.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket.types import ConnectionDeny
-from autobahn.websocket.types import ConnectionRequest as AutobahnRequest
-from twisted.internet.defer import Deferred
+from autobahn.twisted.websocket import WebSocketServerFactory
 from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..protocol.access import normalize_address
-from ..protocol.codec import JSON_CODEC, Codec, FormatError, codec_for
-from ..protocol.hooks import ConnectionRequest
+from ..protocol.codec import JSON_CODEC, FormatError, codec_for
 from ..protocol.limits import MAX_FRAGMENTS, PING_BURST, PING_RATE, TokenBucket
-from ..protocol.messages import RELAY_TYPES, AnyMessage
-from ..protocol.reasons import CloseReason, Reason
-from ..protocol.state import Peer
+from ..protocol.reasons import CloseReason
 from . import _internals as internals
-from .admission import Admission, UpgradeRefused
+from .admission import Admission
+from .connection_output import address_of, lobby_of
 from .engine import Engine
-from .frames import read_text_frames, text_frame
+from .frames import read_text_frames
 from .logs import QuietLogger
+from .upgrade import UpgradeHandling
 
 # Seconds a closed client has to answer our close frame before its TCP is cut.
 CLOSE_HANDSHAKE_TIMEOUT = 5
@@ -45,11 +40,7 @@ CLOSE_HANDSHAKE_TIMEOUT = 5
 _log = QuietLogger(namespace="webrtc_signal")
 
 
-class FrontDoorLike(Protocol):
-    def upgraded(self) -> None: ...
-
-
-class SignalingServerProtocol(WebSocketServerProtocol):
+class SignalingServerProtocol(UpgradeHandling):
     """One client connection; the engine's `ConnectionHandle`."""
 
     factory: SignalingServerFactory
@@ -58,15 +49,6 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     # here, Nagle stays on, and a small write that follows one the client has
     # not yet acknowledged waits for the client's delayed ACK (40 ms).
     tcpNoDelay = True
-    # Class attributes stand for the usual values: an idle connection's
-    # instance dictionary holds only what differs.
-    # Picked by the first text message; nothing is sent before that.
-    codec: Codec | None = None
-    signaling_peer: Peer[SignalingServerProtocol] | None = None
-    # The client's address after any trusted proxy header, set at the upgrade.
-    real_address = ""
-    # The key this connection is counted under per address ("" = not counted).
-    counted_key = ""
     # Frames of the message being received.
     fragments = 0
     # After a flood the rest of the input is thrown away unread.
@@ -74,63 +56,6 @@ class SignalingServerProtocol(WebSocketServerProtocol):
     message_bucket: TokenBucket | None = None
     byte_bucket: TokenBucket | None = None
     ping_bucket: TokenBucket | None = None
-    # What the authenticate hook said, and its answer while it is awaited.
-    identity: object = None
-    authenticating: Deferred[Any] | None = None
-    # The connection was lost (possibly before the handshake finished).
-    gone = False
-    # The standalone port's front door, told when the upgrade completes.
-    front: FrontDoorLike | None = None
-
-    def __init__(self) -> None:
-        super().__init__()
-        # Frames waiting for the end of the current batch of input (see flush).
-        self.outgoing: list[bytes] = []
-
-    # -- the upgrade ------------------------------------------------------------------
-
-    def onConnect(  # type: ignore[override]  # Autobahn accepts a Deferred of its answer
-        self, request: AutobahnRequest
-    ) -> Deferred[None] | None:
-        factory = self.factory
-        engine = factory.engine
-        admission = factory.admission
-        self.real_address = address = admission.client_address(
-            _peer_host(self.transport), request.headers.get("x-forwarded-for")
-        )
-        try:
-            # Autobahn reports a missing Origin header as "".
-            self.counted_key = admission.admit(
-                address,
-                request.origin or None,
-                internals.connection_count(factory),
-                engine.core.draining,
-            )
-            answer = admission.authenticate(
-                ConnectionRequest(
-                    address, request.path, request.params, request.headers, request.origin
-                )
-            )
-        except UpgradeRefused as refusal:
-            raise ConnectionDeny(refusal.status, refusal.reason) from None
-        if answer is None:
-            return None
-        self.authenticating = answer
-        return answer.addCallbacks(self._authenticated, self._refused)
-
-    def _authenticated(self, identity: object) -> Deferred[None] | None:
-        self.authenticating = None
-        if self.gone:
-            return Deferred()  # nobody to open: never answered, collected with it
-        self.identity = identity
-        return None
-
-    def _refused(self, failure: Failure) -> Deferred[None]:
-        self.authenticating = None
-        if self.gone or not failure.check(UpgradeRefused):
-            return Deferred()
-        refusal: UpgradeRefused = failure.value  # type: ignore[assignment]
-        raise ConnectionDeny(refusal.status, refusal.reason)
 
     def onOpen(self) -> None:
         # A connection lost while its authenticate hook ran is opened by
@@ -142,10 +67,6 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             self.front = None
         self.start_limits()
         self.signaling_peer = self.factory.engine.open(self, self.client_address(), self.identity)
-
-    def client_address(self) -> str:
-        """The client's IP address, as text ("" if the transport has none)."""
-        return self.real_address or normalize_address(_peer_host(self.transport))
 
     def start_limits(self) -> None:
         """The per-connection rate limits, from the connection's open."""
@@ -233,7 +154,7 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         """A bug met while handling a message: close this connection (1011)."""
         peer = self.signaling_peer
         engine = self.factory.engine
-        engine.errors.report(error, peer.peer_id if peer else 0, _address(peer))
+        engine.errors.report(error, peer.peer_id if peer else 0, address_of(peer))
         try:
             if peer is not None and not peer.closing:
                 engine.reject(peer, CloseReason.INTERNAL_ERROR)
@@ -274,8 +195,8 @@ class SignalingServerProtocol(WebSocketServerProtocol):
         _log.warn(
             "peer {peer_id} (lobby {lobby}, {address}) flooded: {reason}",
             peer_id=peer.peer_id if peer else 0,
-            lobby=_lobby(peer),
-            address=_address(peer),
+            lobby=lobby_of(peer),
+            address=address_of(peer),
             reason=reason.text,
         )
         internals.set_unparsed(self, b"")
@@ -311,102 +232,6 @@ class SignalingServerProtocol(WebSocketServerProtocol):
             if key:
                 self.counted_key = ""
                 self.factory.admission.release(key)
-
-    # -- output: the engine's ConnectionHandle ----------------------------------------
-
-    def send_message(self, message: AnyMessage) -> None:
-        # A peer whose closing handshake has begun (it sent a close frame, or
-        # overflowed) stays in its lobby until its socket is gone; what is
-        # sent to it meanwhile is dropped, as Autobahn would refuse it.
-        codec = self.codec  # set by the first message, before any reply
-        if codec is not None and internals.is_open(self):
-            # One unfragmented frame per message, built here: Autobahn's
-            # sendMessage adds checks and bookkeeping this server never needs.
-            payload = codec.encode(message)
-            self.queue(text_frame(payload))
-            if message.type in RELAY_TYPES:
-                peer = self.signaling_peer
-                lobby = peer.lobby if peer is not None else None
-                self.factory.engine.traffic.relayed(
-                    message.type,
-                    len(payload),
-                    message.data,  # type: ignore[union-attr]  # relays are Messages
-                    lobby.name if lobby is not None else None,
-                )
-
-    def queue(self, frame: bytes) -> None:
-        """Add ``frame`` to what the next `flush` writes."""
-        if not self.outgoing:
-            self.factory.engine.unflushed.append(self)
-        self.outgoing.append(frame)
-
-    def flush(self) -> None:
-        """Write the frames queued since the last flush, in one piece."""
-        outgoing = self.outgoing
-        if outgoing:
-            data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
-            outgoing.clear()
-            if not internals.write_now(self.transport, data):
-                self.check_send_buffer()
-
-    def close_for(self, reason: Reason) -> None:
-        # sendClose() refuses 1001 (going away), which shutdown needs; the frame
-        # method takes any code and still runs the closing handshake.
-        self.sendCloseFrame(code=reason.code, reasonUtf8=reason.text.encode(), isReply=False)
-
-    def drop(self) -> None:
-        self.dropConnection(abort=True)
-
-    def ping(self, payload: bytes) -> None:
-        self.sendPing(payload)
-
-    def failHandshake(
-        self, reason: str, code: int = 400, responseHeaders: object | None = None
-    ) -> None:
-        """Answer a refused upgrade with its HTTP status and close, as
-        Autobahn does, but without its two log lines (the refusal has its
-        own, once; see admission): an HTTP answer is how such an exchange is
-        meant to end."""
-        internals.mark_ended_cleanly(self)
-        _log.debug("refused an upgrade: {code} {reason}", code=code, reason=reason)
-        self.sendHttpErrorResponse(code, reason, responseHeaders)  # type: ignore[no-untyped-call]
-        self.dropConnection(abort=False)
-
-    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
-        # Everything Autobahn writes itself (handshake, pings, pongs, close
-        # frames) goes out after the messages queued before it, and like them
-        # straight to the socket when it can; Autobahn's own version of this
-        # adds only statistics and a debug line formatted for nobody.
-        if self.outgoing:
-            self.flush()
-        if sync or chopsize or internals.has_queued_sends(self):
-            super().sendData(data, sync, chopsize)
-        elif not internals.write_now(self.transport, data):
-            self.check_send_buffer()
-
-    def check_send_buffer(self) -> None:
-        """Drop the connection at once when its unsent output passes
-        ``max_send_buffer``: a client that stops reading would otherwise make
-        the server hold everything its lobby sends it. No close frame: it
-        could not get through. The peer leaves its lobby as if it had gone."""
-        limit = self.factory.engine.config.max_send_buffer
-        if not limit or internals.is_closed(self):
-            return
-        unsent = internals.unsent_bytes(self.transport)
-        if unsent <= limit:
-            return
-        peer = self.signaling_peer
-        _log.warn(
-            "peer {peer_id} (lobby {lobby}, {address}) is not reading: {unsent} bytes "
-            "unsent, over the limit of {limit}; dropping it",
-            peer_id=peer.peer_id if peer else 0,
-            lobby=_lobby(peer),
-            address=_address(peer),
-            unsent=unsent,
-            limit=limit,
-        )
-        self.discarding = True
-        self.dropConnection(abort=True)
 
 
 @implementer(IProtocolNegotiationFactory)
@@ -460,26 +285,3 @@ class SignalingServerFactory(WebSocketServerFactory):
         factory it wraps names no protocol in common: without this, no
         browser could connect. WebSocket upgrades are HTTP/1.1."""
         return [b"http/1.1"]
-
-
-def _peer_host(transport: object) -> str:
-    """The IP address at the other end of ``transport`` ("" if none)."""
-    if transport is None:
-        return ""
-    return str(getattr(transport.getPeer(), "host", ""))  # type: ignore[attr-defined]
-
-
-def _lobby(peer: Peer[Any] | None) -> str:
-    return peer.lobby.name if peer is not None and peer.lobby is not None else "-"
-
-
-def _address(peer: Peer[Any] | None) -> str:
-    if peer is None or peer.handle.transport is None:
-        return ""
-    address = peer.handle.transport.getPeer()
-    host = getattr(address, "host", None)
-    if peer.address and host is not None and normalize_address(host) != peer.address:
-        # Behind a trusted proxy: its port says nothing about the client.
-        return peer.address
-    port = getattr(address, "port", None)
-    return f"{host}:{port}" if host is not None else str(address)
