@@ -68,3 +68,99 @@ def test_every_module_outside_the_composition_root_is_in_a_subpackage() -> None:
     # events.py is public surface (`webrtc_signal.events` is a documented
     # name); config.py, service.py and app.py put the layers together.
     assert top_level == ["__init__.py", "app.py", "config.py", "events.py", "service.py"]
+
+
+# The layers, bottom up: a module may import its own layer and the ones below.
+LAYERS = {
+    "protocol": 0,
+    "server": 1,
+    "client": 1,
+    "cluster": 2,
+    "rtc": 2,
+    # The composition root and the public names.
+    "": 3,
+}
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    if parts[0] != "webrtc_signal":
+        return -1
+    if len(parts) > 2 and parts[1] in LAYERS:
+        return LAYERS[parts[1]]
+    if len(parts) == 2 and parts[1] in LAYERS:  # a subpackage's __init__
+        return LAYERS[parts[1]]
+    return LAYERS[""]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _graph() -> dict[str, set[str]]:
+    """Our modules and the modules of ours each imports (type-only imports
+    included: a circle of types is still a circle)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        for imported in _imports(path):
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                found.add(imported)
+        graph[name] = found
+    return graph
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    upward = [
+        f"{module} imports {imported}"
+        for module, imports in _graph().items()
+        for imported in imports
+        if _layer(imported) > _layer(module)
+        # A subpackage's own modules may be imported by its __init__.
+        and not imported.startswith(module + ".")
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_the_server_never_imports_the_cluster() -> None:
+    crossing = [
+        f"{module} imports {imported}"
+        for module, imports in _graph().items()
+        if module.startswith(("webrtc_signal.server", "webrtc_signal.protocol"))
+        for imported in imports
+        if imported.startswith("webrtc_signal.cluster")
+    ]
+    assert not crossing, "\n".join(crossing)
+
+
+def test_there_is_no_circle_of_imports() -> None:
+    graph = _graph()
+    # Package __init__ modules that only re-export their children are not
+    # edges of a circle: importing the child never runs the parent's code again.
+    for name in list(graph):
+        graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
+    visiting: list[str] = []
+    done: set[str] = set()
+    circles: list[str] = []
+
+    def visit(module: str) -> None:
+        if module in done:
+            return
+        if module in visiting:
+            circles.append(" -> ".join([*visiting[visiting.index(module) :], module]))
+            return
+        visiting.append(module)
+        for imported in sorted(graph[module]):
+            visit(imported)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+    assert not circles, "\n".join(circles)

@@ -10,7 +10,7 @@ twistd plugin) put the layers together. The public names are listed in
 pure names stays free of Twisted.
 """
 
-from importlib import import_module, metadata
+from importlib import import_module
 from typing import Any
 
 from .config import SignalingConfig
@@ -18,13 +18,9 @@ from .protocol.core import Signaling
 from .protocol.hooks import ConnectionRequest, LobbyInfo, PeerInfo, Refused
 from .protocol.reasons import CloseReason
 from .protocol.settings import InvalidSetting
+from .protocol.version import VERSION
 
-# setup.cfg is the one place the version is written; the installed package's
-# metadata carries it here (an editable install included).
-try:
-    __version__ = metadata.version("webrtc-signal")
-except metadata.PackageNotFoundError:  # a checkout on sys.path, never installed
-    __version__ = "0+unknown"
+__version__ = VERSION
 
 _TWISTED_NAMES = {
     "SignalingServerFactory": ".server.websocket",
@@ -43,7 +39,10 @@ __all__ = [
     "Refused",
     "Signaling",
     "SignalingConfig",
-    *_TWISTED_NAMES,
+    "SignalingServerFactory",
+    "SignalingServerProtocol",
+    "SignalingService",
+    "TokenAuth",
 ]
 
 

@@ -1,5 +1,5 @@
 """The pure abuse rules: token buckets, per-address counts, real client
-addresses behind proxies, Origin patterns, and their settings (issue 11)."""
+addresses behind proxies, Origin patterns, and their settings."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Who may connect, and as whom: the Origin allow-list, X-Forwarded-For from
 trusted proxies only, and Twisted's ``haproxy:`` endpoint (PROXY protocol v1
-and v2, headers written here by hand), all over real sockets (issue 11)."""
+and v2, headers written here by hand), all over real sockets."""
 
 from __future__ import annotations
 

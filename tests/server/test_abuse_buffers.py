@@ -1,6 +1,6 @@
 """Bounded memory per connection, over real sockets: the send buffer limit,
 keepalive pongs that must echo their ping, the upgrade request size limit,
-no Server header, and what a message that breaks the server gets (issue 11)."""
+no Server header, and what a message that breaks the server gets."""
 
 from __future__ import annotations
 

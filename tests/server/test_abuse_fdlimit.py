@@ -1,6 +1,6 @@
 """File descriptors under twistd: the soft limit raised to fit --max-peers,
 a warning naming both limits when it cannot be, a clean 503 for connections
-beyond what the limit allows, and the default port's listen backlog (issue 11)."""
+beyond what the limit allows, and the default port's listen backlog."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fuzzing a live server (issue 11): random and mutated frames (opcodes,
+"""Fuzzing a live server: random and mutated frames (opcodes,
 flags, lengths, fragmentation, masking, UTF-8 split across fragments) and
 random or mutated JSON and line messages, each from a fresh connection.
 Throughout, nothing the server logs is an unhandled error, every close code

@@ -1,5 +1,5 @@
 """Per-address and per-connection limits over real sockets: 127.0.0.1 is the
-greedy address and 127.0.0.2 plays everyone else (issue 11)."""
+greedy address and 127.0.0.2 plays everyone else."""
 
 from __future__ import annotations
 

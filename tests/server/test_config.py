@@ -184,7 +184,7 @@ def test_a_tls_certificate_without_a_dns_name_is_refused(tmp_path: Path) -> None
         parse("--port", f"tls:{tmp_path}:port=0")
 
 
-# -- ICE servers (issue 14) ------------------------------------------------------
+# -- ICE servers -----------------------------------------------------------------
 
 
 def test_ice_options_fill_the_config(tmp_path: Path) -> None:

@@ -1,107 +1,193 @@
-"""The private parts of Autobahn and Twisted the fast path relies on (see
-`webrtc_signal.server._internals`) exist in the installed versions. On a
-version that lacks one, this fails naming it, before anything else misbehaves."""
+"""The private parts of Autobahn and Twisted the server relies on
+(`webrtc_signal.server._internals`) still do what it relies on them for, in
+the installed versions. Each test exercises one helper of that module on a
+real connection and checks the behaviour, so that an upgrade which keeps a
+name but changes what it means fails here, naming the helper."""
 
 from __future__ import annotations
 
-import inspect
+import json
 import pprint
+import socket
 from typing import Any
 
 import autobahn
 import pytest
 import pytest_twisted
 from autobahn.twisted import websocket as autobahn_twisted
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
-from twisted.internet import abstract, tcp
-from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.internet import reactor, task
 
 import twisted
+from webrtc_signal import SignalingConfig
 from webrtc_signal.server import _internals
+from webrtc_signal.server.websocket import SignalingServerProtocol
 
-from ..conftest import RunningServer
+from ..conftest import RunningServer, ServerMaker
+from ..support.rawws import raw_cleanup, raw_connect, upgrade_request  # noqa: F401
+from ..support.wsframes import frame
 
 VERSIONS = f"autobahn {autobahn.__version__}, Twisted {twisted.__version__}"
+JOIN, OFFER = 0, 4
 
 
-def missing(owner: object, names: tuple[str, ...] | list[str]) -> list[str]:
-    return [name for name in names if not hasattr(owner, name)]
+def port_of(server: RunningServer) -> int:
+    return int(server.service.port.getHost().port)
 
 
-def test_autobahn_protocol_has_the_methods_and_constants_we_use() -> None:
-    absent = missing(WebSocketServerProtocol, _internals.AUTOBAHN_CLASS_ATTRIBUTES)
-    assert not absent, f"{VERSIONS}: WebSocketServerProtocol lacks {absent}"
+def only_connection(server: RunningServer, peer_id: int) -> SignalingServerProtocol:
+    for connection, peer in server.engine.connections.items():
+        if peer.peer_id == peer_id:
+            return connection  # type: ignore[return-value]
+    raise AssertionError(f"no connection for peer {peer_id}")
 
 
-def test_autobahn_factory_has_the_attributes_we_use() -> None:
-    factory = WebSocketServerFactory()
-    absent = missing(factory, _internals.AUTOBAHN_FACTORY_ATTRIBUTES)
-    assert not absent, f"{VERSIONS}: WebSocketServerFactory lacks {absent}"
-
-
-def test_autobahn_modules_have_the_names_we_make_lazy() -> None:
-    for module, names in _internals.AUTOBAHN_MODULE_ATTRIBUTES.items():
-        absent = missing(module, names)
-        assert not absent, f"{VERSIONS}: {module.__name__} lacks {absent}"
+async def turn() -> None:
+    await task.deferLater(reactor, 0.01, lambda: None)
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_open_autobahn_connection_has_the_attributes_we_read(
+async def test_the_parser_is_handed_back_and_forth_without_losing_a_byte(
     server: RunningServer,
 ) -> None:
-    await server.create()
-    (connection,) = server.engine.connections
-    absent = missing(connection, _internals.AUTOBAHN_INSTANCE_ATTRIBUTES)
-    assert not absent, f"{VERSIONS}: an open WebSocketServerProtocol lacks {absent}"
-    assert _internals.parser_idle(connection)
-    assert isinstance(connection.transport, tcp.Connection)
-    absent = missing(connection.transport, _internals.TWISTED_TCP_ATTRIBUTES)
-    assert not absent, f"{VERSIONS}: twisted.internet.tcp.Connection lacks {absent}"
+    """parser_idle, unparsed, set_unparsed, resume_parser, current_opcode,
+    inside_message: text frames around a ping and a fragmented message, in
+    one write, arrive whole and in order; the ping is answered."""
+    host, lobby = await server.create()
+    guest = await raw_connect(port_of(server))
+    guest.send_json(JOIN, 0, lobby)
+    guest_id = (await guest.next_json())["id"]
+    await host.expect(2, guest_id)
+    connection = only_connection(server, guest_id)
+    assert _internals.parser_idle(connection), VERSIONS
+    assert _internals.unparsed(connection) == b""
 
+    def relay(n: int) -> bytes:
+        return json.dumps({"type": OFFER, "id": 1, "data": f"m{n}"}).encode()
 
-def test_twisted_buffers_are_where_we_read_them() -> None:
-    # Instance attributes, set up by the classes' own code.
-    kept = inspect.getsource(abstract.FileDescriptor)
-    for name in ("dataBuffer", "offset", "_tempDataLen"):
-        assert f"self.{name}" in kept, f"{VERSIONS}: FileDescriptor no longer keeps {name}"
-    source = inspect.getsource(TLSMemoryBIOProtocol)
-    assert f"self.{_internals.TWISTED_TLS_SEND_BUFFER}" in source, (
-        f"{VERSIONS}: TLSMemoryBIOProtocol no longer keeps {_internals.TWISTED_TLS_SEND_BUFFER}"
+    burst = (
+        frame(relay(1))
+        + frame(b"are you there", opcode=9)  # a ping: Autobahn's, in the middle
+        + frame(relay(2)[:10], fin=False)  # a message in two fragments
+        + frame(relay(2)[10:], opcode=0)
+        + frame(relay(3))
     )
+    guest.transport.write(burst)
+    for n in (1, 2, 3):
+        await host.expect(OFFER, guest_id, f"m{n}")
+    while True:
+        opcode, payload = await guest.next_frame()
+        if opcode == 10:
+            break
+    assert payload == b"are you there"
+    assert _internals.parser_idle(connection), f"{VERSIONS}: the parser was not handed back"
+    # Frames counted per message (current_opcode, inside_message): the last
+    # message, read by Autobahn, was one frame.
+    assert connection.fragments == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_direct_writes_reach_the_client_and_unsent_bytes_are_counted(
+    make_server: ServerMaker,
+) -> None:
+    """write_now sends at once on an idle socket; when the client stops
+    reading, what the kernel refuses waits in Twisted's buffer, and
+    unsent_bytes sees it there."""
+    server = await make_server(
+        SignalingConfig(max_send_buffer=0, max_message_rate=0, max_byte_rate=0)
+    )
+    host, lobby = await server.create()
+    slow = await raw_connect(port_of(server))
+    slow.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.send_json(JOIN, 0, lobby)
+    slow_id = (await slow.next_json())["id"]
+    while (await slow.next_json())["type"] != JOIN:
+        pass
+    await host.expect(2, slow_id)
+    connection = only_connection(server, slow_id)
+    assert _internals.unsent_bytes(connection.transport) == 0
+    assert _internals.write_now(connection.transport, frame(b"", opcode=9, mask=None))
+    assert (await slow.next_frame())[0] == 9  # the direct write arrived
+    # Small kernel buffers on both ends: Twisted's buffer fills soon.
+    connection.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    slow.transport.pauseProducing()
+    for _ in range(200):
+        host.send(OFFER, slow_id, "x" * 30_000)
+        await turn()
+        if _internals.unsent_bytes(connection.transport) > 0:
+            break
+    unsent = _internals.unsent_bytes(connection.transport)
+    assert unsent > 0, f"{VERSIONS}: unsent_bytes never saw Twisted's buffer"
+    assert not _internals.write_now(connection.transport, b"")  # queued behind it, in order
+    slow.transport.resumeProducing()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_connection_count_and_the_open_state_follow_connections(
+    server: RunningServer,
+) -> None:
+    """connection_count, is_open, is_closed, has_queued_sends, max_message_size."""
+    factory = server.factory
+    before = _internals.connection_count(factory)
+    host, lobby = await server.create()
+    assert _internals.connection_count(factory) == before + 1
+    (connection,) = server.engine.connections
+    assert _internals.is_open(connection) and not _internals.is_closed(connection)
+    assert not _internals.has_queued_sends(connection)
+    assert _internals.max_message_size(connection) == server.service.config.max_message_size
+    host.sendClose(1000)
+    await host.closed
+    for _ in range(200):
+        if _internals.connection_count(factory) == before:
+            break
+        await turn()
+    assert _internals.connection_count(factory) == before
+    assert _internals.is_closed(connection)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_http_answer_marked_clean_logs_no_warning(server: RunningServer) -> None:
+    """mark_ended_cleanly: a refused upgrade ends as HTTP means it to, with
+    no warning from Autobahn about a dropped connection."""
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    warnings: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_level") in (LogLevel.warn, LogLevel.error, LogLevel.critical):
+            warnings.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        request = upgrade_request(port_of(server)).replace(b"Version: 13", b"Version: 99")
+        refused = await raw_connect(port_of(server), request=request)
+        assert refused.status == 400
+        await refused.wait_lost()
+        await turn()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert warnings == []
 
 
 @pytest.mark.parametrize("module", [autobahn_protocol, autobahn_twisted])
-def test_lazy_formatting_is_scoped_to_our_calls(module: Any) -> None:
-    before = {name: getattr(module, name) for name in ("hltype", "hlval")}
-    with _internals.lazy_debug_formatting():
-        assert module.hltype is not before["hltype"]
-    assert {name: getattr(module, name) for name in before} == before
+def test_formatting_is_autobahn_s_own_outside_our_calls(module: Any) -> None:
+    value = {"b": [1, 2, 3], "a": "x" * 90}
+    assert module.hltype(test_formatting_is_autobahn_s_own_outside_our_calls) == (
+        module.hltype.function(test_formatting_is_autobahn_s_own_outside_our_calls)
+    )
+    if module is autobahn_protocol:
+        assert module.pformat(value) == pprint.pformat(value)
+        assert type(module.pformat(value)) is str
 
 
-def test_lazy_formatting_gives_the_same_text_when_read() -> None:
+def test_formatting_inside_our_calls_is_lazy_and_reads_the_same() -> None:
     value = {"b": [1, 2, 3], "a": "x" * 90}
     with _internals.lazy_debug_formatting():
         lazy = autobahn_protocol.pformat(value)
+        assert type(lazy) is not str
+        with _internals.lazy_debug_formatting():
+            pass
+        assert type(autobahn_protocol.pformat(value)) is not str  # still inside
     assert str(lazy) == pprint.pformat(value)
     assert f"{lazy}" == pprint.pformat(value)
-
-
-@pytest_twisted.ensureDeferred
-async def test_importing_and_serving_leave_autobahn_s_pformat_alone(
-    server: RunningServer,
-) -> None:
-    """A game server that embeds us and uses Autobahn elsewhere must not
-    inherit our shortcuts: after import, and with connections coming and
-    going, Autobahn's module names are its own."""
-    import webrtc_signal
-    import webrtc_signal.server.websocket  # noqa: F401
-
-    host, lobby = await server.create()
-    guest, _ = await server.join(lobby)
-    guest.dropConnection(abort=True)
-    assert autobahn_protocol.pformat is pprint.pformat
-    from autobahn import util
-
-    assert autobahn_protocol.hltype is util.hltype
-    assert autobahn_twisted.hlval is util.hlval
+    assert type(autobahn_protocol.pformat(value)) is str

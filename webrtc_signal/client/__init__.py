@@ -3,5 +3,46 @@ line, ``webrtc-signal-client`` (`cli`). The client's public names are
 re-exported here: ``from webrtc_signal.client import SignalingClient``.
 """
 
-from .signaling import *  # noqa: F403  (its __all__ is the list)
-from .signaling import __all__ as __all__
+from .signaling import (
+    AnswerReceived,
+    CandidateReceived,
+    CertificateRefused,
+    Disconnected,
+    Event,
+    IdAssigned,
+    Joined,
+    LobbyJoined,
+    LobbySealed,
+    OfferReceived,
+    PeerConnected,
+    PeerDisconnected,
+    ProtocolError,
+    SignalingClient,
+    SignalingClosed,
+    candidate_data,
+    client_tls,
+    parse_candidate_data,
+    with_token,
+)
+
+__all__ = [
+    "AnswerReceived",
+    "CandidateReceived",
+    "CertificateRefused",
+    "Disconnected",
+    "Event",
+    "IdAssigned",
+    "Joined",
+    "LobbyJoined",
+    "LobbySealed",
+    "OfferReceived",
+    "PeerConnected",
+    "PeerDisconnected",
+    "ProtocolError",
+    "SignalingClient",
+    "SignalingClosed",
+    "candidate_data",
+    "client_tls",
+    "parse_candidate_data",
+    "with_token",
+]

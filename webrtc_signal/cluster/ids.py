@@ -130,26 +130,27 @@ class ClusterPeerIds:
         self._claiming = ""
         ours = set(got)
         for peer_id in in_use:
-            if peer_id not in self.unclaimed:
-                # Left meanwhile: the claim just made is released.
-                if peer_id in ours and peer_id not in self.used:
-                    self.released.append(peer_id)
-                    self._releasing.add(peer_id)
-                continue
-            self.unclaimed.discard(peer_id)
-            if peer_id not in ours:
-                # Held by a live node: a clash. Rare (a burst or an outage
-                # and a one in 2^31 draw); the owner of any lobby both might
-                # meet in refuses the second.
-                _log.warn("cluster: peer id {peer_id} is held by another node", peer_id=peer_id)
-        for peer_id in candidates:
-            if peer_id in ours:
-                if peer_id in self.used:
-                    continue  # drawn locally meanwhile, and now claimed
-                self.free.append(peer_id)
+            self._in_use_claimed(peer_id, peer_id in ours)
+        # Drawn locally meanwhile are in use already: only the rest are free.
+        self.free.extend(p for p in candidates if p in ours and p not in self.used)
         self.flush()
         if len(self.free) < LOW or self.unclaimed:
             self.refill()
+
+    def _in_use_claimed(self, peer_id: int, ours: bool) -> None:
+        """The answer to the claim of an id in use when it was asked."""
+        if peer_id not in self.unclaimed:
+            # Left meanwhile: the claim just made is released.
+            if ours and peer_id not in self.used:
+                self.released.append(peer_id)
+                self._releasing.add(peer_id)
+            return
+        self.unclaimed.discard(peer_id)
+        if not ours:
+            # Held by a live node: a clash. Rare (a burst or an outage and a
+            # one in 2^31 draw); the owner of any lobby both might meet in
+            # refuses the second.
+            _log.warn("cluster: peer id {peer_id} is held by another node", peer_id=peer_id)
 
     def _failed(self, failure: Failure, incarnation: str, *_: object) -> None:
         if incarnation == self._claiming:

@@ -20,7 +20,7 @@ A dead incarnation's keys are removed by whichever node next counts lobbies.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import txredisapi
@@ -233,6 +233,26 @@ class _Subscriber(txredisapi.SubscriberProtocol):  # type: ignore[misc]
         self.bus._received(message)
 
 
+def reconnecting(
+    settings: dict[str, Any],
+    protocol: type,
+    ready: Callable[[Any], None],
+    lost: Callable[[Any], None],
+    reactor: Any,
+) -> ClientService:
+    """A connection to the Redis of ``settings`` (see `parse_redis_url`)
+    that reconnects after a loss, quickly at first (0.1 s, doubling to 1 s):
+    ``ready`` is called with each new protocol, ``lost`` with each lost one."""
+    endpoint: Any = endpoints.TCP4ClientEndpoint(
+        reactor, settings["host"], settings["port"], timeout=REPLY_TIMEOUT
+    )
+    if settings["tls"]:
+        endpoint = endpoints.wrapClientTLS(ssl.optionsForClientTLS(settings["host"]), endpoint)
+    factory = _Factory(protocol, settings, ready, lost)
+    policy = backoffPolicy(initialDelay=0.1, maxDelay=1.0, factor=2.0)
+    return ClientService(endpoint, factory, retryPolicy=policy, clock=reactor)
+
+
 class RedisBus:
     """A `Bus` on one Redis server."""
 
@@ -270,18 +290,11 @@ class RedisBus:
 
         self.listener = listener
         settings = self.settings
-        endpoint: Any = endpoints.TCP4ClientEndpoint(
-            reactor, settings["host"], settings["port"], timeout=REPLY_TIMEOUT
-        )
-        if settings["tls"]:
-            endpoint = endpoints.wrapClientTLS(ssl.optionsForClientTLS(settings["host"]), endpoint)
-        policy = backoffPolicy(initialDelay=0.1, maxDelay=1.0, factor=2.0)
         for protocol, ready in (
             (txredisapi.RedisProtocol, self._commands_ready),
             (_Subscriber, self._subscriber_ready),
         ):
-            factory = _Factory(protocol, settings, ready, self._lost)
-            service = ClientService(endpoint, factory, retryPolicy=policy, clock=reactor)
+            service = reconnecting(settings, protocol, ready, self._lost, reactor)
             service.startService()
             self._services.append(service)
         _log.info(

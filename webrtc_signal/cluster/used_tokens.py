@@ -25,9 +25,8 @@ import time
 from typing import Any
 
 import txredisapi
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import ClientService
 from twisted.application.service import Service
-from twisted.internet import endpoints, ssl
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -35,7 +34,7 @@ from twisted.python.failure import Failure
 
 from ..server.tokens import RefusalLog, UsedTokensUnavailable
 from .config import parse_redis_url
-from .redis_bus import PREFIX, REPLY_TIMEOUT, _Factory
+from .redis_bus import PREFIX, reconnecting
 
 _log = Logger(namespace="webrtc_signal.cluster")
 
@@ -66,18 +65,8 @@ class RedisUsedTokens(Service):
         reactor = self._reactor
         if reactor is None:
             from twisted.internet import reactor
-        settings = self.settings
-        endpoint: Any = endpoints.TCP4ClientEndpoint(
-            reactor, settings["host"], settings["port"], timeout=REPLY_TIMEOUT
-        )
-        if settings["tls"]:
-            endpoint = endpoints.wrapClientTLS(ssl.optionsForClientTLS(settings["host"]), endpoint)
-        factory = _Factory(txredisapi.RedisProtocol, settings, self._ready, self._lost)
-        self._connection = ClientService(
-            endpoint,
-            factory,
-            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=1.0, factor=2.0),
-            clock=reactor,
+        self._connection = reconnecting(
+            self.settings, txredisapi.RedisProtocol, self._ready, self._lost, reactor
         )
         self._connection.startService()
 

@@ -27,14 +27,14 @@ class CloseReason(Enum):
     INVALID_TRANSFER_MODE = (4000, "Invalid transfer mode, must be text")
     # Not in the reference servers: sent to everyone when the service stops.
     SHUTDOWN = (1001, "Server shutting down")
-    # Issue 11: limits against abuse (docs/security.md).
+    # Limits against abuse (docs/security.md).
     TOO_MANY_LOBBIES_FROM_ADDRESS = (4000, "Too many lobbies from your address")
     TOO_MANY_MESSAGES = (4000, "Too many messages")
     LOBBY_EXPIRED = (4000, "Lobby expired")
     PING_FLOOD = (1008, "Too many pings")
     FRAGMENT_FLOOD = (1008, "Too many fragments")
     INTERNAL_ERROR = (1011, "Internal server error")
-    # Game-server integration (issue 12): the size limit, token auth, and the
+    # Game-server integration: the size limit, token auth, and the
     # game server's own closes (their defaults; it may give other texts).
     LOBBY_FULL = (4000, "Lobby is full")
     NOT_ALLOWED = (4000, "Not allowed in this lobby")

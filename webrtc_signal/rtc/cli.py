@@ -141,6 +141,34 @@ async def _take_part(
     lost: asyncio.Event,
     say: Callable[[str], None],
 ) -> int:
+    failed = await _connect_and_join(arguments, peer, loop, leave, say)
+    if failed is not None:
+        return failed
+    if arguments.seal_after is not None:
+        loop.call_later(arguments.seal_after, peer.seal)
+    if arguments.exit_after is not None:
+        loop.call_later(arguments.exit_after, leave.set)
+    if arguments.input:
+        _send_typed_lines(peer, leave, say)
+    peer.signaling.closed.addCallback(lambda _: None if peer.signaling.sealed else lost.set())
+    waits = [asyncio.ensure_future(leave.wait()), asyncio.ensure_future(lost.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for wait in waits:
+        wait.cancel()
+    await peer.close()
+    if lost.is_set() and not leave.is_set() and peer.signaling.ended is not None:
+        return exit_status(peer.signaling.ended, by_user=False)
+    return EXIT_OK
+
+
+async def _connect_and_join(
+    arguments: argparse.Namespace,
+    peer: RtcPeer,
+    loop: asyncio.AbstractEventLoop,
+    leave: asyncio.Event,
+    say: Callable[[str], None],
+) -> int | None:
+    """Connect and join; the exit status if that ended the program, else None."""
     try:
         # Connecting apart from joining: a failure here (refused, DNS, TLS,
         # timeout, no WebSocket) is "could not connect", exit 3.
@@ -164,22 +192,7 @@ async def _take_part(
         say("ICE servers: " + (" ".join(_ice_urls(peer)) or "none"))
     mode = "mesh" if joined.mesh else "client-server"
     say(f"joined {mode} lobby {joined.lobby} as peer {joined.peer_id}")
-
-    if arguments.seal_after is not None:
-        loop.call_later(arguments.seal_after, peer.seal)
-    if arguments.exit_after is not None:
-        loop.call_later(arguments.exit_after, leave.set)
-    if arguments.input:
-        _send_typed_lines(peer, leave, say)
-    peer.signaling.closed.addCallback(lambda _: None if peer.signaling.sealed else lost.set())
-    waits = [asyncio.ensure_future(leave.wait()), asyncio.ensure_future(lost.wait())]
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for wait in waits:
-        wait.cancel()
-    await peer.close()
-    if lost.is_set() and not leave.is_set() and peer.signaling.ended is not None:
-        return exit_status(peer.signaling.ended, by_user=False)
-    return EXIT_OK
+    return None
 
 
 def _ice_urls(peer: RtcPeer) -> list[str]:

@@ -13,12 +13,11 @@ Nothing here is called per relayed message more than once per read or write.
 
 from __future__ import annotations
 
-import pprint
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from autobahn import util as autobahn_util
 from autobahn.twisted import websocket as autobahn_twisted
 from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.protocol import WebSocketProtocol
@@ -188,44 +187,54 @@ class _FormattedWhenRead:
         return format(str(self), spec)
 
 
-def _lazy(function: Callable[[Any], str]) -> Callable[[object], _FormattedWhenRead]:
-    def deferred(value: object) -> _FormattedWhenRead:
-        return _FormattedWhenRead(function, value)
-
-    return deferred
+# Whether this thread is inside one of our protocol's calls into Autobahn.
+_ours = threading.local()
 
 
-_LAZY = {
-    "pformat": _lazy(pprint.pformat),
-    "hltype": _lazy(autobahn_util.hltype),
-    "hlval": _lazy(autobahn_util.hlval),
-}
-
-
-@contextmanager
-def lazy_debug_formatting() -> Iterator[None]:
-    """Within this block, Autobahn's eager formatting for its debug lines is
-    done only if a line is read.
+class _LazyInOurCalls:
+    """Autobahn's formatting function, made lazy inside our calls only.
 
     On every new connection Autobahn pretty-prints its ~50 settings and
     highlights a dozen arguments (a Failure's traceback among them) for debug
     lines that are then dropped: a quarter of the server's CPU when clients
-    come and go. The names are swapped for lazy ones only while our own
-    protocol calls into Autobahn, and put back after, so that any other
-    Autobahn user in the process (a game server that embeds us) is not
-    affected; the text, when it is read, is the same."""
-    saved = [
-        (module, name, getattr(module, name))
-        for module, names in AUTOBAHN_MODULE_ATTRIBUTES.items()
-        for name in names
-    ]
-    for module, name, _ in saved:
-        setattr(module, name, _LAZY[name])
+    come and go. In place of the module's function, this object formats as
+    it always did, except while our protocol calls into Autobahn
+    (`lazy_debug_formatting`) in this thread: then the text is made only if
+    a line is read, and is the same. Any other Autobahn user in the process
+    (a game server that embeds us) gets the function's own behaviour."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[Any], str]) -> None:
+        self.function = function
+
+    def __call__(self, value: object) -> str | _FormattedWhenRead:
+        if getattr(_ours, "inside", False):
+            return _FormattedWhenRead(self.function, value)
+        return self.function(value)
+
+
+def _install_lazy_formatting() -> None:
+    for module, names in AUTOBAHN_MODULE_ATTRIBUTES.items():
+        for name in names:
+            function = getattr(module, name)
+            if not isinstance(function, _LazyInOurCalls):
+                setattr(module, name, _LazyInOurCalls(function))
+
+
+_install_lazy_formatting()
+
+
+@contextmanager
+def lazy_debug_formatting() -> Iterator[None]:
+    """Within this block (in this thread), Autobahn's eager formatting for
+    its debug lines is done only if a line is read (see `_LazyInOurCalls`)."""
+    outer = getattr(_ours, "inside", False)
+    _ours.inside = True
     try:
         yield
     finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
+        _ours.inside = outer
 
 
 # -- Twisted: the TCP connection's write buffer -------------------------------

@@ -35,9 +35,9 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from .. import __version__
 from ..protocol.hooks import LobbyInfo, PeerInfo, Refused
 from ..protocol.reasons import CloseReason
+from ..protocol.version import VERSION
 from .backend_http import LogThrottle, identity_text, iso_time
 
 # Request bodies above this are answered 413.
@@ -288,15 +288,8 @@ class AdminResource(Resource):
         if parts and parts[-1] == "":
             parts.pop()  # a trailing slash
         for pattern, handlers in self.routes.items():
-            if len(pattern) != len(parts):
-                continue
-            values = []
-            for expected, part in zip(pattern, parts, strict=True):
-                if expected.startswith("{"):
-                    values.append(part)
-                elif expected != part:
-                    break
-            else:
+            values = _match(pattern, parts)
+            if values is not None:
                 return handlers, values
         raise _Answer(404, "no such path")
 
@@ -319,41 +312,18 @@ class AdminResource(Resource):
         fields = read_json_object(
             _read_body(request), frozenset({"mode", "ttl", "size", "players"})
         )
-        mode = fields.get("mode", "mesh")
-        if mode not in ("mesh", "client-server"):
-            raise BadRequest('"mode" must be "mesh" or "client-server"')
-        ttl = fields.get("ttl", DEFAULT_RESERVATION_TTL)
-        if not _number(ttl) or not math.isfinite(ttl) or not 0 < ttl <= MAX_RESERVATION_TTL:
-            raise BadRequest(
-                f'"ttl" must be a number of seconds > 0 and <= {MAX_RESERVATION_TTL:g}'
-            )
-        size = fields.get("size")
-        most = self.max_lobby_size or MAX_SIZE
-        if size is not None and (type(size) is not int or not 1 <= size <= most):
-            raise BadRequest(f'"size" must be a whole number from 1 to {most}')
-        players = fields.get("players", [])
-        if (
-            not isinstance(players, list)
-            or len(players) > MAX_PLAYERS
-            or not all(isinstance(p, str) and 0 < len(p) <= MAX_PLAYER_CHARS for p in players)
-        ):
-            raise BadRequest(
-                f'"players" must be a list of at most {MAX_PLAYERS} names, each 1 to '
-                f"{MAX_PLAYER_CHARS} characters"
-            )
-        if len(set(players)) != len(players):
-            raise BadRequest('"players" names each player once')
-        if size is not None and len(players) > size:
-            raise BadRequest('more "players" than the lobby\'s "size"')
+        mode = _mode(fields.get("mode", "mesh"))
+        ttl = _ttl(fields.get("ttl", DEFAULT_RESERVATION_TTL))
+        size = _size(fields.get("size"), self.max_lobby_size or MAX_SIZE)
+        players = _players(fields.get("players", []), size)
         try:
-            name = self.control.reserve_lobby(mesh=mode == "mesh", ttl=float(ttl), size=size)
+            name = self.control.reserve_lobby(mesh=mode == "mesh", ttl=ttl, size=size)
         except Refused as refused:
             raise _Answer(refused.status, refused.reason) from None
         answer = lobby_json(self._found(name), self.max_lobby_size)
         if self.token_auth is not None:
             answer["tokens"] = {
-                player: self.token_auth.mint(player, lobby=name, ttl=float(ttl))
-                for player in players
+                player: self.token_auth.mint(player, lobby=name, ttl=ttl) for player in players
             }
         request.setHeader("Location", f"{_mount_prefix(request)}/v1/lobbies/{name}")
         return 201, answer
@@ -385,6 +355,55 @@ class AdminResource(Resource):
 
     def _openapi(self, request: Request, parts: list[str]) -> tuple[int, Any]:
         return 200, orjson.Fragment(self._document)
+
+
+def _match(pattern: tuple[str, ...], parts: list[str]) -> list[str] | None:
+    """The values of ``pattern``'s ``{placeholders}`` in ``parts``, or None
+    when the path is not of that pattern."""
+    if len(pattern) != len(parts):
+        return None
+    values = []
+    for expected, part in zip(pattern, parts, strict=True):
+        if expected.startswith("{"):
+            values.append(part)
+        elif expected != part:
+            return None
+    return values
+
+
+def _mode(mode: object) -> str:
+    if mode not in ("mesh", "client-server"):
+        raise BadRequest('"mode" must be "mesh" or "client-server"')
+    return str(mode)
+
+
+def _ttl(ttl: object) -> float:
+    if not _number(ttl) or not math.isfinite(ttl) or not 0 < ttl <= MAX_RESERVATION_TTL:  # type: ignore[arg-type, operator]
+        raise BadRequest(f'"ttl" must be a number of seconds > 0 and <= {MAX_RESERVATION_TTL:g}')
+    return float(ttl)  # type: ignore[arg-type]
+
+
+def _size(size: object, most: int) -> int | None:
+    if size is not None and (type(size) is not int or not 1 <= size <= most):
+        raise BadRequest(f'"size" must be a whole number from 1 to {most}')
+    return size
+
+
+def _players(players: object, size: int | None) -> list[str]:
+    if (
+        not isinstance(players, list)
+        or len(players) > MAX_PLAYERS
+        or not all(isinstance(p, str) and 0 < len(p) <= MAX_PLAYER_CHARS for p in players)
+    ):
+        raise BadRequest(
+            f'"players" must be a list of at most {MAX_PLAYERS} names, each 1 to '
+            f"{MAX_PLAYER_CHARS} characters"
+        )
+    if len(set(players)) != len(players):
+        raise BadRequest('"players" names each player once')
+    if size is not None and len(players) > size:
+        raise BadRequest('more "players" than the lobby\'s "size"')
+    return players
 
 
 def _read_body(request: Request) -> bytes:
@@ -778,7 +797,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "webrtc-signal admin API",
-            "version": __version__,
+            "version": VERSION,
             "description": "Lobby control for game backends. Every request needs "
             "`Authorization: Bearer <token>` (401 otherwise). Bodies are JSON objects of at "
             f"most {MAX_BODY_BYTES} bytes (413 beyond). A method a path does not take is "

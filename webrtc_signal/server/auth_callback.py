@@ -42,9 +42,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 
-from .. import __version__
 from ..protocol.hooks import ConnectionRequest, PeerInfo, Refused
 from ..protocol.reasons import CloseReason
+from ..protocol.version import VERSION
 from .backend_http import (
     MAX_IDENTITY_CHARS,
     BackendClient,
@@ -200,7 +200,7 @@ class AuthCallback:
                 "headers": _allowed_headers(request.headers),
             }
         )
-        headers = {"Content-Type": "application/json", "User-Agent": f"webrtc-signal/{__version__}"}
+        headers = {"Content-Type": "application/json", "User-Agent": f"webrtc-signal/{VERSION}"}
         self.calls += 1
         call = self.client.post(self.url, body, headers)
 

@@ -42,22 +42,16 @@ def read_text_frames(data: bytes, max_size: int) -> tuple[list[str], int, bool]:
         if data[at] != _FINAL_TEXT or data[at + 1] < _MASKED:
             return texts, at, False
         size = data[at + 1] & 0x7F
-        if size < 126:
-            start = at + 6
-        elif size == 126:
-            start = at + 8
-            if end < start:
-                return texts, at, True
-            size = (data[at + 2] << 8) | data[at + 3]
-            if size < 126:
-                return texts, at, False  # not the minimal length encoding
-        else:
-            return texts, at, False  # 64-bit lengths: over any sane limit
-        if size > max_size:
-            return texts, at, False
+        start = at + 6
+        if size >= 126:
+            # Messages of 126 bytes or more: their length follows.
+            length = _extended_length(data, at, end)
+            if type(length) is bool:
+                return texts, at, length
+            start, size = length
         stop = start + size
-        if stop > end:
-            return texts, at, True
+        if size > max_size or stop > end:
+            return texts, at, size <= max_size
         payload = unmask(data[start:stop], data[start - 4 : start]) if size else b""
         try:
             texts.append(payload.decode("utf-8"))
@@ -65,6 +59,22 @@ def read_text_frames(data: bytes, max_size: int) -> tuple[list[str], int, bool]:
             return texts, at, False
         at = stop
     return texts, at, True
+
+
+def _extended_length(data: bytes, at: int, end: int) -> tuple[int, int] | bool:
+    """Where the payload of the frame at ``at`` starts, and its size, for a
+    16-bit length; True when the length is not all here yet, False for a
+    frame left to Autobahn (a 64-bit length, over any sane limit, or a
+    length that is not encoded in the fewest bytes)."""
+    if data[at + 1] & 0x7F != 126:
+        return False
+    start = at + 8
+    if end < start:
+        return True
+    size = (data[at + 2] << 8) | data[at + 3]
+    if size < 126:
+        return False
+    return start, size
 
 
 def text_frame(payload: bytes) -> bytes:

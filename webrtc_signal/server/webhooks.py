@@ -47,9 +47,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 
-from .. import __version__
 from ..protocol.events import Event, LobbyClosed, LobbyCreated, LobbySealed, PeerJoined, PeerLeft
 from ..protocol.hooks import PeerInfo
+from ..protocol.version import VERSION
 from .backend_http import (
     BackendClient,
     LogThrottle,
@@ -245,7 +245,7 @@ class _Destination:
         timestamp = str(int(now))
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": f"webrtc-signal/{__version__}",
+            "User-Agent": f"webrtc-signal/{VERSION}",
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(sender.secret, timestamp, pending.body),
         }
@@ -347,6 +347,24 @@ class _Destination:
             )
 
 
+def _check_sender_settings(
+    urls: Sequence[str],
+    secret: bytes,
+    queue_limit: int,
+    concurrency: int,
+    timeout: float,
+    retry_for: float,
+) -> None:
+    if not urls:
+        raise ValueError("no webhook URL given")
+    if not secret:
+        raise ValueError("the webhook secret is empty")
+    if queue_limit < 1 or concurrency < 1:
+        raise ValueError("queue_limit and concurrency must be at least 1")
+    if not timeout > 0 or not retry_for >= 0:
+        raise ValueError("timeout must be > 0 and retry_for >= 0")
+
+
 class WebhookSender:
     """POSTs lobby events to ``urls``, signed with ``secret`` (see the module
     docstring). Add `observe` as an observer of the service; call `stop`
@@ -375,14 +393,7 @@ class WebhookSender:
         tls_policy: IPolicyForHTTPS | None = None,
         make_id: Callable[[], str] | None = None,
     ) -> None:
-        if not urls:
-            raise ValueError("no webhook URL given")
-        if not secret:
-            raise ValueError("the webhook secret is empty")
-        if queue_limit < 1 or concurrency < 1:
-            raise ValueError("queue_limit and concurrency must be at least 1")
-        if not timeout > 0 or not retry_for >= 0:
-            raise ValueError("timeout must be > 0 and retry_for >= 0")
+        _check_sender_settings(urls, secret, queue_limit, concurrency, timeout, retry_for)
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
