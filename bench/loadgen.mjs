@@ -7,7 +7,7 @@
 // CPU time and RSS from /proc/<serverPid> itself, at the exact edges of its
 // measuring window, and reports its own CPU use beside the server's so a
 // reader can see that it was not the bottleneck.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import WebSocket from "ws";
 
 const [scenario, rawParams] = process.argv.slice(2);
@@ -27,8 +27,54 @@ function processCpu(pid) {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
 }
 
+/** CPU time to the nanosecond: the sum over the process's threads of the
+ * scheduler's run time. Only comparable between two samples with the same
+ * threads (a thread that ended takes its time with it). */
+function threadsCpu(pid) {
+  const threads = readdirSync(`/proc/${pid}/task`).sort();
+  let ns = 0;
+  for (const tid of threads) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      return null; // a thread ended while being read
+    }
+  }
+  return { seconds: ns / 1e9, threads: `${pid}:${threads.join(",")}` };
+}
+
 function serverCpu() {
   return SERVER_PIDS.reduce((total, pid) => total + processCpu(pid), 0);
+}
+
+/** Both readings of the server's CPU time: clock ticks (10 ms steps) and,
+ * where the kernel keeps it, the threads' run time in nanoseconds. */
+function serverCpuSample() {
+  const ticks = serverCpu();
+  const precise = SERVER_PIDS.map((pid) => {
+    try {
+      return threadsCpu(pid);
+    } catch {
+      return null;
+    }
+  });
+  if (precise.some((p) => p === null)) return { ticks, precise: null, threads: null };
+  return {
+    ticks,
+    precise: precise.reduce((total, p) => total + p.seconds, 0),
+    threads: precise.map((p) => p.threads).join(";"),
+  };
+}
+
+/** CPU seconds between two samples: the precise figure when the same
+ * threads ran throughout and it agrees with the ticks (within their 10 ms
+ * steps and 5%), else the ticks. */
+function cpuBetween(a, b) {
+  const ticks = b.ticks - a.ticks;
+  if (a.precise === null || b.precise === null || a.threads !== b.threads) return ticks;
+  const precise = b.precise - a.precise;
+  const step = (2 * SERVER_PIDS.length) / CLK_TCK;
+  return Math.abs(precise - ticks) <= step + 0.05 * ticks ? precise : ticks;
 }
 
 function serverRssKb() {
@@ -48,23 +94,28 @@ const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds 
 
 /** Marks a window: wall time, server CPU, own CPU. */
 function mark() {
-  return { wall: now(), server: serverCpu(), own: ownCpu() };
+  return { wall: now(), server: serverCpuSample(), own: ownCpu() };
 }
 
 function spent(start, end) {
   const wall = end.wall - start.wall;
+  const serverCpuS = cpuBetween(start.server, end.server);
   return {
     wall,
-    serverCpu: end.server - start.server,
-    serverUtil: (end.server - start.server) / wall,
+    serverCpu: serverCpuS,
+    serverUtil: serverCpuS / wall,
     loadgenUtil: (end.own - start.own) / wall,
   };
 }
 
-function fail(message) {
+function fail(message, status = 2) {
   console.error(`loadgen: ${message}`);
-  process.exit(2);
+  process.exit(status);
 }
+
+// The exit status that tells bench/run.py the load generator could not
+// offer the load asked of it (so the round's figures would be wrong).
+const BEHIND = 3;
 
 function bounded(promise, seconds, what) {
   let timer;
@@ -338,7 +389,104 @@ async function scale({ url, connections, window, dataBytes, warmup, duration, se
   };
 }
 
-const SCENARIOS = { relay, latency, churn, idle, scale };
+/** Open loop: `rate` messages a second in all, over `pairs` lobbies of 2
+ * sending both ways, each message sent when the clock says it is due and
+ * never in answer to anything. Every message carries its direction's
+ * sequence number and send time, and every one is checked on arrival:
+ * from the right peer, in order, none lost or repeated, data intact. The
+ * round fails (status BEHIND) if the generator falls more than maxLagMs
+ * behind its schedule or 1% short of the rate in the window. */
+async function rate({ url, guestUrl, pairs, rate, dataBytes, warmup, duration, maxLagMs, drainS = 10 }) {
+  const made = await bounded(lobbies(url, pairs, 2, 50, guestUrl || url), 120, "setting up the rate pairs");
+  const directions = [];
+  for (const [host, guest] of made) {
+    directions.push({ from: host, to: guest, dest: guest.id, seenAs: 1, sent: 0, received: 0 });
+    directions.push({ from: guest, to: host, dest: 1, seenAs: guest.id, sent: 0, received: 0 });
+  }
+  let wrong = null;
+  const samples = [];
+  let window = null; // [start, end) of the measured window, in send times
+  const padFor = (prefix) => "x".repeat(Math.max(0, dataBytes - prefix.length));
+  for (const direction of directions) {
+    direction.to.onRelay = (message) => {
+      const space = message.data.indexOf(" ", message.data.indexOf(" ") + 1);
+      const prefix = message.data.slice(0, space + 1);
+      const [seqText, sentText] = prefix.split(" ");
+      if (message.id !== direction.seenAs) wrong ??= `a message from ${message.id}, expected ${direction.seenAs}`;
+      else if (Number(seqText) !== direction.received) wrong ??= `message ${seqText} arrived, expected ${direction.received}`;
+      else if (message.data !== prefix + padFor(prefix)) wrong ??= `message ${seqText}'s data was altered`;
+      direction.received += 1;
+      const sentAt = Number(sentText);
+      if (window && sentAt >= window[0] && (window[1] === null || sentAt < window[1])) {
+        samples.push(now() - sentAt);
+      }
+    };
+  }
+  const began = now();
+  let sent = 0;
+  let lagMax = 0;
+  let next = 0;
+  const ticker = setInterval(() => {
+    const at = now();
+    const due = Math.floor((at - began) * rate);
+    if (sent < due && window) lagMax = Math.max(lagMax, at - (began + sent / rate));
+    for (; sent < due; sent += 1) {
+      const direction = directions[next];
+      next = (next + 1) % directions.length;
+      const prefix = `${direction.sent} ${now()} `;
+      direction.sent += 1;
+      direction.from.ws.send(JSON.stringify({ type: T.CANDIDATE, id: direction.dest, data: prefix + padFor(prefix) }));
+    }
+  }, 1);
+  await sleep(warmup);
+  const start = mark();
+  window = [start.wall, null];
+  const sentBefore = sent;
+  await sleep(duration);
+  const end = mark();
+  window[1] = end.wall;
+  const sentInWindow = sent - sentBefore;
+  clearInterval(ticker);
+  // Everything sent must arrive: wait for the stragglers, bounded.
+  const allArrived = () => directions.every((d) => d.received === d.sent);
+  const drainDeadline = now() + drainS;
+  while (!allArrived() && !wrong && now() < drainDeadline) await sleep(0.01);
+  const rssKb = serverRssKb();
+  closeAll(made.flat());
+  if (wrong) fail(`rate: ${wrong}`);
+  if (!allArrived()) {
+    const missing = directions.reduce((total, d) => total + d.sent - d.received, 0);
+    fail(`rate: ${missing} message(s) never arrived`);
+  }
+  const used = spent(start, end);
+  const offered = sentInWindow / used.wall;
+  if (offered < 0.99 * rate || lagMax * 1000 > maxLagMs) {
+    fail(
+      `rate: the load generator could not keep the rate: ${offered.toFixed(0)} of ${rate} msg/s, ` +
+        `up to ${(lagMax * 1000).toFixed(1)} ms behind schedule (limit ${maxLagMs} ms)`,
+      BEHIND,
+    );
+  }
+  if (samples.length === 0) fail("rate: no message was delivered in the window");
+  samples.sort((a, b) => a - b);
+  const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] * 1000;
+  return {
+    rate,
+    sent: sentInWindow,
+    delivered: samples.length,
+    offeredPerS: offered,
+    lagMaxMs: lagMax * 1000,
+    serverCpuS: used.serverCpu,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    maxMs: samples[samples.length - 1] * 1000,
+    serverUtil: used.serverUtil,
+    loadgenUtil: used.loadgenUtil,
+    serverRssKb: rssKb,
+  };
+}
+
+const SCENARIOS = { relay, latency, churn, idle, rate, scale };
 if (!(scenario in SCENARIOS)) fail(`unknown scenario ${scenario}`);
 try {
   const result = await SCENARIOS[scenario](P);
