@@ -26,6 +26,11 @@ needs_load_generator = pytest.mark.skipif(
     shutil.which("node") is None or not (ROOT / "node_modules" / "ws").is_dir(),
     reason="the load generator needs node and the npm package ws (npm ci)",
 )
+# The other servers compared (--others) come from npm too; a node_modules
+# from before they were added lacks them, and the smoke run then leaves them out.
+OTHERS_INSTALLED = all(
+    (ROOT / "node_modules" / package).is_dir() for package in ("peer", "y-webrtc")
+)
 MACHINE = {"date": "d", "cpu": "c", "cores": 2, "kernel": "k", "python": "p", "node": "n"}
 
 
@@ -38,9 +43,10 @@ def test_quick_benchmark_reports_every_figure_for_ours_and_a_baseline(tmp_path: 
     # This checkout doubles as the baseline build: one run covers every
     # scenario, both builds and the per-round ratios between them.
     out = tmp_path / "results.jsonl"
+    others = ["peerjs", "y-webrtc"] if OTHERS_INSTALLED else []
     finished = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--rounds", "1",
-         "--baseline", str(ROOT), "--out", str(out)],
+         "--baseline", str(ROOT), "--others", ",".join(others), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -48,10 +54,17 @@ def test_quick_benchmark_reports_every_figure_for_ours_and_a_baseline(tmp_path: 
     assert finished.returncode == 0, finished.stdout + finished.stderr
     records = results_of(out)
     assert "machine" in records[0]
-    assert set(records[1]["servers"]) == {"ours", "baseline"}
+    assert set(records[1]["servers"]) == {"ours", "baseline", *others}
+    assert not [r for r in records if "failed" in r]
     results = [r for r in records if "figures" in r]
     assert {r["scenario"] for r in results} == set(bench.FIGURES)
-    assert {r["server"] for r in results} == {"ours", "baseline"}
+    assert {r["server"] for r in results} == {"ours", "baseline", *others}
+    for name in others:
+        # The other servers do churn and rate only, in their own protocols.
+        assert {r["scenario"] for r in results if r["server"] == name} == {"churn", "rate"}
+    if others:
+        assert "| rate | server CPU in the measured window (CPU-s) | " in finished.stdout
+        assert "| ours/peerjs | ours/y-webrtc |" in finished.stdout
     for record in results:
         for key, *_ in bench.FIGURES[record["scenario"]]:
             value = record["figures"][key]
