@@ -16,13 +16,15 @@ from 127.0.0.2-5, the players they should not hurt from 127.0.0.3 or 127.0.0.6.
 - byte-flood: 40 connections from 127.0.0.2-5, in lobbies of 2, each
   relaying messages of the largest size the server takes, as fast as the
   server takes them but under its message-rate limit, for 7 s, while a
-  canary lobby from 127.0.0.6 relays one small message every 10 ms: MB
-  relayed in all and per connection, the canary's p50/p99/max delay.
-- log-storm: for 12 s, 127.0.0.2 (holding all but one of its connections
-  allowed) opens connections past --max-peers-per-address as fast as it can,
-  and keeps making other refusals with the one left (a JOIN of a lobby that
-  does not exist, a lobby over its creation rate, a malformed message): the
-  lines and bytes the server logs in those 12 s.
+  canary lobby from 127.0.0.6 relays one small message every 10 ms (or as
+  soon as the previous one arrived): MB relayed in all and per connection,
+  the canary's p50/p99/max delay.
+- log-storm: for 12 s, 127.0.0.2 (holding all but one of the connections
+  --max-peers-per-address allows it) opens connections past the limit as
+  fast as it can, and keeps making other refusals with the one left (a JOIN
+  of a lobby that does not exist, a lobby over its creation rate, a
+  malformed message): the lines and bytes the server logs in those 12 s.
+  Ours runs with its log on stdout, into a file of its own.
 - slow-consumer, endless-upgrades, ping-burst, fragment-pile: the earlier
   scenarios (peak RSS with a guest that never reads; RSS growth from 50
   upgrade requests whose headers never end; a canary's worst delay during
@@ -102,6 +104,13 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def open_descriptors(pid: int) -> int:
@@ -359,6 +368,7 @@ def byte_flood(
         for index, stream in enumerate(streams):
             selector.register(stream.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, index)
         began = time.monotonic()
+        client_cpu, server_cpu = time.process_time(), process_cpu_s(target.pid)
         ends = began + seconds
         while (now := time.monotonic()) < ends:
             for key, events in selector.select(timeout=0.005):
@@ -381,6 +391,8 @@ def byte_flood(
                 if selector.get_key(stream.sock).events != wanted:
                     selector.modify(stream.sock, wanted, index)
         elapsed = time.monotonic() - began
+        client_util = (time.process_time() - client_cpu) / elapsed
+        server_util = (process_cpu_s(target.pid) - server_cpu) / elapsed
         selector.close()
     finally:
         stop.set()
@@ -410,6 +422,9 @@ def byte_flood(
         "canaryP99Ms": quantile(delays, 0.99),
         "canaryMaxMs": max(delays, default=float("nan")),
         "canaryError": canary_error,
+        # Which side was the bottleneck: near 1 core, that side was saturated.
+        "serverUtil": server_util,
+        "floodClientUtil": client_util,
     }
 
 
@@ -423,6 +438,10 @@ def show_byte_flood(figures: dict[str, Any]) -> str:
     )
     if figures["canaryError"]:
         canary += f" (canary: {figures['canaryError']})"
+    canary += (
+        f"; CPU use: server {figures['serverUtil']:.2f}, "
+        f"flood clients {figures['floodClientUtil']:.2f} cores"
+    )
     return (
         f"{figures['totalMB']:.0f} MB in {figures['seconds']:.1f} s, per connection max "
         f"{figures['perConnectionMaxMB']:.2f} MB{within}, median "
@@ -484,11 +503,11 @@ def log_storm(target: Target, seconds: float = 12.0, workers: int = 3) -> dict[s
     answers: dict[str, int] = {}
     lock = threading.Lock()
     try:
-        # Fill the address's quota but one, every connection in a lobby so
-        # that none is closed for not joining. Few lobbies: creating them
-        # is rate-limited per address too.
+        # Fill the address's quota, every connection in a lobby so that
+        # none is closed for not joining. Few lobbies: creating them is
+        # rate-limited per address too.
         lobbies: list[str] = []
-        while len(held) < limit - 1:
+        while len(held) < limit:
             client = Client(target.port, source=ATTACKER)
             held.append(client)
             if len(lobbies) < 5:
@@ -500,6 +519,11 @@ def log_storm(target: Target, seconds: float = 12.0, workers: int = 3) -> dict[s
         before = log_size(target.log)
         began = time.monotonic()
         ends = began + seconds
+        # The quota full: the first attempt past it is refused for sure;
+        # then one slot is freed for the other refusals.
+        first = over_the_limit(target.port)
+        answers[first] = 1
+        held.pop().close()
 
         def attack(make: Callable[[int], str]) -> None:
             for attempt in range(1_000_000):  # bounded; the clock ends it first
@@ -539,6 +563,9 @@ def log_storm(target: Target, seconds: float = 12.0, workers: int = 3) -> dict[s
         "logLines": lines,
         "logBytes": written,
         "logLinesPerS": lines / elapsed,
+        # How fast the attacker gets through depends on the machine; what
+        # each refusal costs in log does not.
+        "logLinesPerAttempt": lines / max(1, sum(answers.values())),
         "logBytesPerS": written / elapsed,
     }
 
@@ -548,7 +575,7 @@ def show_log_storm(figures: dict[str, Any]) -> str:
     return (
         f"{figures['logLines']} lines, {figures['logBytes'] / 1024:.0f} KB in "
         f"{figures['seconds']:.0f} s ({figures['logLinesPerS']:.0f} lines/s) from "
-        f"{figures['attempts']} attempts ({top})"
+        f"{figures['attempts']} attempts, {figures['logLinesPerAttempt']:.2f} lines each ({top})"
     )
 
 
@@ -797,7 +824,12 @@ def main(argv: list[str] | None = None) -> int:
         def measure(name: str, server: run.Server, running: run.Running, log: Path) -> None:
             scenario = available[name]
             target = Target(running, log, helps[server.name])
-            record: dict[str, Any] = {"scenario": name, "server": server.name}
+            # The machine's load when it ran: the figures are only as quiet as it.
+            record: dict[str, Any] = {
+                "scenario": name,
+                "server": server.name,
+                "load1": os.getloadavg()[0],
+            }
             try:
                 record["figures"] = scenario.measure(target)
                 shown = scenario.show(record["figures"])

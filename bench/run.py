@@ -586,6 +586,8 @@ def measure(
         "scenario": scenario,
         "size": "" if cluster_scenario else label(params),
         "params": params,
+        # The machine's load before it ran: the figures are only as quiet as it.
+        "load1": os.getloadavg()[0],
     }
     load_core = int(args.cores.split(",")[1])
     try:

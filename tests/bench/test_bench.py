@@ -293,8 +293,9 @@ def test_quick_abuse_scenarios_report_their_figures(tmp_path: Path) -> None:
     assert flood["totalMB"] > 0 and flood["canarySamples"] > 0 and not flood["canaryError"]
     storm = records["log-storm"]["figures"]
     assert storm["attempts"] > 0 and storm["logLines"] > 0
-    # Its quota full but one, the attacking address is refused with 429.
+    # Its quota full, the attacking address is refused with 429.
     assert storm["answers"].get("429", 0) > 0
+    assert storm["heldConnections"] == 255
     assert "| refusal log storm, 0.5 s |" in finished.stdout
 
 
