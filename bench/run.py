@@ -1,9 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark webrtc-signal side by side with Godot's Node.js reference server.
 
-    python bench/run.py --ref PATH/TO/server_node [--rounds 3] [--scenarios relay,churn]
+    python bench/run.py --ref PATH/TO/server_node [--rounds 5] [--scenarios relay,churn]
+
+    python bench/run.py --ref PATH --baseline DIR --scenarios relay,churn,rate
+
+    python bench/run.py --ref PATH --others peerjs,y-webrtc --scenarios churn,rate
 
     python bench/run.py --scenarios cluster-relay,cluster-latency [--rounds 5]
+
+--baseline DIR also measures the build in checkout DIR (DIR/.venv/bin/twistd,
+run from DIR) alternating with ours, with per-round ratios ours/baseline:
+how a change is judged against the code before it. --others measures other
+signaling servers from npm in churn and rate, in their own protocols.
 
 The cluster scenarios (docs/cluster.md) relay between a host on one node and
 its guest on another (two nodes and a redis-server, all three pinned to
@@ -22,7 +31,9 @@ Each round starts every server afresh for every scenario, pinned to one core
 another; servers alternate within a round and swap order between rounds. The
 load generator samples the server's CPU time and RSS from /proc at the edges
 of its measuring window. Results: a table of medians with the per-round ratio
-ours/reference, and JSON lines (--out).
+ours/reference, and JSON lines (--out). A load the generator could not offer
+(rate: more than maxLagMs behind its schedule), or that failed, is recorded
+as failed and left out of the figures.
 """
 
 from __future__ import annotations
