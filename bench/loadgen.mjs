@@ -3,7 +3,11 @@
 //
 //   node bench/loadgen.mjs <scenario> '<json parameters>'
 //
-// and reads one JSON line of figures from its stdout. It samples the server's
+// and reads one JSON line of figures from its stdout. `batch` runs several
+// loads one after another in one process (--quick, where starting Node for
+// each would cost more than the loads): its parameters are those common to
+// all plus "loads": [[scenario, parameters], ...], and it prints one line
+// for each. It samples the server's
 // CPU time and RSS from /proc/<serverPid> itself, at the exact edges of its
 // measuring window, and reports its own CPU use beside the server's so a
 // reader can see that it was not the bottleneck.
@@ -636,11 +640,13 @@ async function rate({ url, guestUrl, pairs, rate, dataBytes, warmup, duration, m
 }
 
 const SCENARIOS = { relay, latency, churn, idle, rate, scale };
-if (!(scenario in SCENARIOS)) fail(`unknown scenario ${scenario}`);
-try {
-  const result = await SCENARIOS[scenario](P);
-  console.log(JSON.stringify(result));
-  process.exit(0);
-} catch (error) {
-  fail(`${scenario}: ${error.message}`);
+const loads = scenario === "batch" ? P.loads : [[scenario, {}]];
+for (const [name] of loads) if (!(name in SCENARIOS)) fail(`unknown scenario ${name}`);
+for (const [name, params] of loads) {
+  try {
+    console.log(JSON.stringify(await SCENARIOS[name]({ ...P, ...params })));
+  } catch (error) {
+    fail(`${name}: ${error.message}`);
+  }
 }
+process.exit(0);

@@ -506,6 +506,41 @@ def load(
     return figures
 
 
+def load_batch(
+    loads: list[tuple[str, dict[str, Any]]],
+    port: int | list[int],
+    pid: int | list[int],
+    core: int,
+    protocol: str = "godot",
+) -> list[dict[str, Any] | str]:
+    """Several loads in one run of the load generator (--quick): the
+    figures of each, or why it failed (then those after it did not run)."""
+    ports = port if isinstance(port, list) else [port, port]
+    arguments = {
+        "loads": loads,
+        "url": f"ws://127.0.0.1:{ports[0]}/",
+        "guestUrl": f"ws://127.0.0.1:{ports[1]}/",
+        "serverPids": pid if isinstance(pid, list) else [pid],
+        "clockTicks": os.sysconf("SC_CLK_TCK"),
+        "protocol": protocol,
+    }
+    result = subprocess.run(
+        ["taskset", "-c", str(core), "node", str(LOADGEN), "batch", json.dumps(arguments)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    figures: list[dict[str, Any] | str] = [
+        json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")
+    ]
+    missing = len(loads) - len(figures)
+    if not missing:
+        return figures
+    failed = f"load generator failed: {result.stderr.strip()}"
+    return [*figures, failed] + ["not run: a load before it in its batch failed"] * (missing - 1)
+
+
 def redis_server(work: Path) -> Server:
     return Server(
         "redis-server",
@@ -578,6 +613,44 @@ def emit(record: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"  round {where}: {said}", flush=True)
 
 
+def record_of(
+    round_number: int, name: str, scenario: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "round": round_number,
+        "server": name,
+        "scenario": scenario,
+        "size": "" if scenario in CLUSTER else label(params),
+        "params": params,
+        # The machine's load before it ran: the figures are only as quiet as it.
+        "load1": os.getloadavg()[0],
+    }
+
+
+def measure_batch(
+    round_number: int,
+    name: str,
+    loads: list[tuple[str, dict[str, Any]]],
+    ports: int | list[int],
+    pids: int | list[int],
+    args: argparse.Namespace,
+    protocol: str = "godot",
+) -> list[dict[str, Any]]:
+    """Several loads on running servers in one run of the load generator
+    (--quick), as records."""
+    load_core = int(args.cores.split(",")[1])
+    batch = [(CLUSTER.get(scenario, scenario), params) for scenario, params in loads]
+    records = []
+    for (scenario, params), outcome in zip(
+        loads, load_batch(batch, ports, pids, load_core, protocol), strict=True
+    ):
+        record = record_of(round_number, name, scenario, params)
+        record["figures" if isinstance(outcome, dict) else "failed"] = outcome
+        emit(record, args)
+        records.append(record)
+    return records
+
+
 def measure(
     round_number: int,
     name: str,
@@ -590,16 +663,7 @@ def measure(
 ) -> dict[str, Any]:
     """One load on running servers, as a record; a round the load generator
     could not offer its load in, or that failed, is recorded as failed."""
-    cluster_scenario = scenario in CLUSTER
-    record: dict[str, Any] = {
-        "round": round_number,
-        "server": name,
-        "scenario": scenario,
-        "size": "" if cluster_scenario else label(params),
-        "params": params,
-        # The machine's load before it ran: the figures are only as quiet as it.
-        "load1": os.getloadavg()[0],
-    }
+    record = record_of(round_number, name, scenario, params)
     load_core = int(args.cores.split(",")[1])
     try:
         record["figures"] = load(
@@ -666,26 +730,24 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             loads = [(scenario, params) for scenario in plain for params in sizes[scenario]]
             cluster_loads = [(s, params) for s in clustered for params in sizes[s]]
             if args.quick:
-                # Only checking that everything runs: one start per server
-                # serves all its loads (measured figures start each afresh).
+                # Only checking that everything runs: one start of each server
+                # and of the load generator serves all its loads (measured
+                # figures start each afresh).
                 for server in order:
                     mine = [(s, p) for s, p in loads if takes(server, s)]
                     if not mine:
                         continue
                     running = start(server, server_core, log)
                     try:
-                        for scenario, params in mine:
-                            records.append(measure(round_number, server.name, scenario, params,
-                                                   running.port, running.pid, args,
-                                                   server.protocol))  # fmt: skip
+                        records += measure_batch(round_number, server.name, mine, running.port,
+                                                 running.pid, args, server.protocol)  # fmt: skip
                     finally:
                         stop(running)
                 for setup in setups if cluster_loads else []:
                     with cluster(setup, args, log) as (ports, pids):
-                        for scenario, params in cluster_loads:
-                            records.append(
-                                measure(round_number, setup, scenario, params, ports, pids, args)
-                            )
+                        records += measure_batch(
+                            round_number, setup, cluster_loads, ports, pids, args
+                        )
                 continue
             for scenario, params in loads:
                 for server in order:
