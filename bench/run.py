@@ -1,9 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark webrtc-signal side by side with Godot's Node.js reference server.
 
-    python bench/run.py --ref PATH/TO/server_node [--rounds 3] [--scenarios relay,churn]
+    python bench/run.py --ref PATH/TO/server_node [--rounds 5] [--scenarios relay,churn]
+
+    python bench/run.py --ref PATH --baseline DIR --scenarios relay,churn,rate
+
+    python bench/run.py --ref PATH --others peerjs,y-webrtc --scenarios churn,rate
 
     python bench/run.py --scenarios cluster-relay,cluster-latency [--rounds 5]
+
+--baseline DIR also measures the build in checkout DIR (DIR/.venv/bin/twistd,
+run from DIR) alternating with ours, with per-round ratios ours/baseline:
+how a change is judged against the code before it. --others measures other
+signaling servers from npm in churn and rate, in their own protocols.
 
 The cluster scenarios (docs/cluster.md) relay between a host on one node and
 its guest on another (two nodes and a redis-server, all three pinned to
@@ -22,16 +31,21 @@ Each round starts every server afresh for every scenario, pinned to one core
 another; servers alternate within a round and swap order between rounds. The
 load generator samples the server's CPU time and RSS from /proc at the edges
 of its measuring window. Results: a table of medians with the per-round ratio
-ours/reference, and JSON lines (--out).
+ours/reference, and JSON lines (--out). A load the generator could not offer
+(rate: more than maxLagMs behind its schedule), or that failed, is recorded
+as failed and left out of the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -40,7 +54,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,28 +69,31 @@ FULL: dict[str, list[dict[str, Any]]] = {
     "latency": [{"pairs": 100, "rate": 2000, "dataBytes": 200, "warmup": 2, "duration": 10}],
     "churn": [{"workers": 32, "warmup": 2, "duration": 5}],
     "idle": [{"connections": 4000, "lobbySize": 4, "settle": 2}],
+    # Open loop: 10,000 msg/s in all, scheduled by the clock, over 50 pairs
+    # sending both ways; the load generator fails the round if it falls more
+    # than maxLagMs behind its schedule.
+    "rate": [
+        {"pairs": 50, "rate": 10_000, "dataBytes": 200, "warmup": 2, "duration": 8, "maxLagMs": 100}
+    ],
     "scale": [
         {"connections": n, "window": 8, "dataBytes": 200, "warmup": 1, "duration": 3, "settle": 1}
         for n in (100, 1000, 4000)
     ],
 }
+# Tiny, to check that everything runs; their figures mean nothing.
 QUICK: dict[str, list[dict[str, Any]]] = {
-    "relay": [{"pairs": 4, "window": 4, "dataBytes": 200, "warmup": 0.2, "duration": 0.5}],
-    "latency": [{"pairs": 4, "rate": 200, "dataBytes": 200, "warmup": 0.2, "duration": 0.5}],
-    "churn": [{"workers": 4, "warmup": 0.2, "duration": 0.5}],
-    "idle": [{"connections": 40, "lobbySize": 4, "settle": 0.2}],
+    "relay": [{"pairs": 2, "window": 2, "dataBytes": 200, "warmup": 0.1, "duration": 0.2}],
+    "latency": [{"pairs": 2, "rate": 200, "dataBytes": 200, "warmup": 0.1, "duration": 0.2}],
+    "churn": [{"workers": 2, "warmup": 0.1, "duration": 0.2}],
+    "idle": [{"connections": 20, "lobbySize": 4, "settle": 0.1}],
+    "rate": [{"pairs": 2, "rate": 200, "dataBytes": 200, "warmup": 0.1, "duration": 0.2,
+              "maxLagMs": 30_000}],
     "scale": [
-        {
-            "connections": n,
-            "window": 2,
-            "dataBytes": 200,
-            "warmup": 0.2,
-            "duration": 0.5,
-            "settle": 0.2,
-        }
-        for n in (100, 200)
+        {"connections": n, "window": 2, "dataBytes": 200, "warmup": 0.1, "duration": 0.2,
+         "settle": 0.1}
+        for n in (100, 110)
     ],
-}
+}  # fmt: skip
 
 # The figures compared, per scenario: (key, label, unit, lower is better, target ratio).
 FIGURES: dict[str, list[tuple[str, str, str, bool, float | None]]] = {
@@ -104,6 +122,15 @@ FIGURES: dict[str, list[tuple[str, str, str, bool, float | None]]] = {
         ("kbPerConnection", "server memory per connection", "KiB", True, 1.0),
         ("establishS", "time to establish all", "s", True, None),
         ("serverCpuMsPerConnection", "server CPU per connection set up", "CPU-ms", True, None),
+    ],
+    "rate": [
+        ("serverCpuS", "server CPU in the measured window", "CPU-s", True, 0.8),
+        ("p50Ms", "relay latency p50", "ms", True, None),
+        ("p99Ms", "relay latency p99", "ms", True, None),
+        ("delivered", "messages delivered, each verified", "msg", False, None),
+        ("offeredPerS", "offered rate", "msg/s", False, None),
+        ("lagMaxMs", "load generator's worst lag behind schedule", "ms", True, None),
+        ("loadgenUtil", "load generator CPU use", "cores", True, None),
     ],
     "scale": [
         ("serverCpuSPer100k", "server CPU per 100k relayed", "CPU-s", True, None),
@@ -141,60 +168,166 @@ ONE_NODE, TWO_NODES = "one node", "two nodes + redis"
 @dataclass
 class Server:
     name: str
-    command: list[str]  # "{port}" is replaced by the port
+    # "{port}" is replaced by a port held for the server until it starts;
+    # "{port_file}" by a file in which the server writes where it listens.
+    command: list[str]
     cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+    writes_port_file: bool = False
+    # The soft open-file limit to start it with (the hard one is kept);
+    # None: this process's own.
+    soft_nofile: int | None = None
+    # The protocol the load generator speaks to it (loadgen.mjs): Godot's
+    # for ours and the reference, another for the other servers compared.
+    protocol: str = "godot"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@dataclass
+class Running:
+    server: Server
+    process: subprocess.Popen[bytes]
+    port: int
+    scratch: Path | None  # the port file's directory, removed at stop
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def hold_port() -> socket.socket:
+    """A socket bound (never listening) to a port the kernel chose, on every
+    address: while it is open the kernel gives that port to no one else, on
+    any address (a server such as the reference binds them all). It is
+    closed only at the last moment before the server told the port binds it."""
+    if socket.has_dualstack_ipv6():
+        holder = socket.socket(socket.AF_INET6)
+        holder.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        holder.bind(("::", 0))
+    else:
+        holder = socket.socket()
+        holder.bind(("0.0.0.0", 0))
+    return holder
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports on which process `pid` itself has a listening socket:
+    its socket descriptors matched against the kernel's socket tables, so a
+    port that another program took is never mistaken for the server's."""
+    inodes: set[str] = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    ports: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def read_port_file(path: Path) -> int | None:
+    """The port of the first `host:port` line in a port file, if any yet."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        _, colon, port = line.strip().rpartition(":")
+        if colon and port.isdigit() and int(port) > 0:
+            return int(port)
+    return None
+
+
+@functools.cache
+def plugin_help(twistd: Path) -> dict[str, str | None]:
+    """The options `twistd webrtc-signal --help` lists, with their defaults:
+    what a build supports is read from the build itself, so the benchmark
+    runs against builds older or newer than itself."""
+    shown = subprocess.run(
+        [str(twistd), "webrtc-signal", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    if shown.returncode != 0:
+        sys.exit(f"bench: `{twistd} webrtc-signal --help` failed: {shown.stderr.strip()}")
+    options: dict[str, str | None] = {}
+    blocks = re.split(r"(?m)^\s+(?:-\w, )?--(?=[a-z])", shown.stdout)[1:]
+    for block in blocks:
+        name = re.match(r"[a-z][a-z0-9-]*", block)
+        if name is None:
+            continue
+        default = re.search(r"\[default:\s+([^\]]*)\]", block)
+        options[name.group()] = " ".join(default.group(1).split()) if default else None
+    return options
 
 
 # The reference has no abuse limits, and the load generator is one address
 # standing in for thousands of players: ours runs with them off unless
 # --limits on asks what having them on costs. Then every check runs, but the
-# per-address and message-rate limits are set too high for the load to cross
-# (at their defaults one address could not churn a lobby a millisecond); the
-# send-buffer limit stays at its default.
-LIMITS_OFF = [
-    "--max-send-buffer", "0",
-    "--max-peers-per-address", "0",
-    "--max-handshakes-per-address", "0",
-    "--max-byte-rate", "0",
-    "--max-lobbies-per-address", "0",
-    "--max-lobby-rate", "0",
-    "--max-message-rate", "0",
-]  # fmt: skip
-LIMITS_ON = [
-    "--max-peers-per-address", "1000000",
-    "--max-handshakes-per-address", "1000000",
-    "--max-byte-rate", "1000000000",
-    "--max-byte-burst", "1000000000",
-    "--max-lobbies-per-address", "1000000",
-    "--max-lobby-rate", "1000000",
-    "--max-message-rate", "1000000",
-    "--max-message-burst", "1000000",
-]  # fmt: skip
+# per-address, handshake, message-rate and byte-rate limits are set too high
+# for the load to cross (at their defaults one address could not churn a
+# lobby a millisecond); the send-buffer limit stays at its default. A build
+# that lacks an option (an older one, under --baseline) runs without it.
+LIMITS_OFF = {
+    "--max-send-buffer": "0",
+    "--max-peers-per-address": "0",
+    "--max-lobbies-per-address": "0",
+    "--max-lobby-rate": "0",
+    "--max-message-rate": "0",
+    "--max-handshakes-per-address": "0",
+    "--max-byte-rate": "0",
+}
+LIMITS_ON = {
+    "--max-peers-per-address": "1000000",
+    "--max-lobbies-per-address": "1000000",
+    "--max-lobby-rate": "1000000",
+    "--max-message-rate": "1000000",
+    "--max-message-burst": "1000000",
+    "--max-handshakes-per-address": "1000000",
+    "--max-byte-rate": "1000000000",
+    "--max-byte-burst": "1000000000",
+}
 
 
-def ours(port: int, limits: bool = False) -> Server:
-    twistd = Path(sys.executable).parent / "twistd"
+def ours(limits: str = "off", checkout: Path | None = None, name: str = "ours") -> Server:
+    """Our server: this checkout's (the venv running the benchmark), or the
+    one in `checkout` (its own .venv) for a before/after comparison. `limits`
+    is off, on (see above) or default (the build's own defaults)."""
+    if checkout is None:
+        twistd, cwd = Path(sys.executable).parent / "twistd", ROOT
+    else:
+        twistd, cwd = checkout / ".venv" / "bin" / "twistd", checkout
     if not twistd.exists():
         sys.exit(
-            f"bench: no twistd next to {sys.executable}; "
-            "run it with the project's venv (make bench)"
+            f"bench: no twistd at {twistd}; run the benchmark with the project's venv "
+            "(make bench), and give --baseline a checkout with its own .venv"
         )
-    command = [
-        str(twistd),
-        "-n",
-        "--pidfile=",
-        "webrtc-signal",
-        "--port",
-        "tcp:{port}:interface=127.0.0.1",
-        *(LIMITS_ON if limits else LIMITS_OFF),
-    ]
-    return Server("ours", command, ROOT)
+    options = plugin_help(twistd)
+    chosen = {"off": LIMITS_OFF, "on": LIMITS_ON, "default": {}}[limits]
+    limit_args = [part for option, value in chosen.items() if option[2:] in options
+                  for part in (option, value)]  # fmt: skip
+    if "port-file" in options:
+        listen = ["--port", "tcp:0:interface=127.0.0.1", "--port-file", "{port_file}"]
+    else:
+        listen = ["--port", "tcp:{port}:interface=127.0.0.1"]
+    return Server(
+        name,
+        [str(twistd), "-n", "--pidfile=", "webrtc-signal", *listen, *limit_args],
+        cwd,
+        # A baseline checkout is read, never written: no bytecode files in it.
+        env={"PYTHONDONTWRITEBYTECODE": "1"} if checkout else {},
+        writes_port_file="port-file" in options,
+    )
 
 
 def reference(source: Path, work: Path) -> Server:
@@ -217,41 +350,125 @@ def reference(source: Path, work: Path) -> Server:
     subprocess.run(
         ["npm", "install", "--omit=dev", "--legacy-peer-deps", "--no-audit", "--no-fund",
          "--no-package-lock", "--loglevel=error"],
-        cwd=copy, check=True,
+        cwd=copy, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    return Server("reference", ["node", "server.js"], copy)
+    return Server("reference", ["node", "server.js"], copy, env={"PORT": "{port}"})
 
 
-def start(server: Server, port: int, core: int, log: Path) -> subprocess.Popen[bytes]:
-    command = [part.replace("{port}", str(port)) for part in server.command]
-    process = subprocess.Popen(
-        ["taskset", "-c", str(core), *command],
-        cwd=server.cwd,
-        env={**os.environ, "PORT": str(port)},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
+def soft_nofile_setter(soft: int | None) -> Callable[[], None] | None:
+    if soft is None:
+        return None
+
+    def set_soft_limit() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard), hard))
+
+    return set_soft_limit
+
+
+# Other signaling servers compared in churn and rate (--others), from npm
+# (package.json): the load generator speaks each one's protocol.
+OTHER_SCENARIOS = ("churn", "rate")
+
+
+def other_server(name: str) -> Server:
+    if name == "peerjs":
+        program = ROOT / "node_modules" / "peer" / "dist" / "bin" / "peerjs.js"
+        command = ["node", str(program), "--port", "{port}"]
+        env, protocol = {}, "peerjs"
+    else:
+        program = ROOT / "node_modules" / "y-webrtc" / "bin" / "server.js"
+        command, env, protocol = ["node", str(program)], {"PORT": "{port}"}, "ywebrtc"
+    if not program.is_file():
+        sys.exit(f"bench: {program} is missing: run `npm ci` (make node)")
+    return Server(name, command, ROOT, env=env, protocol=protocol)
+
+
+ADDRESS_IN_USE = re.compile(r"EADDRINUSE|address already in use", re.IGNORECASE)
+
+
+def start(server: Server, core: int, log: Path, attempts: int = 5) -> Running:
+    """Start `server` pinned to `core` and wait until it listens. A server
+    told its port may still lose it to another program between the release
+    and its bind: then it is started again on another port."""
+    for _ in range(attempts):
+        scratch = (
+            Path(tempfile.mkdtemp(prefix="webrtc-signal-bench-"))
+            if server.writes_port_file
+            else None
+        )
+        holder = None if scratch else hold_port()
+        held = holder.getsockname()[1] if holder else 0
+
+        def fill(part: str, held: int = held, scratch: Path | None = scratch) -> str:
+            part = part.replace("{port}", str(held))
+            return part.replace("{port_file}", str(scratch / "port")) if scratch else part
+
+        with log.open("ab") as output:
+            offset = output.tell()
+            if holder is not None:
+                holder.close()
+            process = subprocess.Popen(
+                ["taskset", "-c", str(core), *map(fill, server.command)],
+                cwd=server.cwd,
+                env={**os.environ, **{k: fill(v) for k, v in server.env.items()}},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                preexec_fn=soft_nofile_setter(server.soft_nofile),
+            )
+        port = wait_listening(process, held, scratch / "port" if scratch else None)
+        if port is not None:
+            return Running(server, process, port, scratch)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+            sys.exit(f"bench: {server.name} did not listen within 30 s; see {log}")
+        with log.open("rb") as written:
+            written.seek(offset)
+            said = written.read().decode(errors="replace")
+        if not ADDRESS_IN_USE.search(said):
+            sys.exit(f"bench: {server.name} exited at start; see {log}:\n{said[-2000:]}")
+        print(f"bench: {server.name} lost port {held} to another program; again", flush=True)
+    sys.exit(f"bench: {server.name} lost its port {attempts} times in a row")
+
+
+def wait_listening(
+    process: subprocess.Popen[bytes], port: int, port_file: Path | None, timeout: float = 30
+) -> int | None:
+    """The port `process` listens on once it does; None if it exits or does
+    not within `timeout` (bounded polling of a condition, not a guess)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"bench: {server.name} exited at start; see {log}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            time.sleep(0.3)  # let it finish starting up before measuring
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    sys.exit(f"bench: {server.name} did not listen on {port} within 30 s; see {log}")
+            return None
+        wanted = read_port_file(port_file) if port_file else port
+        if wanted and wanted in listening_ports(process.pid):
+            return wanted
+        time.sleep(0.02)
+    return None
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(running: Running) -> None:
+    process = running.process
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    if running.scratch:
+        shutil.rmtree(running.scratch, ignore_errors=True)
+
+
+class LoadGeneratorBehind(Exception):
+    """The load generator could not offer the load it was asked to: the
+    round's figures would be wrong, so the round fails instead."""
+
+
+# The load generator's exit status when it could not keep its schedule.
+BEHIND_STATUS = 3
 
 
 def load(
@@ -260,6 +477,7 @@ def load(
     port: int | list[int],
     pid: int | list[int],
     core: int,
+    protocol: str = "godot",
 ) -> dict[str, Any]:
     """Run the load generator. Lists of ports and pids are a cluster: hosts
     on the first port, their guests on the second, the CPU of every pid."""
@@ -271,6 +489,7 @@ def load(
         "guestUrl": f"ws://127.0.0.1:{ports[1]}/",
         "serverPids": pids,
         "clockTicks": os.sysconf("SC_CLK_TCK"),
+        "protocol": protocol,
     }
     result = subprocess.run(
         ["taskset", "-c", str(core), "node", str(LOADGEN), scenario, json.dumps(arguments)],
@@ -279,13 +498,51 @@ def load(
         text=True,
         timeout=600,
     )
+    if result.returncode == BEHIND_STATUS:
+        raise LoadGeneratorBehind(result.stderr.strip())
     if result.returncode != 0:
         raise RuntimeError(f"load generator failed ({scenario}): {result.stderr.strip()}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
 
 
-def start_redis(port: int, core: int, log: Path, work: Path) -> subprocess.Popen[bytes]:
-    redis = Server(
+def load_batch(
+    loads: list[tuple[str, dict[str, Any]]],
+    port: int | list[int],
+    pid: int | list[int],
+    core: int,
+    protocol: str = "godot",
+) -> list[dict[str, Any] | str]:
+    """Several loads in one run of the load generator (--quick): the
+    figures of each, or why it failed (then those after it did not run)."""
+    ports = port if isinstance(port, list) else [port, port]
+    arguments = {
+        "loads": loads,
+        "url": f"ws://127.0.0.1:{ports[0]}/",
+        "guestUrl": f"ws://127.0.0.1:{ports[1]}/",
+        "serverPids": pid if isinstance(pid, list) else [pid],
+        "clockTicks": os.sysconf("SC_CLK_TCK"),
+        "protocol": protocol,
+    }
+    result = subprocess.run(
+        ["taskset", "-c", str(core), "node", str(LOADGEN), "batch", json.dumps(arguments)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    figures: list[dict[str, Any] | str] = [
+        json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")
+    ]
+    missing = len(loads) - len(figures)
+    if not missing:
+        return figures
+    failed = f"load generator failed: {result.stderr.strip()}"
+    return [*figures, failed] + ["not run: a load before it in its batch failed"] * (missing - 1)
+
+
+def redis_server(work: Path) -> Server:
+    return Server(
         "redis-server",
         [
             "redis-server", "--bind", "127.0.0.1", "--port", "{port}", "--save", "",
@@ -293,37 +550,33 @@ def start_redis(port: int, core: int, log: Path, work: Path) -> subprocess.Popen
         ],
         work,
     )  # fmt: skip
-    return start(redis, port, core, log)
 
 
-def run_cluster(
-    setup: str, scenario: str, params: dict[str, Any], args: argparse.Namespace, log: Path
-) -> dict[str, Any]:
-    """One cluster scenario's load, on one node alone or on two nodes and Redis."""
+@contextlib.contextmanager
+def cluster(
+    setup: str, args: argparse.Namespace, log: Path
+) -> Iterator[tuple[list[int], list[int]]]:
+    """One node alone, or two nodes and Redis: the ports hosts and guests
+    connect to, and the pids whose CPU is summed."""
     cores = [int(core) for core in args.cluster_cores.split(",")]
-    load_core = int(args.cores.split(",")[1])
-    processes: list[subprocess.Popen[bytes]] = []
+    running: list[Running] = []
     try:
-        first_port = free_port()
         if setup == ONE_NODE:
-            processes.append(start(ours(first_port), first_port, cores[0], log))
-            urls = [first_port, first_port]
-        else:
-            redis_port, second_port = free_port(), free_port()
-            with tempfile.TemporaryDirectory(prefix="webrtc-signal-bench-redis-") as work:
-                processes.append(start_redis(redis_port, cores[2 % len(cores)], log, Path(work)))
-                for index, (port, name) in enumerate(((first_port, "n1"), (second_port, "n2"))):
-                    node = ours(port)
-                    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-                    node.command += ["--redis", redis_url, "--node-id", name]
-                    processes.append(start(node, port, cores[index % len(cores)], log))
-                # Each node claims its pool of peer ids once Redis answers.
-                time.sleep(0.5)
-                urls = [first_port, second_port]
-                return load(CLUSTER[scenario], params, urls, [p.pid for p in processes], load_core)
-        return load(CLUSTER[scenario], params, urls, [p.pid for p in processes], load_core)
+            running.append(start(ours(), cores[0], log))
+            yield [running[0].port, running[0].port], [running[0].pid]
+            return
+        with tempfile.TemporaryDirectory(prefix="webrtc-signal-bench-redis-") as work:
+            redis = start(redis_server(Path(work)), cores[2 % len(cores)], log)
+            running.append(redis)
+            for index, name in enumerate(("n1", "n2")):
+                node = ours()
+                node.command += ["--redis", f"redis://127.0.0.1:{redis.port}/0", "--node-id", name]
+                running.append(start(node, cores[index % len(cores)], log))
+            # Each node claims its pool of peer ids once Redis answers.
+            time.sleep(0.5)
+            yield [running[1].port, running[2].port], [r.pid for r in running]
     finally:
-        for process in reversed(processes):
+        for process in reversed(running):
             stop(process)
 
 
@@ -348,6 +601,91 @@ def label(params: dict[str, Any]) -> str:
     return f"{params['connections']} connections" if "connections" in params else ""
 
 
+def emit(record: dict[str, Any], args: argparse.Namespace) -> None:
+    print(json.dumps(record), file=args.out_file, flush=True)
+    if args.verbose:
+        where = " ".join(
+            str(record[k]) for k in ("round", "scenario", "size", "server") if record[k]
+        )
+        said = record.get("failed") or ", ".join(
+            f"{k}={v:.4g}" for k, v in record["figures"].items() if isinstance(v, int | float)
+        )
+        print(f"  round {where}: {said}", flush=True)
+
+
+def record_of(
+    round_number: int, name: str, scenario: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "round": round_number,
+        "server": name,
+        "scenario": scenario,
+        "size": "" if scenario in CLUSTER else label(params),
+        "params": params,
+        # The machine's load before it ran: the figures are only as quiet as it.
+        "load1": os.getloadavg()[0],
+    }
+
+
+def measure_batch(
+    round_number: int,
+    name: str,
+    loads: list[tuple[str, dict[str, Any]]],
+    ports: int | list[int],
+    pids: int | list[int],
+    args: argparse.Namespace,
+    protocol: str = "godot",
+) -> list[dict[str, Any]]:
+    """Several loads on running servers in one run of the load generator
+    (--quick), as records."""
+    load_core = int(args.cores.split(",")[1])
+    batch = [(CLUSTER.get(scenario, scenario), params) for scenario, params in loads]
+    records = []
+    for (scenario, params), outcome in zip(
+        loads, load_batch(batch, ports, pids, load_core, protocol), strict=True
+    ):
+        record = record_of(round_number, name, scenario, params)
+        record["figures" if isinstance(outcome, dict) else "failed"] = outcome
+        emit(record, args)
+        records.append(record)
+    return records
+
+
+def measure(
+    round_number: int,
+    name: str,
+    scenario: str,
+    params: dict[str, Any],
+    ports: int | list[int],
+    pids: int | list[int],
+    args: argparse.Namespace,
+    protocol: str = "godot",
+) -> dict[str, Any]:
+    """One load on running servers, as a record; a round the load generator
+    could not offer its load in, or that failed, is recorded as failed."""
+    record = record_of(round_number, name, scenario, params)
+    load_core = int(args.cores.split(",")[1])
+    try:
+        record["figures"] = load(
+            CLUSTER.get(scenario, scenario), params, ports, pids, load_core, protocol
+        )
+    except LoadGeneratorBehind as behind:
+        record["failed"] = str(behind)
+    except RuntimeError as error:
+        # On a shared machine a starved load generator or server can miss a
+        # timeout (a JOIN later than the join timeout): that measurement is
+        # lost, not the whole run.
+        record["failed"] = str(error)
+    emit(record, args)
+    return record
+
+
+def takes(server: Server, scenario: str) -> bool:
+    """Whether `server` is measured in `scenario`: the other servers only
+    in those their protocols can do the same work in."""
+    return server.protocol == "godot" or scenario in OTHER_SCENARIOS
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     sizes = {**(QUICK if args.quick else FULL), **(json.loads(args.sizes) if args.sizes else {})}
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -359,71 +697,88 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             f"bench: unknown scenario(s) {', '.join(sorted(unknown))}; "
             f"choose from {', '.join(sizes)}"
         )
-    server_core, load_core = (int(c) for c in args.cores.split(","))
-    port = free_port()
+    server_core = int(args.cores.split(",")[0])
+    plain = [s for s in scenarios if s not in CLUSTER]
+    clustered = [s for s in scenarios if s in CLUSTER]
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="webrtc-signal-bench-") as tmp:
         work = Path(tmp)
-        servers = [ours(port, limits=args.limits == "on")]
+        servers = [ours(args.limits)]
+        if args.baseline:
+            servers.append(ours(args.limits, Path(args.baseline).resolve(), name="baseline"))
         if args.ref:
             servers.append(reference(Path(args.ref).resolve(), work))
-        else:
+        servers += [other_server(name) for name in args.others]
+        if not args.ref:
             print(
-                "bench: no --ref given, so the Node reference is not measured; ours alone.\n"
+                "bench: no --ref given, so the Node reference is not measured.\n"
                 "       (get it with: git clone "
                 "https://github.com/godotengine/godot-demo-projects, then\n"
                 "       --ref godot-demo-projects/networking/webrtc_signaling/server_node)"
             )
+        print(
+            json.dumps({"servers": {s.name: s.command for s in servers}}),
+            file=args.out_file,
+            flush=True,
+        )
         log = Path(args.server_log) if args.server_log else work / "servers.log"
         for round_number in range(1, args.rounds + 1):
+            # Alternate, and swap the order every round, so that a slow spell
+            # of the shared machine does not always fall on the same server.
             order = servers if round_number % 2 else list(reversed(servers))
-            for scenario in scenarios:
-                if scenario in CLUSTER:
-                    setups = [ONE_NODE, TWO_NODES] if round_number % 2 else [TWO_NODES, ONE_NODE]
-                    for setup in setups:
-                        for params in sizes[scenario]:
-                            figures = run_cluster(setup, scenario, params, args, log)
-                            record = {
-                                "round": round_number,
-                                "server": setup,
-                                "scenario": scenario,
-                                "size": "",
-                                "params": params,
-                                "figures": figures,
-                            }
-                            records.append(record)
-                            print(json.dumps(record), file=args.out_file, flush=True)
-                            if args.verbose:
-                                print(
-                                    f"  round {round_number} {scenario} {setup}: "
-                                    + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()),
-                                    flush=True,
-                                )
-                    continue
-                for params in sizes[scenario]:
-                    for server in order:
-                        process = start(server, port, server_core, log)
-                        try:
-                            figures = load(scenario, params, port, process.pid, load_core)
-                        finally:
-                            stop(process)
-                        record = {
-                            "round": round_number,
-                            "server": server.name,
-                            "scenario": scenario,
-                            "size": label(params),
-                            "params": params,
-                            "figures": figures,
-                        }
-                        records.append(record)
-                        print(json.dumps(record), file=args.out_file, flush=True)
-                        if args.verbose:
-                            print(
-                                f"  round {round_number} {scenario} {label(params)} {server.name}: "
-                                + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()),
-                                flush=True,
-                            )
+            setups = [ONE_NODE, TWO_NODES] if round_number % 2 else [TWO_NODES, ONE_NODE]
+            loads = [(scenario, params) for scenario in plain for params in sizes[scenario]]
+            cluster_loads = [(s, params) for s in clustered for params in sizes[s]]
+            if args.quick:
+                # Only checking that everything runs: one start of each server
+                # and of the load generator serves all its loads (measured
+                # figures start each afresh).
+                for server in order:
+                    mine = [(s, p) for s, p in loads if takes(server, s)]
+                    if not mine:
+                        continue
+                    running = start(server, server_core, log)
+                    try:
+                        records += measure_batch(round_number, server.name, mine, running.port,
+                                                 running.pid, args, server.protocol)  # fmt: skip
+                    finally:
+                        stop(running)
+                for setup in setups if cluster_loads else []:
+                    with cluster(setup, args, log) as (ports, pids):
+                        records += measure_batch(
+                            round_number, setup, cluster_loads, ports, pids, args
+                        )
+                continue
+            for scenario, params in loads:
+                for server in order:
+                    if not takes(server, scenario):
+                        continue
+                    running = start(server, server_core, log)
+                    try:
+                        records.append(measure(round_number, server.name, scenario, params,
+                                               running.port, running.pid, args,
+                                               server.protocol))  # fmt: skip
+                    finally:
+                        stop(running)
+            for scenario, params in cluster_loads:
+                for setup in setups:
+                    with cluster(setup, args, log) as (ports, pids):
+                        records.append(
+                            measure(round_number, setup, scenario, params, ports, pids, args)
+                        )
     return records
+
+
+def ratios_between(records: list[dict[str, Any]], key: str, mine: str, other: str) -> list[float]:
+    """Per-round ratios mine/other of one figure, for the rounds both have."""
+    return [
+        m["figures"][key] / o["figures"][key]
+        for m in records if m["server"] == mine and "figures" in m
+        and m["figures"].get(key) is not None
+        for o in records
+        if o["server"] == other and o["round"] == m["round"] and "figures" in o
+        and o["figures"].get(key)
+    ]  # fmt: skip
 
 
 def summarize(
@@ -437,19 +792,28 @@ def summarize(
         key=lambda k: (order.index(k[0]), k[1]),
     )
     cluster_lines = summarize_cluster(records, rows)
+    with_baseline = any(r["server"] == "baseline" for r in records)
+    others = [
+        name for name in dict.fromkeys(r["server"] for r in records)
+        if name not in ("ours", "baseline", "reference", ONE_NODE, TWO_NODES)
+    ]  # fmt: skip
     for scenario, size in keys:
         if scenario in CLUSTER:
             continue
         mine = [r for r in records if (r["scenario"], r["size"]) == (scenario, size)]
         for key, name, unit, _, target in FIGURES[scenario]:
-            ours_values = [r["figures"][key] for r in mine if r["server"] == "ours"]
-            ref_values = [r["figures"][key] for r in mine if r["server"] == "reference"]
-            ratios = [
-                o["figures"][key] / f["figures"][key]
-                for o in mine if o["server"] == "ours"
-                for f in mine if f["server"] == "reference" and f["round"] == o["round"]
-                if f["figures"][key]
-            ]  # fmt: skip
+
+            def median_of(
+                server: str, key: str = key, mine: list[dict[str, Any]] = mine
+            ) -> float | None:
+                values = [
+                    r["figures"][key] for r in mine if r["server"] == server and "figures" in r
+                    and r["figures"].get(key) is not None
+                ]  # fmt: skip
+                return statistics.median(values) if values else None
+
+            ratios = ratios_between(mine, key, "ours", "reference")
+            baseline_ratios = ratios_between(mine, key, "ours", "baseline")
             rows.append({
                 "summary": True,
                 "scenario": scenario,
@@ -457,38 +821,93 @@ def summarize(
                 "figure": key,
                 "name": name,
                 "unit": unit,
-                "ours": statistics.median(ours_values) if ours_values else None,
-                "reference": statistics.median(ref_values) if ref_values else None,
+                "ours": median_of("ours"),
+                "baseline": median_of("baseline"),
+                "reference": median_of("reference"),
                 "ratios": ratios,
                 "ratio": statistics.median(ratios) if ratios else None,
+                "baselineRatios": baseline_ratios,
+                "baselineRatio": statistics.median(baseline_ratios) if baseline_ratios else None,
+                "others": {name: median_of(name) for name in others},
+                "otherRatios": {name: ratios_between(mine, key, "ours", name) for name in others},
                 "target": target,
             })  # fmt: skip
+    rounds = max(r["round"] for r in records)
     lines = [
         f"webrtc-signal benchmark, {info['date']}: {info['cpu']}, {info['cores']} cores, "
         f"Linux {info['kernel']}, Python {info['python']}, Node {info['node']}",
-        f"medians over {max(r['round'] for r in records)} round(s); "
-        "ratio = median of per-round ours/reference",
+        f"medians over {rounds} round(s); "
+        "ratio = median of per-round ours/reference"
+        + ("; vs baseline = median of per-round ours/baseline" if with_baseline else ""),
         "",
-        "| scenario | figure | ours | reference | ratio | per round | target |",
-        "|---|---|---|---|---|---|---|",
     ]
+    if with_baseline:
+        lines += [
+            "| scenario | figure | ours | baseline | reference | ratio | per round "
+            "| vs baseline | per round | target |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += [
+            "| scenario | figure | ours | reference | ratio | per round | target |",
+            "|---|---|---|---|---|---|---|",
+        ]
+
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3g}"
+
+    def times(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
     for row in rows:
         if row["scenario"] in CLUSTER:
             continue
-
-        def show(value: float | None) -> str:
-            return "-" if value is None else f"{value:.3g}"
-
         scenario = row["scenario"] + (f" ({row['size']})" if row["size"] else "")
-        target = f"≤ {row['target']:.1f}x" if row["target"] else ""
+        goal = f"≤ {row['target']:.1f}x" if row["target"] else ""
         per_round = " ".join(f"{r:.2f}" for r in row["ratios"])
-        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
-        lines.append(
-            f"| {scenario} | {row['name']} ({row['unit']}) | {show(row['ours'])} | "
-            f"{show(row['reference'])} | {ratio} | {per_round} | {target} |"
-        )
+        cells = [scenario, f"{row['name']} ({row['unit']})", show(row["ours"])]
+        if with_baseline:
+            cells.append(show(row["baseline"]))
+        cells += [show(row["reference"]), times(row["ratio"]), per_round]
+        if with_baseline:
+            cells += [
+                times(row["baselineRatio"]),
+                " ".join(f"{r:.3f}" for r in row["baselineRatios"]),
+            ]
+        cells.append(goal)
+        lines.append("| " + " | ".join(cells) + " |")
     if not any(row["scenario"] not in CLUSTER for row in rows):
         lines = lines[:3]
+    compared = [row for row in rows if any(v is not None for v in row.get("others", {}).values())]
+    if compared:
+        lines += [
+            "",
+            "Other signaling servers, each spoken to in its own protocol "
+            "(ratio: median of per-round ours/other, then the rounds):",
+            "",
+            "| scenario | figure | ours | "
+            + " | ".join(others)
+            + " | "
+            + " | ".join(f"ours/{name}" for name in others)
+            + " |",
+            "|---|---|---|" + "---|" * (2 * len(others)),
+        ]
+        for row in compared:
+            per_other: list[list[float]] = [row["otherRatios"][name] for name in others]
+            cells = [row["scenario"], f"{row['name']} ({row['unit']})", show(row["ours"])]
+            cells += [show(row["others"][name]) for name in others]
+            cells += [
+                f"{times(statistics.median(each))} ({' '.join(f'{x:.2f}' for x in each)})"
+                if each else "-"
+                for each in per_other
+            ]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    failed = [r for r in records if "failed" in r]
+    if failed:
+        lines += ["", f"{len(failed)} measurement(s) failed and are left out of the figures:"]
+        lines += [
+            f"- round {r['round']} {r['scenario']} {r['server']}: {r['failed']}" for r in failed
+        ]
     if cluster_lines:
         lines += ["", *cluster_lines]
     return "\n".join(lines), rows
@@ -518,7 +937,7 @@ def summarize_cluster(records: list[dict[str, Any]], rows: list[dict[str, Any]])
             ]  # fmt: skip
             ratios = [c / s for c, s in pairs if s]
             added = [c - s for c, s in pairs]
-            row = {
+            row: dict[str, Any] = {
                 "summary": True,
                 "scenario": scenario,
                 "size": "",
@@ -552,11 +971,30 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--ref", help="path of the reference's server_node folder (has server.js)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also measure the build in checkout DIR (its own DIR/.venv, run from DIR), "
+        "alternating with ours in every round: the per-round ratios ours/baseline "
+        "tell whether a change moved a figure",
+    )
+    parser.add_argument(
+        "--others",
+        default="",
+        help="also measure other signaling servers in churn and rate, comma-separated: "
+        "peerjs (the PeerJS server), y-webrtc (y-webrtc's signaling server); "
+        "from npm (package.json), each spoken to in its own protocol",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="alternating rounds (default 5, the number behind every quoted figure)",
+    )
     parser.add_argument(
         "--scenarios",
-        default="relay,latency,churn,idle,scale",
-        help="comma-separated subset of relay,latency,churn,idle,scale "
+        default="relay,latency,churn,idle,rate,scale",
+        help="comma-separated subset of relay,latency,churn,idle,rate,scale "
         "and cluster-relay,cluster-latency (not run unless named; need redis-server)",
     )
     parser.add_argument(
@@ -584,8 +1022,8 @@ def main(argv: list[str] | None = None) -> int:
         "--limits",
         choices=("off", "on"),
         default="off",
-        help="ours with its abuse limits off (default, as the reference has none) "
-        "or on (every check running, set above what one load generator crosses), "
+        help="ours (and --baseline) with its abuse limits off (default, as the reference "
+        "has none) or on (every check running, set above what one load generator crosses), "
         "to measure what they cost",
     )
     parser.add_argument(
@@ -600,6 +1038,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cores takes two core numbers, e.g. 0,1")
     if not re.fullmatch(r"\d+(,\d+){0,2}", args.cluster_cores):
         parser.error("--cluster-cores takes one to three core numbers, e.g. 0 or 0,2,3")
+    if args.baseline and not (Path(args.baseline) / ".venv" / "bin" / "twistd").exists():
+        parser.error(f"--baseline {args.baseline}: no .venv/bin/twistd there")
+    args.others = [name.strip() for name in args.others.split(",") if name.strip()]
+    unknown_others = set(args.others) - {"peerjs", "y-webrtc"}
+    if unknown_others:
+        parser.error(f"--others: unknown {', '.join(sorted(unknown_others))}; "
+                     "choose from peerjs, y-webrtc")  # fmt: skip
     for tool in ("node", "taskset"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is needed and not installed")

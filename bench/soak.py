@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.workers < 1:
         parser.error("--seconds must be > 0 and --workers at least 1")
-    port = run.free_port()
     log = Path(os.devnull)
-    process = run.start(run.ours(port), port, 0, log)
+    server = run.start(run.ours(), 0, log)
+    port = server.port
     stop = threading.Event()
     counts = [0]
     rss: list[tuple[float, float]] = []
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         while (elapsed := time.monotonic() - start) < args.seconds:
             time.sleep(min(args.interval, args.seconds - elapsed))
             now = time.monotonic() - start
-            memory, descriptors = sample(process.pid)
+            memory, descriptors = sample(server.pid)
             rss.append((now, memory))
             fds.append((now, descriptors))
             print(
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         for worker in workers:
             worker.join(10)
     finally:
-        run.stop(process)
+        run.stop(server)
     half = len(rss) // 2
     print(
         f"\n{counts[0]} lobby round trips in {args.seconds:.0f} s; slopes over the second half: "

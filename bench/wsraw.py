@@ -33,28 +33,58 @@ def frame(payload: bytes, opcode: int = 1, fin: bool = True) -> bytes:
     return head + mask + masked
 
 
+def upgrade_request(port: int) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+class RefusedUpgrade(ConnectionError):
+    """The server answered the upgrade with another status than 101."""
+
+    @property
+    def status(self) -> str:
+        parts = str(self).split(" ", 2)
+        return parts[1] if len(parts) > 1 else str(self)
+
+
 class Client:
-    def __init__(self, port: int, rcvbuf: int | None = None, timeout: float = 10) -> None:
+    """One upgraded connection; `source` is the local address to connect
+    from (any of 127.0.0.0/8), standing for another player's address."""
+
+    def __init__(
+        self,
+        port: int,
+        rcvbuf: int | None = None,
+        timeout: float = 10,
+        source: str | None = None,
+    ) -> None:
         self.sock = socket.socket()
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
+        try:
+            self._open(port)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def _open(self, port: int) -> None:
         self.sock.connect(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        self.sock.sendall(upgrade_request(port))
         self.buffer = b""
         while b"\r\n\r\n" not in self.buffer:
             self._fill()
         head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        if b" 101 " not in head.split(b"\r\n")[0]:
-            raise ConnectionError(head.split(b"\r\n")[0].decode())
+        status = head.split(b"\r\n")[0].decode(errors="replace")
+        if status.split(" ")[1:2] != ["101"]:
+            raise RefusedUpgrade(status)
 
     def _fill(self) -> None:
         data = self.sock.recv(65536)
@@ -87,7 +117,9 @@ class Client:
             if opcode == 1:
                 return json.loads(payload)
             if opcode == 8:
-                raise ConnectionError(f"closed {payload[:2].hex()} {payload[2:]!r}")
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                reason = payload[2:].decode(errors="replace")
+                raise ConnectionError(f"closed {code} {reason}".rstrip())
             if opcode == 9:
                 self.sock.sendall(frame(payload, opcode=10))
 
@@ -101,12 +133,12 @@ class Client:
             self.sock.close()
 
 
-def lobby_pair(port: int) -> tuple[Client, Client, int, str]:
+def lobby_pair(port: int, source: str | None = None) -> tuple[Client, Client, int, str]:
     """A host and a guest in a new lobby: host, guest, the guest's id, the lobby."""
-    host = Client(port)
+    host = Client(port, source=source)
     host.send(0, 0, "")
     lobby = host.expect(0)["data"]
-    guest = Client(port)
+    guest = Client(port, source=source)
     guest.send(0, 0, lobby)
     guest.expect(0)
     guest_id = host.expect(2)["id"]
