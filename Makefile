@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 ARGS ?=
 
-.PHONY: serve test lint bench venv node browser clean turn redis
+.PHONY: serve test lint bench venv node browser clean turn redis godot
 
 venv: $(STAMP)
 
@@ -60,7 +60,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint $(NODE_STAMP) browser turn redis
+test: lint $(NODE_STAMP) browser turn redis godot
 	$(BIN)/python -m pytest $(ARGS)
 
 # Benchmark against Godot's Node reference server (README, "Benchmarks"):
@@ -100,6 +100,21 @@ redis:
 	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq redis-server; \
 	  else \
 	    echo "note: $(REDIS_SERVER) is missing; run 'sudo apt-get install redis-server' for the cluster tests"; \
+	  fi; \
+	fi
+
+# Debian's headless Godot 3 engine for the Godot engine test
+# (tests/e2e/test_godot_engine.py: two engines quick-match); installing it
+# needs root. Without it that test skips (CI makes that an error). The test
+# runs the engine itself on a project it writes to a temporary directory.
+GODOT3_SERVER ?= /usr/bin/godot3-server
+godot:
+	@if [ ! -x $(GODOT3_SERVER) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq godot3-server; \
+	  else \
+	    echo "note: $(GODOT3_SERVER) is missing; run 'sudo apt-get install godot3-server' for the Godot engine test"; \
 	  fi; \
 	fi
 

@@ -32,8 +32,10 @@ from .server.event_log import LogObserver
 from .server.front import FrontDoorFactory
 from .server.game_hooks import Hooks, join_policy
 from .server.ice_servers import Authenticate, IceServers, IceServersResource
+from .server.lobbies import LOBBIES_PATH, LobbiesResource, LocalLobbies, peer_address
 from .server.metrics import SignalingMetrics
 from .server.observers import Observer
+from .server.pool_metrics import PoolMetrics
 from .server.websocket import SignalingServerFactory
 
 if TYPE_CHECKING:
@@ -111,6 +113,21 @@ class SignalingService(Service):
         if authenticate_ice is None:
             authenticate_ice = getattr(hooks, "authenticate_ice", None)
         self.ice = IceServers(config.ice, clock, authenticate_ice)
+        # GET /lobbies: this server's listed lobbies (a cluster node may set
+        # ``lobbies_resource.directory`` to one spanning every node); read
+        # with the same check as /ice-servers.
+        self.lobbies_resource = LobbiesResource(
+            LocalLobbies(core),
+            clock,
+            rate=config.server.max_list_rate,
+            ipv6_prefix=config.core.ipv6_prefix,
+            client_address=self._http_client_address,
+            authenticate=authenticate_ice,
+        )
+        self.pool_metrics = PoolMetrics(
+            core, clock, lambda: self.lobbies_resource.answers, self.metrics.registry
+        )
+        engine.observers.add(self.pool_metrics.observe)
         if self.node is not None:
             self.node.attach(engine)
         self.endpoint = endpoint
@@ -133,8 +150,9 @@ class SignalingService(Service):
     def resources(self) -> dict[bytes, Resource]:
         """Every resource the standalone port serves, by the name it serves
         it under: the WebSocket (``b"signal"``, `resource`), ``b"healthz"``,
-        ``b"ice-servers"`` and, with the demo on, the demo's page and files
-        (``b"demo"``). ``putChild`` those a site wants."""
+        ``b"ice-servers"``, ``b"lobbies"`` (the public lobby list) and, with
+        the demo on, the demo's page and files (``b"demo"``). ``putChild``
+        those a site wants."""
         found: dict[bytes, Resource] = {
             b"signal": cast(Resource, self.resource()),
             **self._http_resources(),
@@ -147,7 +165,14 @@ class SignalingService(Service):
         return {
             web.HEALTH_PATH: web.HealthResource(self.health),
             web.ICE_SERVERS_PATH: self.ice_servers_resource(),
+            LOBBIES_PATH: self.lobbies_resource,
         }
+
+    def _http_client_address(self, request: Any) -> str:
+        """The client a plain HTTP request stands for, as for an upgrade."""
+        return self.admission.client_address(
+            peer_address(request), request.getHeader("x-forwarded-for")
+        )
 
     def site(self) -> web.SignalingSite:
         """The web site the standalone port answers plain HTTP requests with."""

@@ -666,6 +666,7 @@ def test_close_table_matches_the_protocol_exactly() -> None:
         "Lobby closed by the server": 4000,
         "Kicked by the server": 4000,
         "Try again later": 1013,
+        "Quick-match picks the lobby": 4000,
     }
 
 

@@ -11,11 +11,19 @@ whose socket is gone, no timer that was cancelled or has fired).
 After every step it checks the invariants: each peer is in at most one lobby,
 which lists it; ids are unique and never 0 or 1; nothing is sent to a peer
 after it was closed and no peer is closed twice; every timer is cancelled or
-fires, once; once every connection is gone, nothing is left. Each step is
+fires, once; once every connection is gone, nothing is left; no lobby has
+more members than its size, and no quick-match lobby is left unsealed with
+its N members (or, its wait over, with its minimum). Each step is
 also compared with the model: who is closed and why, and what each connection
 is sent, in order. From each connection's own view: it hears of a peer
 before hearing from it, it hears of exactly the lobby members it may see, and
 in a client-server lobby a non-host never hears of anyone but the host.
+
+Quick-match connections (a `LobbyRequest` with a pool, as a /match/<pool>
+URL gives) take part as any other: their JOIN with no name is matched into
+the oldest unsealed lobby of their pool, mode and size (the model finds it
+by its own reading of the rule), a named JOIN from one is refused, and the
+model seals a pool lobby at N members, or at its minimum once its wait ran out.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from webrtc_signal.protocol.core import (
     CancelTimer,
     Close,
     JoinDeadline,
+    MatchWaitDeadline,
     Peer,
     SealDeadline,
     Send,
@@ -50,6 +59,7 @@ from webrtc_signal.protocol.core import (
 )
 from webrtc_signal.protocol.events import Event
 from webrtc_signal.protocol.messages import HOST_ID, Identity, Join, Message, MessageType
+from webrtc_signal.protocol.pools import LobbyRequest
 from webrtc_signal.protocol.topology import CLIENT_SERVER, MESH, Topology
 
 MAX_PEERS = 8
@@ -88,6 +98,8 @@ class Conn:
     # The client's view: the ids it was told are in its lobby.
     knows: set[int] = field(default_factory=set)
     my_id: int = 0
+    # What its URL asked (a quick-match pool), if anything.
+    request: LobbyRequest | None = None
 
     @property
     def done(self) -> bool:
@@ -102,6 +114,12 @@ class ModelLobby:
     topology: Topology
     members: dict[int, Conn] = field(default_factory=dict)
     sealed: bool = False
+    # A quick-match lobby: its pool, mode and size; its minimum and whether
+    # its wait runs (``waiting``) or ran out (``waited``).
+    pool_key: tuple[str, str, int] | None = None
+    min_members: int = 0
+    waiting: bool = False
+    waited: bool = False
 
     def public_id(self, conn: Conn) -> int:
         return HOST_ID if conn is self.host else conn.peer.peer_id
@@ -146,6 +164,17 @@ def closing(conn: Conn) -> bool:
     return conn.done
 
 
+def matching(conn: Conn) -> bool:
+    """On a quick-match URL, in no lobby yet."""
+    return waiting(conn) and conn.request is not None
+
+
+def pool_key(conn: Conn, topology: Topology) -> tuple[str, str, int]:
+    request = conn.request
+    assert request is not None and request.pool is not None and request.size is not None
+    return (request.pool, topology.name, request.size)
+
+
 OTHER_MESSAGES = [
     Identity(1, MESH),
     Identity(5, CLIENT_SERVER),
@@ -164,6 +193,14 @@ NOT_JOINS = [
 DESTINATIONS = [0, 1, *range(MIN_PEER_ID, MIN_PEER_ID + ID_RANGE), 2**31 - 1]
 topologies = st.sampled_from([MESH, CLIENT_SERVER])
 picks = st.integers(min_value=0, max_value=63)
+# Two pools, two sizes, with or without a wait: enough for lobbies of one
+# key to fill while those of another wait beside them.
+match_requests = st.builds(
+    lambda pool, size, wait: LobbyRequest(pool, size, 2 if wait else None, 1.0 if wait else None),
+    st.sampled_from(["a", "a", "a", "b/c"]),
+    st.integers(min_value=2, max_value=3),
+    st.booleans(),
+)
 
 
 class SignalingMachine(RuleBasedStateMachine):
@@ -185,25 +222,37 @@ class SignalingMachine(RuleBasedStateMachine):
     @initialize(
         seed=st.integers(min_value=0, max_value=2**32 - 1),
         lobbies=st.lists(
-            st.tuples(topologies, st.integers(min_value=0, max_value=3)), max_size=MAX_LOBBIES
+            st.tuples(
+                topologies, st.integers(min_value=0, max_value=3), st.none() | match_requests
+            ),
+            max_size=MAX_LOBBIES,
         ),
         waiting=st.integers(min_value=0, max_value=2),
     )
-    def start(self, seed: int, lobbies: list[tuple[Topology, int]], waiting: int) -> None:
-        """Start from lobbies (topology, how many guests) and connections in
-        none, built through the core as any others: random steps alone
-        seldom get far before closing everyone."""
+    def start(
+        self,
+        seed: int,
+        lobbies: list[tuple[Topology, int, LobbyRequest | None]],
+        waiting: int,
+    ) -> None:
+        """Start from lobbies (topology, how many guests, and for a pool
+        lobby the players' request) and connections in none, built through
+        the core as any others: random steps alone seldom get far before
+        closing everyone."""
         config = SignalingConfig(
             max_peers=MAX_PEERS, max_lobbies=MAX_LOBBIES, join_timeout=1.0, seal_timeout=2.0
         )
         self.core = Signaling(config, rng=FewIds(seed))
-        for topology, guests in lobbies:
+        for topology, guests, request in lobbies:
             if len(self.conns) >= MAX_PEERS:
                 break
-            self.create_lobby(self.new_connection(), topology)
+            self.create_lobby(self.new_connection(request), topology)
             name = self.names_seen[-1]
             for _ in range(min(guests, MAX_PEERS - len(self.conns))):
-                self.join(self.new_connection(), name, MESH)
+                if request is None:
+                    self.join(self.new_connection(), name, MESH)
+                else:
+                    self.match(self.new_connection(request), topology)
         for _ in range(min(waiting, MAX_PEERS - len(self.conns))):
             self.new_connection()
 
@@ -320,6 +369,11 @@ class SignalingMachine(RuleBasedStateMachine):
         assert name not in self.names_seen, "a lobby name used twice"
         self.names_seen.append(name)
         lobby = ModelLobby(name, host, topology)
+        request = host.request
+        if request is not None and request.pool is not None:
+            lobby.pool_key = pool_key(host, topology)
+            lobby.min_members = request.min_members or 0
+            lobby.waiting = request.wait is not None
         self.lobbies[name] = lobby
         self.enter(host, lobby)
 
@@ -350,12 +404,12 @@ class SignalingMachine(RuleBasedStateMachine):
     def connect(self) -> None:
         self.new_connection()
 
-    def new_connection(self) -> Conn:
+    def new_connection(self, request: LobbyRequest | None = None) -> Conn:
         handle = len(self.conns)
         registered = sum(1 for conn in self.conns if not conn.refused and conn.socket_open)
-        peer, actions = self.core.connect(handle)
+        peer, actions = self.core.connect(handle, request=request)
         refused = not self.accepting or registered >= MAX_PEERS
-        conn = Conn(handle, peer, refused)
+        conn = Conn(handle, peer, refused, request=request)
         self.conns.append(conn)
         self.by_handle[handle] = conn
         if refused:
@@ -389,6 +443,9 @@ class SignalingMachine(RuleBasedStateMachine):
         self.create_lobby(self.among(waiting, index), topology)
 
     def create_lobby(self, conn: Conn, topology: Topology) -> None:
+        if conn.request is not None:
+            self.match(conn, topology)
+            return
         creating = None
         if len(self.lobbies) >= MAX_LOBBIES:
             self.expect_close(conn, CloseReason.TOO_MANY_LOBBIES)
@@ -418,6 +475,9 @@ class SignalingMachine(RuleBasedStateMachine):
     def join(self, conn: Conn, name: str, topology: Topology) -> None:
         if conn.lobby is not None:
             self.expect_close(conn, CloseReason.ALREADY_IN_LOBBY)
+        elif conn.request is not None:
+            # The lobby's name is the server's to pick on a match URL.
+            self.expect_close(conn, CloseReason.QUICK_MATCH_PICKS_LOBBY)
         elif name not in self.lobbies:
             assert name, "create() creates"
             self.expect_close(conn, CloseReason.LOBBY_DOES_NOT_EXIST)
@@ -427,7 +487,67 @@ class SignalingMachine(RuleBasedStateMachine):
             lobby = self.lobbies[name]
             event(f"joined {lobby.topology.name}, {len(lobby.members)} there")
             self.enter(conn, lobby)
+            self.seal_if_ready(lobby)
         self.run(self.core.receive(conn.peer, Join(name, topology)))
+
+    # -- quick-match ---------------------------------------------------------------
+
+    @rule(request=match_requests, topology=topologies, count=st.integers(min_value=1, max_value=3))
+    def newcomers_match(self, request: LobbyRequest, topology: Topology, count: int) -> None:
+        """A few players asking for the same pool, mode and size, one after
+        another: enough for lobbies to fill."""
+        for _ in range(count):
+            conn = self.new_connection(request)
+            if not conn.done:
+                self.match(conn, topology)
+
+    @rule(request=match_requests)
+    def connect_to_a_pool(self, request: LobbyRequest) -> None:
+        """A quick-match connection that has not sent its JOIN yet (the
+        other rules then pick it among the waiting: a named JOIN, a relay...)."""
+        self.new_connection(request)
+
+    @precondition(lambda self: self.exists(matching))
+    @rule(index=picks, topology=topologies)
+    def match_waiting(self, index: int, topology: Topology) -> None:
+        self.match(self.among(matching, index), topology)
+
+    def match(self, conn: Conn, topology: Topology) -> None:
+        """JOIN "" from a quick-match connection: the model's own reading
+        of the rule picks its lobby."""
+        key = pool_key(conn, topology)
+        creating = None
+        filling = [
+            lobby for lobby in self.lobbies.values() if lobby.pool_key == key and not lobby.sealed
+        ]
+        if filling:
+            lobby = filling[0]  # the lobbies are kept in creation order
+            event(f"matched into a lobby of {len(lobby.members)}, size {key[2]}")
+            assert len(lobby.members) < key[2], "an unsealed pool lobby is full"
+            self.enter(conn, lobby)
+            self.seal_if_ready(lobby)
+        elif len(self.lobbies) >= MAX_LOBBIES:
+            self.expect_close(conn, CloseReason.TOO_MANY_LOBBIES)
+        else:
+            event("matched into a new lobby")
+            creating = (conn, topology)
+        self.run(self.core.receive(conn.peer, Join("", topology)), creating)
+
+    def seal_if_ready(self, lobby: ModelLobby) -> None:
+        """A pool lobby seals at N members, or at its minimum once its wait
+        ran out, as a host's SEAL would."""
+        if lobby.pool_key is None or lobby.sealed:
+            return
+        members = len(lobby.members)
+        if members >= lobby.pool_key[2] or (lobby.waited and members >= lobby.min_members):
+            event(f"pool lobby sealed with {members}")
+            self.seal_model(lobby)
+
+    def seal_model(self, lobby: ModelLobby) -> None:
+        lobby.sealed = True
+        lobby.waiting = False
+        for member in lobby.members.values():
+            self.expect_send(member, (MessageType.SEAL, 0, ""))
 
     @precondition(lambda self: self.exists(seated))
     @rule(
@@ -488,9 +608,7 @@ class SignalingMachine(RuleBasedStateMachine):
             self.expect_close(conn, CloseReason.ONLY_HOST_CAN_SEAL)
         elif not lobby.sealed:
             event(f"sealed with {len(lobby.members)}")
-            lobby.sealed = True
-            for member in lobby.members.values():
-                self.expect_send(member, (MessageType.SEAL, 0, ""))
+            self.seal_model(lobby)
         self.run(self.core.receive(conn.peer, Message(MessageType.SEAL, 0, "")))
 
     @precondition(lambda self: self.exists(waiting))
@@ -558,10 +676,26 @@ class SignalingMachine(RuleBasedStateMachine):
             conn = self.by_handle[timer.peer.handle]
             assert conn.lobby is None and not conn.done
             self.expect_close(conn, CloseReason.NO_LOBBY)
+        elif isinstance(timer, MatchWaitDeadline):
+            lobby = self.lobbies[timer.lobby.name]
+            assert lobby.waiting and not lobby.sealed
+            event(f"wait over with {len(lobby.members)}")
+            lobby.waiting = False
+            lobby.waited = True
+            self.seal_if_ready(lobby)
         else:
             lobby = self.lobbies[timer.lobby.name]
             self.delete(lobby, CloseReason.SEAL_COMPLETE)
         self.run(self.core.timer_fired(timer))
+
+    @precondition(lambda self: any(isinstance(t, MatchWaitDeadline) for t in self.timers))
+    @rule(index=picks)
+    def wait_runs_out(self, index: int) -> None:
+        """A pool lobby's wait, rather than any timer: the rule that starts
+        lobbies at their minimum needs it to run out while they fill."""
+        waits = [t for t in self.timers if isinstance(t, MatchWaitDeadline)]
+        timers = list(self.timers)
+        self.fire(timers.index(waits[index % len(waits)]))
 
     @rule(now=st.integers(min_value=0, max_value=3))
     def shutdown(self, now: int) -> None:
@@ -638,6 +772,23 @@ class SignalingMachine(RuleBasedStateMachine):
         seals = {id(t.lobby) for t in self.timers if isinstance(t, SealDeadline)}
         sealed = {id(lobby) for lobby in self.core.lobbies.values() if lobby.sealed}
         assert seals == sealed, "a seal deadline runs for the wrong lobbies"
+        waits = {t.lobby.name for t in self.timers if isinstance(t, MatchWaitDeadline)}
+        assert waits == {name for name, lobby in self.lobbies.items() if lobby.waiting}
+
+    @invariant()
+    def no_lobby_is_over_its_size_and_no_full_pool_lobby_is_unsealed(self) -> None:
+        for lobby in self.core.lobbies.values():
+            if lobby.size is not None:
+                assert len(lobby.members) <= lobby.size, "a lobby over its size"
+            if lobby.pool_key is not None and not lobby.sealed:
+                assert len(lobby.members) < lobby.size, "a full pool lobby left unsealed"
+                if lobby.waited:
+                    assert len(lobby.members) < (lobby.min_members or 0)
+        # The core's index of lobbies filling is exactly the unsealed pool lobbies.
+        filling = sum(
+            1 for lobby in self.core.lobbies.values() if lobby.pool_key and not lobby.sealed
+        )
+        assert len(self.core.pools) == filling
 
     @invariant()
     def members_know_exactly_whom_they_may_see(self) -> None:

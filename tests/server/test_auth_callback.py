@@ -124,10 +124,11 @@ async def test_the_backend_is_asked_with_the_allowed_headers_and_its_identity_ad
         },
     }
 
-    host, lobby = await create_lobby(server, "/?session=abc")
+    # The answered pool holds the peer to quick-match in that pool.
+    host, lobby = await create_lobby(server, "/match/ranked?size=2&session=abc")
     (peer,) = joined
     assert isinstance(peer.identity, CallbackIdentity)
-    assert peer.identity == "alice" and peer.identity.pool == "ranked"
+    assert peer.identity == "alice" and peer.identity.pool == "ranked" and peer.pool == "ranked"
     assert peer.identity.lobby is None
     info = server.service.lobby(lobby)
     assert info is not None and info.host is not None and info.host.identity == "alice"
@@ -312,7 +313,7 @@ async def test_with_token_auth_both_must_pass_and_the_callbacks_identity_wins(
     assert status == "HTTP/1.1 403 Account suspended"
     # Both say yes: the callback's identity is the peer's, both are kept.
     answer_with(backend, 200, {"identity": "alice#1234", "pool": "casual"})
-    host, lobby = await create_lobby(server, f"/?token={tokens.mint('alice', lobby='')}")
+    host, lobby = await create_lobby(server, f"/match/casual?size=4&token={tokens.mint('alice')}")
     (peer,) = joined
     identity = peer.identity
     assert isinstance(identity, JointIdentity)

@@ -25,6 +25,7 @@ events in like any other.
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any, Generic
 
@@ -42,6 +43,7 @@ from .events import (
 )
 from .hooks import JoinPolicy, LobbyInfo
 from .limits import LobbyLimits
+from .lobby_list import ListPage, ListQuery, LobbyList
 from .messages import RELAY_TYPES, AnyMessage, Identity, Join, Message, MessageType
 from .names import (
     MAX_PEER_ID,
@@ -51,6 +53,7 @@ from .names import (
     RandomLobbyNames,
     RandomPeerIds,
 )
+from .pools import LobbyRequest, PoolIndex
 from .reasons import RESERVATION_EXPIRED, CloseReason, Reason
 from .state import (
     CancelTimer,
@@ -59,6 +62,7 @@ from .state import (
     JoinDeadline,
     Lobby,
     LobbyAgeDeadline,
+    MatchWaitDeadline,
     Output,
     Peer,
     ReservationDeadline,
@@ -101,19 +105,34 @@ class Signaling(Generic[H]):
         )
         # Draining (see `drain`): lobbies already open carry on, no new ones.
         self.draining = False
+        # Quick-match lobbies still filling, and the public lobby list.
+        self.pools: PoolIndex[Lobby[H]] = PoolIndex()
+        self.lobby_list = LobbyList()
+        self._serials = itertools.count(1)
 
     # -- events -------------------------------------------------------------
 
     def connect(
-        self, handle: H, address: str = "", identity: object = None
+        self,
+        handle: H,
+        address: str = "",
+        identity: object = None,
+        request: LobbyRequest | None = None,
     ) -> tuple[Peer[H], list[Output[H]]]:
         """A connection opened from ``address`` (an IP address as text).
-        Returns its `Peer`, to pass to later events."""
+        ``request`` is what its URL asks of the lobby it creates or is
+        matched into (see `pools`). Returns its `Peer`, to pass to later events."""
         if not self.accepting:
             return self._refuse(handle, CloseReason.SHUTDOWN, address)
         if len(self.peers) >= self.config.max_peers:
             return self._refuse(handle, CloseReason.TOO_MANY_PEERS, address)
-        peer = Peer(handle, self.peer_ids.new_id(self.peers), address=address, identity=identity)
+        peer = Peer(
+            handle,
+            self.peer_ids.new_id(self.peers),
+            address=address,
+            identity=identity,
+            request=request,
+        )
         self.peers[peer.peer_id] = peer
         return peer, [
             PeerConnected(peer_info(peer)),
@@ -208,6 +227,8 @@ class Signaling(Generic[H]):
             if lobby.sealed:
                 return []
             return self._delete_lobby(lobby, CloseReason.LOBBY_EXPIRED, fired=timer)
+        if isinstance(timer, MatchWaitDeadline):
+            return self._wait_over(lobby)
         return self._delete_lobby(lobby, CloseReason.SEAL_COMPLETE, fired=timer)
 
     def shutdown(self) -> list[Output[H]]:
@@ -245,7 +266,9 @@ class Signaling(Generic[H]):
             return None, []
         topology = MESH if mesh else CLIENT_SERVER
         name = self.lobby_names.new_name(self.lobbies)
-        lobby: Lobby[H] = Lobby(name, host=None, topology=topology, size=size)
+        lobby: Lobby[H] = Lobby(
+            name, host=None, topology=topology, size=size, serial=next(self._serials)
+        )
         self.lobbies[lobby.name] = lobby
         return lobby, [
             StartTimer(ReservationDeadline(lobby), ttl),
@@ -289,8 +312,15 @@ class Signaling(Generic[H]):
             host=peer_info(host) if host is not None else None,
             members=tuple(peer_info(member) for member in lobby.members.values()),
             created=created,
+            pool=lobby.pool,
+            title=lobby.title,
             size=lobby.size,
+            listed=lobby.listed,
         )
+
+    def list_page(self, query: ListQuery) -> ListPage:
+        """A page of the public lobby list (see `lobby_list`)."""
+        return self.lobby_list.page(query, self.config.max_lobby_size)
 
     # -- rules --------------------------------------------------------------
 
@@ -300,24 +330,47 @@ class Signaling(Generic[H]):
         """A JOIN from ``peer`` (what `receive` does with one). When it creates
         a lobby, ``name``, if given, is that lobby's name instead of a fresh
         one from the name source: a caller that claimed it beforehand (a
-        cluster node, cluster-wide) passes it here."""
+        cluster node, cluster-wide) passes it here. A peer on a quick-match
+        URL is matched: into the oldest lobby of its pool here that takes
+        players, else into a new one (named ``name`` if given)."""
+        return self._join(peer, message, now, name, picked=False)
+
+    def join_pool_lobby(
+        self, peer: Peer[H], message: Join, now: float, name: str
+    ) -> list[Output[H]]:
+        """The JOIN of a quick-match peer, for whom someone else (a cluster's
+        shared pool) picked lobby ``name``: the peer joins it if it is here,
+        else becomes the host of a new pool lobby under that name. The
+        checks are those of `join` (a second JOIN, a named JOIN, the join
+        policy), and a lobby that is sealed or full meanwhile refuses as usual."""
+        return self._join(peer, message, now, name, picked=True)
+
+    def _join(
+        self, peer: Peer[H], message: Join, now: float, name: str | None, picked: bool
+    ) -> list[Output[H]]:
         if peer.closing:
             return []
         if peer.lobby is not None:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
+        request = peer.request
+        matched = request is not None and request.pool is not None
+        if matched and message.lobby != "":
+            return self._close(peer, CloseReason.QUICK_MATCH_PICKS_LOBBY)
         # The game server decides first, before anything about the lobby is
         # looked at: a refused peer learns nothing (not even whether a name exists).
         refusal = None if peer.attached else self.authorize(peer, message.lobby)
         if refusal is not None:
             return self._close(peer, refusal)
         actions: list[Output[H]] = []
-        if message.lobby == "":
-            found = self._create(peer, message.topology, now, name, actions)
+        if matched:
+            found, created = self._match(peer, message.topology, now, name, picked, actions)
+        elif message.lobby == "":
+            found, created = self._create(peer, message.topology, now, name, actions), True
         else:
-            found = self._claim_seat(message.lobby, peer, actions)
+            found, created = self._claim_seat(message.lobby, peer, actions), False
         if not isinstance(found, Lobby):
             return self._close(peer, found)
-        return self._seat(peer, found, actions, created=message.lobby == "")
+        return self._seat(peer, found, actions, created=created)
 
     def authorize(self, peer: Peer[H], lobby: str) -> Reason | None:
         """The game server's word on ``peer`` joining ``lobby`` ("" creates):
@@ -325,6 +378,29 @@ class Signaling(Generic[H]):
         if self.authorize_join is None:
             return None
         return self.authorize_join(peer_info(peer), lobby, lobby == "")
+
+    def _match(
+        self,
+        peer: Peer[H],
+        topology: Topology,
+        now: float,
+        name: str | None,
+        picked: bool,
+        actions: list[Any],
+    ) -> tuple[Lobby[H] | Reason, bool]:
+        """The pool lobby a quick-match peer goes to, and whether it creates
+        it; or why not. ``picked``: ``name`` is the lobby chosen elsewhere."""
+        if picked and name is not None:
+            if name in self.lobbies:
+                return self._claim_seat(name, peer, actions), False
+        else:
+            key = peer.request.pool_key(topology.name) if peer.request is not None else None
+            oldest = self.pools.oldest(key) if key is not None else None
+            if oldest is not None:
+                # Lobbies leave the index when sealed, and seal when full:
+                # the oldest has room.
+                return self._claim_seat(oldest.name, peer, actions), False
+        return self._create(peer, topology, now, name, actions), True
 
     def _create(
         self, peer: Peer[H], topology: Topology, now: float, name: str | None, actions: list[Any]
@@ -339,12 +415,62 @@ class Signaling(Generic[H]):
             return CloseReason.TOO_MANY_LOBBIES_FROM_ADDRESS
         if name is None:
             name = self.lobby_names.new_name(self.lobbies)
-        lobby = Lobby(name, host=peer, topology=topology, owner_key=owner_key)
+        lobby = Lobby(
+            name,
+            host=peer,
+            topology=topology,
+            owner_key=owner_key,
+            serial=next(self._serials),
+            created=now,
+        )
         self.lobbies[name] = lobby
         if self.config.max_lobby_age:
             actions.append(StartTimer(LobbyAgeDeadline(lobby), self.config.max_lobby_age))
             lobby.age_limited = True
+        if peer.request is not None:
+            self._as_requested(lobby, peer.request, actions)
         return lobby
+
+    def _as_requested(self, lobby: Lobby[H], request: LobbyRequest, actions: list[Any]) -> None:
+        """What its creator's URL asked of a new lobby: its size, a pool, a
+        place on the list."""
+        lobby.size = request.size
+        lobby.title = request.title
+        key = request.pool_key(lobby.topology.name)
+        if key is not None:
+            lobby.pool, lobby.pool_key = key.pool, key
+            self.pools.add(key, lobby.name, lobby)
+            if request.wait is not None:
+                lobby.min_members = request.min_members
+                lobby.waiting = True
+                actions.append(StartTimer(MatchWaitDeadline(lobby), request.wait))
+        if request.listed:
+            lobby.listed = True
+            self.lobby_list.add(lobby)
+
+    def _unlist(self, lobby: Lobby[H]) -> None:
+        """``lobby`` takes nobody any more (sealed or closed): out of its pool
+        and off the list."""
+        if lobby.pool_key is not None:
+            self.pools.remove(lobby.pool_key, lobby.name)
+        if lobby.listed:
+            self.lobby_list.remove(lobby)
+
+    def _wait_over(self, lobby: Lobby[H]) -> list[Output[H]]:
+        """A pool lobby's wait ran out: it starts now if it has its minimum,
+        else as soon as it has."""
+        lobby.waiting = False
+        lobby.waited = True
+        if lobby.sealed or len(lobby.members) < (lobby.min_members or 0):
+            return []
+        return self._seal_now(lobby)
+
+    def _filled(self, lobby: Lobby[H]) -> bool:
+        """Whether a pool lobby has what it needs to start."""
+        members = len(lobby.members)
+        if lobby.size is not None and members >= lobby.size:
+            return True
+        return lobby.waited and members >= (lobby.min_members or 0)
 
     def _claim_seat(self, name: str, peer: Peer[H], actions: list[Any]) -> Lobby[H] | Reason:
         """Lobby ``name`` with room for ``peer``, or why not."""
@@ -382,9 +508,18 @@ class Signaling(Generic[H]):
         info = peer_info(peer)
         if created:
             actions.append(
-                LobbyCreated(lobby.name, info, lobby.topology is MESH, mode=lobby.topology.name)
+                LobbyCreated(
+                    lobby.name,
+                    info,
+                    lobby.topology is MESH,
+                    mode=lobby.topology.name,
+                    pool=lobby.pool,
+                )
             )
         actions.append(PeerJoined(lobby.name, info, len(lobby.members)))
+        if lobby.pool_key is not None and not lobby.sealed and self._filled(lobby):
+            # Sealed as its host's SEAL would: every member gets SEAL.
+            actions += self._seal_now(lobby)
         return actions
 
     def _seal(self, peer: Peer[H], lobby: Lobby[H]) -> list[Output[H]]:
@@ -397,15 +532,19 @@ class Signaling(Generic[H]):
             # A repeated SEAL must not push the deadline back.
             return []
         lobby.sealed = True
+        self._unlist(lobby)
         actions: list[Output[H]] = [
             Send(member, Message(MessageType.SEAL, 0)) for member in lobby.members.values()
         ]
+        if lobby.waiting:
+            lobby.waiting = False
+            actions.append(CancelTimer(MatchWaitDeadline(lobby)))
         if lobby.age_limited:
             # --max-lobby-age is for lobbies that never start; this one has.
             lobby.age_limited = False
             actions.append(CancelTimer(LobbyAgeDeadline(lobby)))
         actions.append(StartTimer(SealDeadline(lobby), self.config.seal_timeout))
-        actions.append(LobbySealed(lobby.name, len(lobby.members)))
+        actions.append(LobbySealed(lobby.name, len(lobby.members), pool=lobby.pool))
         return actions
 
     def _close(self, peer: Peer[H], reason: Reason) -> list[Output[H]]:
@@ -443,6 +582,7 @@ class Signaling(Generic[H]):
         has just run out (if that is why)."""
         del self.lobbies[lobby.name]
         self.lobby_limits.closed(lobby.owner_key)
+        self._unlist(lobby)
         running: list[Timer[H]] = []
         if lobby.sealed:
             running.append(SealDeadline(lobby))
@@ -450,6 +590,9 @@ class Signaling(Generic[H]):
             running.append(LobbyAgeDeadline(lobby))
         if lobby.host is None:
             running.append(ReservationDeadline(lobby))
+        if lobby.waiting:
+            lobby.waiting = False
+            running.append(MatchWaitDeadline(lobby))
         actions: list[Output[H]] = [CancelTimer(timer) for timer in running if timer != fired]
         # Snapshots first, while the members still show their lobby.
         members = [(member, peer_info(member)) for member in lobby.members.values()]
@@ -459,7 +602,7 @@ class Signaling(Generic[H]):
             actions.append(Close(member, reason))
             actions.append(PeerLeft(lobby.name, info, reason.text))
         lobby.members.clear()
-        actions.append(LobbyClosed(lobby.name, reason.text, code=reason.code))
+        actions.append(LobbyClosed(lobby.name, reason.text, code=reason.code, pool=lobby.pool))
         for _, info in members:
             actions.append(PeerDisconnected(info, reason.code, reason.text, by_server=True))
         return actions

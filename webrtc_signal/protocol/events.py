@@ -92,8 +92,13 @@ class PeerLeft:
 
 @dataclass(frozen=True, slots=True)
 class LobbySealed:
+    """``lobby`` is sealed with ``members`` members: by its host, by the game
+    server, or, in a quick-match pool (``pool``, keyword-only, not compared),
+    by the server when it filled or its wait ran out."""
+
     lobby: str
     members: int
+    pool: str | None = field(default=None, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,8 @@ class LobbyClosed:
     lobby: str
     reason: str
     code: int = field(default=4000, compare=False, kw_only=True)
+    # The quick-match pool it was made for, if any (keyword-only, not compared).
+    pool: str | None = field(default=None, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,10 @@ class PeerInfo:
     # The framing it speaks: "json" (Godot 4) or "lines" (Godot 3); "" until
     # its first message, which picks it.
     framing: str = ""
+    # The quick-match pool its URL names (``/match/<pool>``), None on any
+    # other URL. ``authorize_join`` is asked before such a peer is matched,
+    # with lobby "" and create True: which lobby it gets is not known yet.
+    pool: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +92,12 @@ class LobbyInfo:
     pool: str | None = None
     # A title shown in lobby lists, if it has one.
     title: str | None = None
-    # Its own size limit (members, host included), from ``reserve_lobby``;
-    # None: the server's ``max_lobby_size``.
+    # Its own size limit (members, host included), from ``reserve_lobby``,
+    # its creator's URL (``size=N``) or its pool; None: the server's
+    # ``max_lobby_size``.
     size: int | None = None
+    # On the public lobby list (``GET /lobbies``) while it takes players.
+    listed: bool = False
 
 
 # What the core asks before applying a JOIN: the peer, the lobby name ("" when

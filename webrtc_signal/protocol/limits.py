@@ -137,3 +137,59 @@ class LobbyLimits:
         self._sweep_at = now + self.SWEEP_INTERVAL
         for address in [a for a, b in self._buckets.items() if b.full(now)]:
             del self._buckets[address]
+
+
+# Requests of the lobby list one address may make at once before
+# --max-list-rate applies: a page that loads the list and a few more pages
+# of it, or several players behind one NAT opening the browser together.
+LIST_BURST = 20
+# Addresses whose request rate is remembered at once; a new one past it is
+# refused until the sweep forgets some (a flood from many addresses cannot
+# grow the map without end).
+MAX_RATE_ADDRESSES = 65536
+
+
+class AddressRates:
+    """A `TokenBucket` per address: ``rate`` requests per second after a
+    burst of ``burst``; a rate of 0 turns it off.
+
+    Memory is bounded twice: buckets that have refilled hold nothing worth
+    keeping and are forgotten at each sweep (every ``sweep_interval``
+    seconds, or at once when the map is full, at most once a second), and
+    at most ``max_addresses`` are held: a new address past that is refused."""
+
+    __slots__ = ("_buckets", "_sweep_at", "_swept_at", "burst", "max_addresses", "rate")
+
+    SWEEP_INTERVAL = 10.0
+
+    def __init__(self, rate: float, burst: float, max_addresses: int = MAX_RATE_ADDRESSES) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_addresses = max_addresses
+        self._buckets: dict[str, TokenBucket] = {}
+        self._sweep_at = 0.0
+        self._swept_at = float("-inf")
+
+    def allow(self, address: str, now: float) -> bool:
+        """Whether ``address`` may make one more request now (if so, it is counted)."""
+        if self.rate <= 0:
+            return True
+        if now >= self._sweep_at:
+            self._sweep(now)
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) >= self.max_addresses and now - self._swept_at >= 1.0:
+                self._sweep(now)
+            if len(self._buckets) >= self.max_addresses:
+                return False
+            bucket = self._buckets[address] = TokenBucket(self.rate, self.burst, now)
+        return bucket.take(now)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _sweep(self, now: float) -> None:
+        self._sweep_at = now + self.SWEEP_INTERVAL
+        self._swept_at = now
+        for address in [a for a, b in self._buckets.items() if b.full(now)]:
+            del self._buckets[address]

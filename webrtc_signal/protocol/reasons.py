@@ -43,6 +43,9 @@ class CloseReason(Enum):
     # A cluster node (docs/cluster.md) that needs Redis for this and cannot
     # reach it: creating a lobby, or joining one another node runs.
     TRY_AGAIN_LATER = (1013, "Try again later")
+    # A JOIN naming a lobby from a quick-match URL (/match/<pool>): the
+    # server picks the lobby there.
+    QUICK_MATCH_PICKS_LOBBY = (4000, "Quick-match picks the lobby")
 
     def __init__(self, code: int, text: str) -> None:
         self.code = code
@@ -75,6 +78,8 @@ class UpgradeRefusal(Enum):
     SERVER_FULL = (503, "Server full")
     DRAINING = (503, "Server draining")
     HEAD_UPGRADE = (405, "HEAD cannot open a WebSocket")
+    # A bad quick-match pool or lobby parameter in the URL; the body names it.
+    BAD_REQUEST = (400, "Bad Request")
     REQUEST_TOO_LARGE = (431, "Request Header Fields Too Large")
     # No HTTP answer: the TCP connection is closed before anything is read
     # (one address over its unfinished handshakes), or dropped (too slow).

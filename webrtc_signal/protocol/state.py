@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from .events import Event
 from .hooks import PeerInfo
 from .messages import HOST_ID, Identity, Message
+from .pools import LobbyRequest, PoolKey
 from .reasons import Reason
 from .topology import Topology
 
@@ -48,6 +49,9 @@ class Peer(Generic[H]):
     attached: bool = False
     # "json" or "lines", set by the adapter once the first message picks it.
     framing: str = ""
+    # What its URL asked of the lobby it creates or is matched into (a
+    # quick-match pool, a listing); None: nothing.
+    request: LobbyRequest | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -64,8 +68,24 @@ class Lobby(Generic[H]):
     owner_key: str = ""
     # Whether a LobbyAgeDeadline runs for it (max_lobby_age, from its creation).
     age_limited: bool = False
-    # Its own size limit (reserve); None: the config's max_lobby_size.
+    # Its own size limit (reserve, or the creator's URL); None: the
+    # config's max_lobby_size. A pool lobby's is the pool's size N.
     size: int | None = None
+    # Creation number, counting up from 1 on this core: the lobby list's order.
+    serial: int = 0
+    # When it was created, on the adapter's clock (the ``now`` of its JOIN).
+    created: float = 0.0
+    # The quick-match pool it fills for (set with `pool_key`), if any.
+    pool: str | None = None
+    pool_key: PoolKey | None = None
+    # Started with what it has once it has ``min_members`` and its
+    # MatchWaitDeadline has fired (``waited``); a wait runs while ``waiting``.
+    min_members: int | None = None
+    waiting: bool = False
+    waited: bool = False
+    # On the public lobby list (until it is sealed or closed), under ``title``.
+    listed: bool = False
+    title: str | None = None
 
     def public_id(self, peer: Peer[H]) -> int:
         return HOST_ID if peer is self.host else peer.peer_id
@@ -96,7 +116,21 @@ class ReservationDeadline(Generic[H]):
     lobby: Lobby[H]
 
 
-Timer = JoinDeadline[H] | SealDeadline[H] | LobbyAgeDeadline[H] | ReservationDeadline[H]
+@dataclass(frozen=True, slots=True)
+class MatchWaitDeadline(Generic[H]):
+    """The end of a pool lobby's ``wait``: from then on it starts as soon as
+    it has ``min`` members."""
+
+    lobby: Lobby[H]
+
+
+Timer = (
+    JoinDeadline[H]
+    | SealDeadline[H]
+    | LobbyAgeDeadline[H]
+    | ReservationDeadline[H]
+    | MatchWaitDeadline[H]
+)
 
 
 # Actions are made per message and never changed: plain (not frozen)
@@ -132,8 +166,16 @@ Output = Action[H] | Event
 def peer_info(peer: Peer[Any]) -> PeerInfo:
     """A snapshot of ``peer`` for hooks, events and the control methods."""
     lobby = peer.lobby
+    request = peer.request
+    pool = request.pool if request is not None else None
     if lobby is None:
-        return PeerInfo(peer.peer_id, None, None, peer.identity, peer.address, peer.framing)
+        return PeerInfo(peer.peer_id, None, None, peer.identity, peer.address, peer.framing, pool)
     return PeerInfo(
-        peer.peer_id, lobby.public_id(peer), lobby.name, peer.identity, peer.address, peer.framing
+        peer.peer_id,
+        lobby.public_id(peer),
+        lobby.name,
+        peer.identity,
+        peer.address,
+        peer.framing,
+        pool,
     )

@@ -16,8 +16,8 @@ The backend answers:
 - 200 with ``{"identity": "alice", "lobby": "...", "pool": "..."}`` to
   admit (``lobby`` and ``pool`` optional, null = none): ``identity`` becomes
   the peer's identity; ``lobby`` holds the peer to one lobby exactly as a
-  token's ``lobby`` claim does ("" = it may only create one); ``pool`` is
-  kept on the identity for quick-match;
+  token's ``lobby`` claim does ("" = it may only create one); ``pool``
+  holds it to one quick-match pool as a token's ``pool`` claim does;
 - any 4xx to refuse: the upgrade is answered with that status, and the
   answer's ``{"error": "..."}`` (if any) as the reason;
 - anything else (a timeout, a failed connection, 3xx, 5xx, another 2xx, a
@@ -52,6 +52,7 @@ from .backend_http import (
     LogThrottle,
     describe_failure,
 )
+from .tokens import check_claims
 from .webhooks import check_url, url_label
 
 # Seconds the backend has to answer (--auth-timeout). Autobahn gives the
@@ -121,15 +122,6 @@ def read_answer(body: bytes) -> CallbackIdentity:
     if not isinstance(lobby, str | None) or not isinstance(pool, str | None):
         raise BadAnswer('"lobby" and "pool" must be strings or null')
     return CallbackIdentity(subject, lobby, pool, answer)
-
-
-def check_lobby_claim(allowed: str | None, lobby: str, create: bool) -> None:
-    """Hold a peer to its ``lobby`` claim, as token auth does: None allows
-    any lobby, "" only creating one, a name only joining that lobby."""
-    if allowed is None:
-        return
-    if (create and allowed != "") or (not create and (allowed == "" or lobby != allowed)):
-        raise Refused(CloseReason.NOT_ALLOWED.text)
 
 
 def _refusal_reason(status: int, body: bytes) -> str:
@@ -217,7 +209,7 @@ class AuthCallback:
             # Not from our authenticate (a wrapper replaced it): no claim to
             # read, so no join. Fail closed.
             raise Refused(CloseReason.NOT_ALLOWED.text)
-        check_lobby_claim(identity.lobby, lobby, create)
+        check_claims(identity.lobby, identity.pool, peer, lobby, create)
 
     def close(self) -> Deferred[None]:
         """Close the idle pooled connections (at shutdown)."""

@@ -128,6 +128,15 @@ class ServerConfig:
         "`--max-message-size`: a peer of a 16-peer mesh negotiating with everyone at once "
         "(offers of about 4 KB) sends about 130 KB, an eighth of it.",
     )
+    max_list_rate: float = setting(
+        5.0,
+        "GET /lobbies requests per second per address, after a burst of 20; past it, 429. "
+        "0 = no limit.",
+        minimum=0,
+        doc="`GET /lobbies` requests per second from one address (token bucket, burst 20); past "
+        "it, HTTP 429. A page costs little, but a client polling in a tight loop should not "
+        "take the server's time from the players.",
+    )
     allowed_origins: tuple[str, ...] = setting(
         (),
         "Browser origin allowed to connect, exact (https://game.example.com) or a subdomain "

@@ -36,6 +36,7 @@ from ..protocol.events import (
     PeerLeft,
 )
 from ..protocol.messages import AnyMessage
+from ..protocol.pools import LobbyRequest
 from ..protocol.reasons import Reason
 from ..protocol.state import (
     CancelTimer,
@@ -124,9 +125,16 @@ class Engine(Generic[C]):
 
     # -- from the connections -------------------------------------------------------
 
-    def open(self, handle: C, address: str, identity: object = None) -> Peer[C]:
-        """A connection completed its upgrade: its peer, to pass to later calls."""
-        peer, outputs = self.core.connect(handle, address, identity)
+    def open(
+        self,
+        handle: C,
+        address: str,
+        identity: object = None,
+        request: LobbyRequest | None = None,
+    ) -> Peer[C]:
+        """A connection completed its upgrade: its peer, to pass to later
+        calls. ``request``: what its URL asks of its lobby (see `pools`)."""
+        peer, outputs = self.core.connect(handle, address, identity, request)
         if not peer.closing:
             self.connections[handle] = peer
             if self.core.accepting:

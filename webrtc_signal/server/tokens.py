@@ -10,10 +10,12 @@ takes ``exp`` as a string of digits, or 1e300, as valid.
 Claims: ``exp`` (required: a number, at most ``max_ttl`` seconds ahead),
 ``nbf`` and ``iat`` (optional: numbers, at most ``clock_skew`` seconds
 ahead), ``sub`` (optional: becomes the peer's identity), ``lobby`` (optional:
-the only lobby this token may join; "" = it may only create one), ``jti``
-(optional: the token is good for one connection only). A token that fails
-any of these is refused with HTTP 401 at the upgrade; a token used on another
-lobby is closed with 4000 "Not allowed in this lobby".
+the only lobby this token may join; "" = it may only create one), ``pool``
+(optional: the only quick-match pool this token may be matched in, on
+``/match/<pool>``; it then joins no lobby any other way), ``jti`` (optional:
+the token is good for one connection only). A token that fails any of these
+is refused with HTTP 401 at the upgrade; a token used on another lobby or
+pool is closed with 4000 "Not allowed in this lobby".
 
 Single-use tokens are remembered in a `UsedTokens` store until they expire:
 `UsedTokenMap` in this process, or a Redis one for a cluster
@@ -86,10 +88,11 @@ _log = Logger(namespace="webrtc_signal")
 class TokenIdentity(str):
     """A peer's identity under token auth: its token's ``sub`` claim as a
     string ("" when the token has none), which also carries the token's
-    ``lobby`` claim (None when it has none) and all its ``claims``."""
+    ``lobby`` and ``pool`` claims (None when it has none) and all its ``claims``."""
 
     subject: str | None
     lobby: str | None
+    pool: str | None
     claims: dict[str, Any]
 
     def __new__(
@@ -98,6 +101,8 @@ class TokenIdentity(str):
         identity = super().__new__(cls, subject or "")
         identity.subject = subject
         identity.lobby = lobby
+        pool = claims.get("pool")
+        identity.pool = pool if isinstance(pool, str) else None
         identity.claims = claims
         return identity
 
@@ -235,16 +240,19 @@ def make_token(
     ttl: float = DEFAULT_TTL,
     now: float | None = None,
     single_use: bool = False,
+    pool: str | None = None,
 ) -> str:
     """A token for this server: valid for ``ttl`` seconds from ``now``
-    (default: the system clock), with ``sub`` and ``lobby`` claims if given,
-    and a random ``jti`` if ``single_use`` (good for one connection)."""
+    (default: the system clock), with ``sub``, ``lobby`` and ``pool`` claims
+    if given, and a random ``jti`` if ``single_use`` (good for one connection)."""
     issued = time.time() if now is None else now
     claims: dict[str, Any] = {"iat": int(issued), "exp": int(issued + ttl)}
     if subject is not None:
         claims["sub"] = subject
     if lobby is not None:
         claims["lobby"] = lobby
+    if pool is not None:
+        claims["pool"] = pool
     if single_use:
         claims["jti"] = new_token_id()
     with warnings.catch_warnings():
@@ -333,9 +341,10 @@ class TokenAuth:
         lobby: str | None = None,
         ttl: float = DEFAULT_TTL,
         single_use: bool = False,
+        pool: str | None = None,
     ) -> str:
         """A token this server accepts (see `make_token`), issued on its clock."""
-        return make_token(self._secret, subject, lobby, ttl, self._now(), single_use)
+        return make_token(self._secret, subject, lobby, ttl, self._now(), single_use, pool)
 
     def verify(self, token: str) -> TokenIdentity:
         """The identity a token stands for; `Refused` (401) if it is not
@@ -364,7 +373,7 @@ class TokenAuth:
         self._check_times(claims)
         subject = claims.get("sub")
         lobby = claims.get("lobby")
-        if not isinstance(subject, str | None) or not isinstance(lobby, str | None):
+        if not all(isinstance(claims.get(name), str | None) for name in ("sub", "lobby", "pool")):
             raise Refused(INVALID, status=401)
         jti = claims.get("jti")
         if jti is not None and not (isinstance(jti, str) and 0 < len(jti) <= MAX_JTI_LENGTH):
@@ -438,11 +447,29 @@ class TokenAuth:
             # Not from our authenticate (a wrapper replaced it): no claim to
             # read, so no join. Fail closed.
             raise Refused(CloseReason.NOT_ALLOWED.text)
-        allowed = identity.lobby
-        if allowed is None:
-            return
-        if (create and allowed != "") or (not create and (allowed == "" or lobby != allowed)):
-            raise Refused(CloseReason.NOT_ALLOWED.text)
+        check_claims(identity.lobby, identity.pool, peer, lobby, create)
+
+
+def check_claims(
+    lobby_claim: str | None, pool_claim: str | None, peer: PeerInfo, lobby: str, create: bool
+) -> None:
+    """Hold a peer to its token's (or auth callback's) claims, or raise
+    `Refused` ("Not allowed in this lobby"). ``pool_claim``: the peer may
+    only be matched in that pool (``/match/<pool>``, exactly), nowhere else.
+    A quick-match peer may not hold a ``lobby`` claim: such a token is for
+    that one lobby (or for creating one), not for whatever lobby a match
+    picks. ``lobby_claim`` otherwise: None allows any lobby, "" only
+    creating one, a name only joining that lobby."""
+    if pool_claim is not None and peer.pool != pool_claim:
+        raise Refused(CloseReason.NOT_ALLOWED.text)
+    if lobby_claim is None:
+        return
+    if peer.pool is not None:
+        raise Refused(CloseReason.NOT_ALLOWED.text)
+    if (create and lobby_claim != "") or (
+        not create and (lobby_claim == "" or lobby != lobby_claim)
+    ):
+        raise Refused(CloseReason.NOT_ALLOWED.text)
 
 
 def _admitted(identity: TokenIdentity, fresh: bool) -> TokenIdentity:

@@ -13,6 +13,8 @@ from twisted.python.failure import Failure
 
 from ..protocol.access import normalize_address
 from ..protocol.hooks import ConnectionRequest
+from ..protocol.pools import BadLobbyRequest, LobbyRequest, parse_lobby_request
+from ..protocol.reasons import UpgradeRefusal
 from . import _internals as internals
 from .admission import UpgradeRefused
 from .connection_output import ConnectionOutput, peer_host
@@ -37,6 +39,10 @@ class UpgradeHandling(ConnectionOutput):
     gone = False
     # The standalone port's front door, told when the upgrade completes.
     front: FrontDoorLike | None = None
+    # What the URL asks of the lobby (a quick-match pool, a listing).
+    lobby_request: LobbyRequest | None = None
+    # The body of a refusal that explains itself (which parameter is bad).
+    refusal_body = b""
 
     def onConnect(  # type: ignore[override]  # Autobahn accepts a Deferred of its answer
         self, request: AutobahnRequest
@@ -55,6 +61,7 @@ class UpgradeHandling(ConnectionOutput):
                 internals.connection_count(factory),
                 engine.core.draining,
             )
+            self.lobby_request = self._lobby_request(request)
             answer = admission.authenticate(
                 ConnectionRequest(
                     address, request.path, request.params, request.headers, request.origin
@@ -66,6 +73,16 @@ class UpgradeHandling(ConnectionOutput):
             return None
         self.authenticating = answer
         return answer.addCallbacks(self._authenticated, self._refused)
+
+    def _lobby_request(self, request: AutobahnRequest) -> LobbyRequest | None:
+        """What the URL asks of the lobby; `UpgradeRefused` (400) naming the
+        bad parameter, before the game server is asked anything."""
+        core = self.factory.engine.core
+        try:
+            return parse_lobby_request(request.path, request.params, core.config.max_lobby_size)
+        except BadLobbyRequest as bad:
+            self.refusal_body = f"{bad}\n".encode()
+            raise self.factory.admission.refuse(UpgradeRefusal.BAD_REQUEST) from None
 
     def _authenticated(self, identity: object) -> Deferred[None] | None:
         self.authenticating = None
@@ -94,5 +111,14 @@ class UpgradeHandling(ConnectionOutput):
         meant to end."""
         internals.mark_ended_cleanly(self)
         _log.debug("refused an upgrade: {code} {reason}", code=code, reason=reason)
+        body = self.refusal_body
+        if body:
+            # Which parameter was wrong, for the developer reading the answer.
+            responseHeaders = [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+            ]
         self.sendHttpErrorResponse(code, reason, responseHeaders)  # type: ignore[no-untyped-call]
+        if body:
+            self.sendData(body)
         self.dropConnection(abort=False)

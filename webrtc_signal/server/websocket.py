@@ -66,7 +66,9 @@ class SignalingServerProtocol(UpgradeHandling):
             self.front.upgraded()
             self.front = None
         self.start_limits()
-        self.signaling_peer = self.factory.engine.open(self, self.client_address(), self.identity)
+        self.signaling_peer = self.factory.engine.open(
+            self, self.client_address(), self.identity, self.lobby_request
+        )
 
     def start_limits(self) -> None:
         """The per-connection rate limits, from the connection's open."""

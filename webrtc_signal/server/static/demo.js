@@ -7,6 +7,8 @@
 //     the side whose own id is larger offers (so the host, id 1, never does);
 //   - a candidate travels as data "\n<mid>\n<index>\n<candidate>".
 // Chat runs over one negotiated data channel per peer; the server never sees it.
+// Quick match connects to the server's /match/demo?size=N and sends JOIN with
+// no name: the server picks the lobby. "Open lobbies" polls GET /lobbies.
 // ICE servers come from the signaling server's GET /ice-servers (STUN, and
 // TURN with fresh credentials), unless the page's ?ice=url,url gives them;
 // ?policy=relay uses relay candidates only, to try a TURN server.
@@ -25,6 +27,9 @@ const givenIceServers = params.has("ice")
   : null;
 const iceTransportPolicy = params.get("policy") === "relay" ? "relay" : "all";
 const ICE_FETCH_MS = 5000;
+// How often the open lobbies are fetched again (the server allows 5 a second).
+const LOBBIES_REFRESH_MS = 3000;
+const MATCH_POOL = "demo";
 // A server with token auth wants ?token= on the WebSocket URL (browsers cannot
 // set headers on it): this page passes on the one in its own URL. Share links
 // leave it out: a token is its player's own.
@@ -50,14 +55,50 @@ const state = {
 
 // -- signaling -----------------------------------------------------------------
 
-async function start(event) {
+function start(event) {
   event.preventDefault();
+  const lobby = $("lobby-input").value.trim();
+  // Only a new lobby can be listed; the title goes with it.
+  const url = lobby ? $("server-url").value.trim() : withListing($("server-url").value.trim());
+  begin(url, lobby, $("mesh").checked);
+}
+
+// Quick match: the server puts this page in the oldest lobby of the pool that
+// waits for players (or makes it the host of a new one), and seals it once full.
+function quickMatch() {
+  const size = Math.min(64, Math.max(2, Math.round(Number($("match-size").value) || 2)));
+  $("match-size").value = String(size);
+  let url;
+  try {
+    url = new URL($("server-url").value.trim());
+  } catch {
+    log(`not a server URL: ${$("server-url").value}`, "error");
+    return;
+  }
+  // Below whatever path the server URL has (a server mounted on a site).
+  url.pathname = `${url.pathname.replace(/\/+$/, "")}/match/${MATCH_POOL}`;
+  url.searchParams.set("size", String(size));
+  log(`quick match: pool ${MATCH_POOL}, ${size} players`, "note");
+  begin(withListing(url.toString()), "", $("mesh").checked);
+}
+
+function withListing(serverUrl) {
+  if (!$("listed").checked) return serverUrl;
+  try {
+    const url = new URL(serverUrl);
+    url.searchParams.set("listed", "1");
+    const title = $("title-input").value.trim();
+    if (title) url.searchParams.set("title", title);
+    return url.toString();
+  } catch {
+    return serverUrl; // the WebSocket reports the bad URL
+  }
+}
+
+async function begin(url, lobby, mesh) {
   stop();
   const attempt = state.attempt;
-  const url = $("server-url").value.trim();
-  const lobby = $("lobby-input").value.trim();
-  const mesh = $("mesh").checked;
-  setStatus("connecting", `Fetching ICE servers from ${url}`);
+  setStatus("connecting", `Fetching ICE servers from ${shownUrl(url)}`);
   const iceServers = await loadIceServers(withToken(url));
   if (attempt !== state.attempt) return;
   state.iceServers = iceServers;
@@ -69,17 +110,18 @@ async function start(event) {
     return;
   }
   Object.assign(state, { ws, myId: 0, mesh, lobby: "", sealed: false });
-  setStatus("connecting", `Connecting to ${url}`);
-  log(`connecting to ${url}`, "note");
+  setStatus("connecting", `Connecting to ${shownUrl(url)}`);
+  log(`connecting to ${shownUrl(url)}`, "note");
   ws.onopen = () => {
     send(TYPE.JOIN, mesh ? 0 : 1, lobby);
-    log(lobby ? `→ JOIN lobby ${lobby}` : `→ JOIN create a ${mesh ? "mesh" : "client-server"} lobby`, "out");
+    log(lobby ? `→ JOIN lobby ${lobby}` : `→ JOIN a new or matched ${mesh ? "mesh" : "client-server"} lobby`, "out");
   };
   ws.onmessage = (message) => receive(message.data);
   ws.onclose = (closed) => {
     if (state.ws !== ws) return;
     state.ws = null;
     log(`signaling closed: ${closed.code} ${closed.reason || "(no reason)"}`, closed.code === 1000 ? "note" : "error");
+    refreshLobbies();
     if (state.sealed) {
       setStatus("sealed", `Sealed; the server closed signaling (${closed.code} ${closed.reason}). Peers stay connected.`);
     } else {
@@ -102,12 +144,7 @@ async function loadIceServers(wsUrl) {
   }
   let url;
   try {
-    url = new URL(wsUrl);
-    url.protocol = url.protocol === "wss:" ? "https:" : "http:";
-    const token = url.searchParams.get("token");
-    url.pathname = "/ice-servers";
-    url.search = "";
-    if (token) url.searchParams.set("token", token);
+    url = serverHttpUrl(wsUrl, "/ice-servers");
   } catch {
     return []; // the WebSocket reports the bad URL
   }
@@ -129,6 +166,28 @@ async function loadIceServers(wsUrl) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+// A server URL as the log shows it: never its token.
+function shownUrl(text) {
+  try {
+    const url = new URL(text);
+    url.searchParams.delete("token");
+    return url.toString();
+  } catch {
+    return text;
+  }
+}
+
+// The HTTP(S) URL of a path on the signaling server of wsUrl, ?token= kept.
+function serverHttpUrl(wsUrl, path) {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+  const token = url.searchParams.get("token");
+  url.pathname = path;
+  url.search = "";
+  if (token) url.searchParams.set("token", token);
+  return url;
 }
 
 function iceUrls(servers) {
@@ -183,6 +242,7 @@ function receive(text) {
       state.lobby = data;
       setStatus("in-lobby", `In lobby as peer ${state.myId}`);
       log(`← JOIN ${data}`);
+      refreshLobbies();
       break;
     case TYPE.PEER_CONNECT:
       log(`← PEER_CONNECT ${id}`);
@@ -204,6 +264,7 @@ function receive(text) {
       state.sealed = true;
       setStatus("sealed", "Sealed: the server closes signaling soon; peers stay connected");
       log("← SEAL");
+      refreshLobbies();
       break;
     default:
       log(`← unknown message type ${type}`, "error");
@@ -344,6 +405,77 @@ function addChat(from, text, mine = false) {
   item.scrollIntoView({ block: "nearest" });
 }
 
+// -- open lobbies --------------------------------------------------------------
+
+const lobbyList = { fetching: false, again: false, error: "" };
+
+// GET /lobbies of the server in the URL field: listed lobbies that take
+// players, newest first. Titles are whatever their hosts typed: shown with
+// textContent, never as HTML.
+async function refreshLobbies() {
+  if (lobbyList.fetching) {
+    lobbyList.again = true;
+    return;
+  }
+  lobbyList.fetching = true;
+  try {
+    const url = serverHttpUrl(withToken($("server-url").value.trim()), "/lobbies");
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), ICE_FETCH_MS);
+    try {
+      const response = await fetch(url, { cache: "no-store", signal: abort.signal });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(`HTTP ${response.status}${body.error ? ` (${body.error})` : ""}`);
+      if (!Array.isArray(body.lobbies)) throw new Error("the answer has no lobbies list");
+      lobbyList.error = "";
+      renderLobbies(body.lobbies);
+    } finally {
+      clearTimeout(timer);
+    }
+  } catch (error) {
+    const reason = error.name === "AbortError" ? "no answer in time" : error.message;
+    if (reason !== lobbyList.error) log(`could not fetch the open lobbies: ${reason}`, "error");
+    lobbyList.error = reason;
+  } finally {
+    lobbyList.fetching = false;
+    if (lobbyList.again) {
+      lobbyList.again = false;
+      refreshLobbies();
+    }
+  }
+}
+
+function renderLobbies(lobbies) {
+  const list = $("open-lobbies");
+  list.replaceChildren(...lobbies.map((lobby) => {
+    const item = document.createElement("li");
+    item.dataset.lobby = lobby.name;
+    const title = document.createElement("span");
+    title.className = lobby.title ? "lobby-title" : "lobby-title untitled";
+    title.textContent = lobby.title || lobby.name;
+    title.title = lobby.name;
+    const members = document.createElement("span");
+    members.className = "badge members";
+    members.textContent = lobby.size ? `${lobby.members}/${lobby.size}` : `${lobby.members} in`;
+    const mode = document.createElement("span");
+    mode.className = "badge mode";
+    mode.textContent = lobby.mesh ? "mesh" : "client-server";
+    const join = document.createElement("button");
+    join.type = "button";
+    join.className = "small join";
+    join.textContent = "Join";
+    join.disabled = lobby.name === state.lobby;
+    join.addEventListener("click", () => {
+      $("lobby-input").value = lobby.name;
+      begin($("server-url").value.trim(), lobby.name, lobby.mesh);
+    });
+    item.append(title, members, mode, join);
+    return item;
+  }));
+  $("lobby-count").textContent = String(lobbies.length);
+  $("no-lobbies").hidden = lobbies.length > 0;
+}
+
 // -- the page ------------------------------------------------------------------
 
 function setStatus(value, text) {
@@ -385,6 +517,7 @@ function pairBadge(pair) {
 function render() {
   const connected = state.ws !== null;
   $("start").disabled = connected;
+  $("quick-match").disabled = connected;
   $("stop").disabled = !connected && state.peers.size === 0;
   $("seal").disabled = !(connected && state.myId === 1 && state.lobby && !state.sealed);
   $("my-id").textContent = state.myId ? String(state.myId) + (state.myId === 1 ? " (host)" : "") : "–";
@@ -447,6 +580,8 @@ $("server-url").value = params.get("server") || defaultServer();
 $("lobby-input").value = params.get("lobby") || "";
 $("mesh").checked = params.get("mesh") !== "0";
 $("connect-form").addEventListener("submit", start);
+$("quick-match").addEventListener("click", quickMatch);
+$("refresh-lobbies").addEventListener("click", refreshLobbies);
 $("stop").addEventListener("click", stop);
 $("seal").addEventListener("click", seal);
 $("chat-form").addEventListener("submit", sendChat);
@@ -455,3 +590,5 @@ $("copy-link").addEventListener("click", (event) => copy(shareLink(), event.curr
 $("clear-log").addEventListener("click", () => $("log").replaceChildren());
 window.addEventListener("beforeunload", () => state.ws && state.ws.close(1000));
 render();
+refreshLobbies();
+setInterval(refreshLobbies, LOBBIES_REFRESH_MS);
