@@ -36,6 +36,19 @@ class Kind(Enum):
     SECRET_FILE = "secret file"
 
 
+class Source(Enum):
+    """Where a setting's value is read from, highest precedence first."""
+
+    COMMAND_LINE = "command line"
+    ENVIRONMENT = "environment"
+    FILE = "file"
+    DEFAULT = "default"
+
+
+# Where a setting may be given unless its declaration says otherwise.
+EVERY_SOURCE = frozenset(Source)
+
+
 class InvalidSetting(ValueError):
     """A setting's value is out of range; ``setting`` names the field."""
 
@@ -72,6 +85,10 @@ class Spec:
     secret: bool = False
     # What a number counts ("seconds"), for messages.
     unit: str = ""
+    # Where it may be given: an option that says where the others are read
+    # (--config) cannot be in a file, an action (--print-config) is a
+    # command-line option only.
+    sources: frozenset[Source] = EVERY_SOURCE
 
     @property
     def meaning(self) -> str:
@@ -94,6 +111,7 @@ def setting(
     check: Callable[[Any], str | None] | None = None,
     secret: bool = False,
     unit: str = "",
+    sources: frozenset[Source] = EVERY_SOURCE,
 ) -> Any:
     """A dataclass field declaring a setting; its kind follows the default's
     type unless given."""
@@ -113,6 +131,7 @@ def setting(
         check,
         secret,
         unit,
+        sources,
     )
     return field(default=default, metadata={SPEC: spec}, repr=not secret)
 
@@ -237,6 +256,34 @@ def _counted(spec: Spec) -> str:
 
 def _number_text(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def parse_native(spec: Spec, value: object) -> Any:
+    """A value from a TOML file, where numbers, booleans and arrays have types
+    of their own: the value as the command line would give it (a flag's
+    truth, a LIST's tuple, a SECRET_FILE's path). Raises `ValueError` naming
+    the TOML type expected ("not an integer"); ranges are checked with the
+    rest of the settings."""
+    kind = spec.kind
+    if kind is Kind.WHOLE:
+        if type(value) is int:
+            return value
+        raise ValueError("not an integer")
+    if kind is Kind.NUMBER:
+        if type(value) in (int, float):
+            return float(value)  # type: ignore[arg-type]
+        raise ValueError("not a number")
+    if kind is Kind.FLAG:
+        if type(value) is bool:
+            return value
+        raise ValueError("not true or false")
+    if kind is Kind.LIST:
+        if type(value) is list and all(type(item) is str for item in value):
+            return tuple(value)
+        raise ValueError("not an array of strings")
+    if type(value) is str:
+        return value
+    raise ValueError("not a string")
 
 
 def parse_text(spec: Spec, text: str) -> Any:
