@@ -258,32 +258,34 @@ def _number_text(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-def parse_native(spec: Spec, value: object) -> Any:
+# The TOML types each kind takes, and the problem with a value of another.
+_NATIVE: dict[Kind, tuple[tuple[type, ...], str]] = {
+    Kind.WHOLE: ((int,), "not an integer"),
+    Kind.NUMBER: ((int, float), "not a number"),
+    Kind.FLAG: ((bool,), "not true or false"),
+    Kind.LIST: ((list,), "not an array of strings"),
+    Kind.TEXT: ((str,), "not a string"),
+    Kind.SECRET_FILE: ((str,), "not a string"),
+}
+
+
+def parse_native(spec: Spec, value: Any) -> Any:
     """A value from a TOML file, where numbers, booleans and arrays have types
     of their own: the value as the command line would give it (a flag's
     truth, a LIST's tuple, a SECRET_FILE's path). Raises `ValueError` naming
     the TOML type expected ("not an integer"); ranges are checked with the
     rest of the settings."""
-    kind = spec.kind
-    if kind is Kind.WHOLE:
-        if type(value) is int:
-            return value
-        raise ValueError("not an integer")
-    if kind is Kind.NUMBER:
-        if type(value) in (int, float):
-            return float(value)  # type: ignore[arg-type]
-        raise ValueError("not a number")
-    if kind is Kind.FLAG:
-        if type(value) is bool:
-            return value
-        raise ValueError("not true or false")
-    if kind is Kind.LIST:
-        if type(value) is list and all(type(item) is str for item in value):
-            return tuple(value)
-        raise ValueError("not an array of strings")
-    if type(value) is str:
-        return value
-    raise ValueError("not a string")
+    types, problem = _NATIVE[spec.kind]
+    # type(), not isinstance(): a TOML true is no integer here.
+    if type(value) not in types:
+        raise ValueError(problem)
+    if spec.kind is Kind.LIST:
+        if not all(type(item) is str for item in value):
+            raise ValueError(problem)
+        return tuple(value)
+    if spec.kind is Kind.NUMBER:
+        return float(value)
+    return value
 
 
 def parse_text(spec: Spec, text: str) -> Any:
