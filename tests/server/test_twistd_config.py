@@ -5,6 +5,7 @@ every mistake as one line on stderr with exit status 1."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -217,3 +218,75 @@ def test_our_test_switches_and_the_clients_url_are_not_options() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "ws://localhost:9080" not in done.stdout
+
+
+# -- the documentation's configuration ------------------------------------------------------
+
+ROOT = Path(__file__).parents[2]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DEPLOYMENT = [ROOT / "Dockerfile", *sorted((ROOT / "deploy").iterdir())]
+VARIABLE = re.compile(r"\bWEBRTC_SIGNAL_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+def toml_blocks() -> list[tuple[str, str]]:
+    """Each ```toml block of the documentation: (where, its text)."""
+    blocks = []
+    for document in DOCUMENTS:
+        lines = document.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if line.strip() == "```toml":
+                end = lines.index("```", number + 1)
+                blocks.append((f"{document.name}:{number + 1}", "\n".join(lines[number + 1 : end])))
+    return blocks
+
+
+def test_the_documented_configuration_files_hold_options_only() -> None:
+    from webrtc_signal.app import options
+    from webrtc_signal.server.option_sources import from_file
+
+    items = [item for _, item in options()]
+    blocks = toml_blocks()
+    assert blocks
+    for where, text in blocks:
+        # Every key an option, every value of its kind (or a UsageError).
+        assert from_file(items, tomllib.loads(text), where), where
+
+
+def test_every_variable_named_in_the_docs_and_deploy_files_is_an_option_or_not_ours() -> None:
+    from webrtc_signal.app import options
+    from webrtc_signal.server.option_sources import environment_name, ours
+
+    known = {environment_name(item.option) for _, item in options()}
+    named = set()
+    for path in [*DOCUMENTS, *DEPLOYMENT]:
+        text = path.read_text()
+        # A misspelt one shown with the error it gets is named on purpose.
+        shown = set(re.findall(r"unknown variable (\w+)", text))
+        named |= {(path.name, name) for name in VARIABLE.findall(text) if name not in shown}
+    assert {name for _, name in named} & known
+    wrong = [(where, name) for where, name in named if ours(name) and name not in known]
+    assert wrong == []
+
+
+def documented_environment_mistakes() -> list[tuple[dict[str, str], list[str], str]]:
+    """docs/running.md's ``$ WEBRTC_SIGNAL_X=... twistd ...`` lines followed by
+    the line they print: (the variables, twistd's arguments, the line)."""
+    from ..test_docs_links import lines_of
+
+    lines = [line for _, line, code in lines_of(ROOT / "docs" / "running.md") if code]
+    found = []
+    for command, printed in itertools.pairwise(lines):
+        if command.startswith("$ WEBRTC_SIGNAL_") and printed.startswith("webrtc-signal: "):
+            words = command[2:].split()
+            variables = dict(word.split("=", 1) for word in words if "=" in word)
+            argv = words[words.index("webrtc-signal") + 1 :]
+            found.append((variables, argv, printed))
+    return found
+
+
+def test_the_documented_environment_mistakes_are_what_twistd_prints() -> None:
+    mistakes = documented_environment_mistakes()
+    assert len(mistakes) >= 2
+    for variables, argv, printed in mistakes:
+        done = twistd(*LOOPBACK, *argv, env=variables)
+        assert (done.returncode, done.stdout, done.stderr) == (1, "", printed + "\n")
