@@ -27,7 +27,7 @@ environment or the configuration file, and never printed.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,12 +111,6 @@ def resolve(items: Iterable[Declared], *layers: Mapping[str, Given]) -> dict[str
     return resolved
 
 
-def _unknown(what: str, name: str, candidates: Iterable[str], shown: Callable[[str], str]) -> str:
-    near = near_miss(name, list(candidates))
-    hint = f" (did you mean {shown(near)}?)" if near is not None else ""
-    return f"unknown {what}{hint}"
-
-
 def _not_here(item: Declared, here: Source) -> str:
     where = [f"--{item.option}"]
     if Source.ENVIRONMENT in item.spec.sources and here is not Source.ENVIRONMENT:
@@ -148,13 +142,11 @@ def from_environment(items: Iterable[Declared], environ: Mapping[str, str]) -> d
 def _unknown_variable(variable: str, items: Iterable[Declared]) -> str:
     # Compared as option names: every variable shares the long prefix.
     name = variable.removeprefix(ENVIRONMENT_PREFIX).lower().replace("_", "-")
-    options = [item.option for item in items]
-    message = _unknown(f"variable {variable}", name, options, environment_name)
-    if "did you mean" in message:
-        return message
-    return (
-        f"{message} (options are set as {ENVIRONMENT_PREFIX}<OPTION>, e.g. WEBRTC_SIGNAL_MAX_PEERS)"
-    )
+    near = near_miss(name, [item.option for item in items])
+    if near is not None:
+        return f"unknown variable {variable} (did you mean {environment_name(near)}?)"
+    form = f"{ENVIRONMENT_PREFIX}<OPTION>, e.g. {environment_name('max-peers')}"
+    return f"unknown variable {variable} (options are set as {form})"
 
 
 def _from_text(item: Declared, text: str, given: Given) -> Any:
@@ -192,7 +184,9 @@ def from_file(items: Iterable[Declared], table: Mapping[str, Any], path: str) ->
     for key, raw in table.items():
         item = by_option.get(key)
         if item is None:
-            raise UsageError(_unknown(f"key {key} in {path}", key, by_option, str))
+            near = near_miss(key, list(by_option))
+            hint = f" (did you mean {near}?)" if near is not None else ""
+            raise UsageError(f"unknown key {key} in {path}{hint}")
         given = Given(None, Source.FILE, path)
         if Source.FILE not in item.spec.sources:
             raise UsageError(given.problem(key, _not_here(item, Source.FILE)))
