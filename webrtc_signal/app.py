@@ -8,27 +8,37 @@ them into a `SignalingService` with or without a cluster node.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, NoReturn, cast
 
-from twisted.application.service import IService, IServiceCollection
+from twisted.application.service import IService, IServiceCollection, Service
 from twisted.internet import endpoints
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
 from twisted.web.resource import Resource
+from twisted.web.server import Site
 
 from . import __version__
 from .config import SignalingConfig, settings
-from .protocol.settings import Declared, InvalidSetting, Kind, declared, parse_text
+from .protocol.settings import Declared, InvalidSetting, Kind, Source, declared, parse_text
 from .server import logs
 from .server.fdlimit import FD_MARGIN, connection_budget, raise_open_file_limit
+from .server.option_sources import (
+    Given,
+    configuration_text,
+    from_environment,
+    from_file,
+    read_file,
+    resolve,
+    setting_value,
+)
 from .server.standalone import (
     MetricsSite,
     StandaloneConfig,
@@ -99,8 +109,12 @@ class Options(OneLineUsageOptions):
         if item.spec.kind not in (Kind.FLAG, Kind.LIST)
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        # twistd makes the options without arguments: the process's environment.
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        # Each option's value and where it came from, once parsed.
+        self.given: dict[str, Given] = {}
         for _, item in options():
             if item.spec.kind is Kind.LIST:
                 self[item.option] = []
@@ -111,43 +125,95 @@ class Options(OneLineUsageOptions):
         sys.exit(0)
 
     def postOptions(self) -> None:
-        values: dict[str, dict[str, Any]] = {"signaling": {}, STANDALONE: {}}
-        for layer, item in options():
-            given = self._given(item)
-            if given is not None:
-                values[STANDALONE if layer == STANDALONE else "signaling"][item.name] = given
-        try:
-            self["config"] = SignalingConfig(**values["signaling"])
-            self["standalone"] = StandaloneConfig(**values[STANDALONE])
-        except InvalidSetting as error:
-            raise usage.UsageError(f"--{_option_of(error.setting)} {error.problem}") from None
+        self.given = self._resolve()
+        self._make_configs()
         self._check_together()
+        self._check_backends()
         standalone: StandaloneConfig = self["standalone"]
         self["port"] = standalone.port or default_port_description()
         self["log_format"] = standalone.log_format
         self["log_level"] = logs.parse_level(standalone.log_level)
-        self["hooks"] = self._hooks()
         # twistd has installed the reactor (default, or --reactor) by now.
         from twisted.internet import reactor
 
-        self["endpoint"] = _signaling_endpoint(reactor, self["port"])
-        self["metrics_endpoint"] = self._metrics_endpoint(reactor)
+        self["endpoint"] = _signaling_endpoint(reactor, self["port"], self.given["port"])
+        self["metrics_endpoint"] = self._side_endpoint(
+            reactor, "metrics", "the metrics a port of their own"
+        )
+        self["admin_endpoint"] = self._side_endpoint(
+            reactor, "admin", "the admin API a port of its own"
+        )
+        if standalone.print_config:
+            self._print_config()
+        self["hooks"] = self._hooks()
 
-    def _given(self, item: Declared) -> Any:
+    # -- where each option comes from ---------------------------------------------
+
+    def _resolve(self) -> dict[str, Given]:
+        """Every option's value: from the command line, else the environment,
+        else the --config file, else its default."""
+        items = [item for _, item in options()]
+        command_line = {}
+        for item in items:
+            given = self._given(item)
+            if given is not None:
+                command_line[item.option] = given
+        environment = from_environment(items, self.environ)
+        config = command_line.get("config") or environment.get("config")
+        in_file: dict[str, Given] = {}
+        if config is not None and config.value:
+            in_file = from_file(items, read_file(config), config.value)
+        return resolve(items, command_line, environment, in_file)
+
+    def _given(self, item: Declared) -> Given | None:
         """The value the command line gave ``item`` (None: not given)."""
         spec, raw = item.spec, self[item.option]
         if spec.kind is Kind.FLAG:
-            return (not raw if spec.inverted else bool(raw)) if raw else None
-        if spec.kind is Kind.LIST:
-            return tuple(raw) if raw else None
-        if raw is None:
-            return None
-        if spec.kind is Kind.SECRET_FILE:
-            return _read_secret_file(item.option, raw)
+            value: Any = True if raw else None
+        elif spec.kind is Kind.LIST:
+            value = tuple(raw) if raw else None
+        elif raw is None or spec.kind is Kind.SECRET_FILE:
+            value = raw
+        else:
+            try:
+                value = parse_text(spec, raw)
+            except ValueError as error:
+                raise usage.UsageError(f"--{item.option} {error}, not {raw!r}") from None
+        return None if value is None else Given(value, Source.COMMAND_LINE)
+
+    def _make_configs(self) -> None:
+        values: dict[str, dict[str, Any]] = {"signaling": {}, STANDALONE: {}}
+        for layer, item in options():
+            given = self.given[item.option]
+            if given.source is not Source.DEFAULT:
+                value = setting_value(item, given)
+                values[STANDALONE if layer == STANDALONE else "signaling"][item.name] = value
         try:
-            return parse_text(spec, raw)
-        except ValueError as error:
-            raise usage.UsageError(f"--{item.option} {error}, not {raw!r}") from None
+            # The --config option's key holds the configuration from now on.
+            self["config"] = SignalingConfig(**values["signaling"])
+            self["standalone"] = StandaloneConfig(**values[STANDALONE])
+        except InvalidSetting as error:
+            option = _option_of(error.setting)
+            given = self.given.get(option, Given(None, Source.DEFAULT))
+            raise usage.UsageError(given.problem(option, error.problem)) from None
+
+    def _print_config(self) -> NoReturn:
+        """--print-config: the configuration these options make, as TOML."""
+        shown = dict(self.given)
+        if shown["port"].source is Source.DEFAULT:
+            shown["port"] = Given(self["port"], Source.DEFAULT)
+        header = [
+            f"webrtc-signal {__version__}: the effective configuration, as --config reads it.",
+            "After each value, where it came from: the command line, the environment",
+            "(WEBRTC_SIGNAL_<NAME>), a file (--config) or the default. Secret files are",
+            "shown by their paths; a Redis URL as <secret>.",
+        ]
+        config = shown["config"]
+        if config.value:
+            header.append(f"Read {config.value} ({config.origin}).")
+        sys.stdout.write(configuration_text([item for _, item in options()], shown, header))
+        sys.stdout.flush()
+        sys.exit(0)
 
     def _check_together(self) -> None:
         config: SignalingConfig = self["config"]
@@ -170,8 +236,34 @@ class Options(OneLineUsageOptions):
             )
 
     def _hooks(self) -> Any:
-        standalone: StandaloneConfig = self["standalone"]
+        """Token auth, the auth callback, or both (each must pass)."""
         self["companions"] = []
+        token_auth = self["token_auth"] = self._token_auth()
+        callback = self._auth_callback()
+        if callback is None:
+            return token_auth
+        self["companions"].append(StopsWith(callback.close))
+        if token_auth is None:
+            return callback
+        from .server.combined_hooks import RequireAll
+
+        # Token auth first: a bad token is refused before the backend is asked.
+        return RequireAll(token_auth, callback)
+
+    def _auth_callback(self) -> Any:
+        standalone: StandaloneConfig = self["standalone"]
+        if not standalone.auth_url:
+            return None
+        from .server.auth_callback import AuthCallback
+
+        return AuthCallback(
+            standalone.auth_url,
+            timeout=standalone.auth_timeout,
+            concurrency=standalone.auth_concurrency,
+        )
+
+    def _token_auth(self) -> Any:
+        standalone: StandaloneConfig = self["standalone"]
         if not standalone.token_secret:
             return None
         from .server.tokens import TokenAuth
@@ -190,25 +282,56 @@ class Options(OneLineUsageOptions):
             used_tokens=used_tokens,
         )
 
-    def _metrics_endpoint(self, reactor: Any) -> IStreamServerEndpoint | None:
+    # -- the backends' options and ports of their own -------------------------------
+
+    def _check_backends(self) -> None:
+        """Options that only work in pairs."""
         standalone: StandaloneConfig = self["standalone"]
-        description = standalone.metrics
+        pairs = (
+            ("admin", bool(standalone.admin), "admin-token-file", bool(standalone.admin_token)),
+            (
+                "webhook",
+                bool(standalone.webhook_urls),
+                "webhook-secret-file",
+                bool(standalone.webhook_secret),
+            ),
+        )
+        for option, given, needed, needed_given in pairs:
+            if given and not needed_given:
+                raise usage.UsageError(f"--{option} needs --{needed}")
+            if needed_given and not given:
+                raise usage.UsageError(f"--{needed} needs --{option}")
+
+    def _side_endpoint(
+        self, reactor: Any, option: str, own_port: str
+    ) -> IStreamServerEndpoint | None:
+        """The endpoint of --metrics or --admin, which must be neither the
+        signaling port nor another side port: players must never reach them,
+        nor they take the players' port."""
+        given = self.given[option]
+        description = given.value
         if not description:
             return None
         try:
             check_port_number(description)
             endpoint = endpoints.serverFromString(reactor, description)
         except Exception as error:
-            raise usage.UsageError(f"--metrics {description!r} is not usable: {error}") from None
+            problem = f"{description!r} is not usable: {error}"
+            raise usage.UsageError(given.problem(option, problem)) from None
         port = port_number(description)
-        signaling_port = port_number(standalone.port or default_port_description())
-        if port is not None and port != 0 and port == signaling_port:
-            # Players must never reach the metrics, nor the metrics take their port.
-            raise usage.UsageError(
-                f"--metrics {description!r} is the signaling port (--port {standalone.port!r}); "
-                "give the metrics a port of their own"
-            )
+        for other, name in _TAKEN_BEFORE[option]:
+            taken = self["port"] if other == "port" else self.given[other].value
+            if port is not None and port != 0 and taken and port == port_number(taken):
+                problem = f"{description!r} is the {name} (--{other} {taken!r}); give {own_port}"
+                raise usage.UsageError(given.problem(option, problem))
         return cast(IStreamServerEndpoint, endpoint)
+
+
+# The ports a side port is checked against, with what they are.
+_TAKEN_BEFORE = {
+    "metrics": (("port", "signaling port"),),
+    "admin": (("port", "signaling port"), ("metrics", "metrics port")),
+}
 
 
 # The repeatable options: usage.Options calls opt_<name> for each time one is
@@ -227,20 +350,7 @@ def _option_of(field: str) -> str:
     return field.replace("_", "-")
 
 
-def _read_secret_file(option: str, path: str) -> str:
-    """The text of a secret file, stripped; a usage error naming ``option``."""
-    try:
-        secret = Path(path).read_bytes().decode("utf-8").strip()
-    except OSError as error:
-        raise usage.UsageError(f"--{option} {path!r} cannot be read: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise usage.UsageError(f"--{option} {path!r} is not UTF-8 text") from None
-    if not secret:
-        raise usage.UsageError(f"--{option} {path!r} is empty")
-    return secret
-
-
-def _signaling_endpoint(reactor: Any, port: str) -> IStreamServerEndpoint:
+def _signaling_endpoint(reactor: Any, port: str, given: Given) -> IStreamServerEndpoint:
     default = default_port_description()
     description = port or default
     try:
@@ -249,7 +359,8 @@ def _signaling_endpoint(reactor: Any, port: str) -> IStreamServerEndpoint:
         endpoint = endpoints.serverFromString(reactor, with_default_backlog(description, default))
     # Parsers raise all kinds of errors; each one means a bad --port.
     except Exception as error:
-        raise usage.UsageError(f"--port {description!r} is not usable: {error}") from None
+        problem = f"{description!r} is not usable: {error}"
+        raise usage.UsageError(given.problem("port", problem)) from None
     return cast(IStreamServerEndpoint, endpoint)
 
 
@@ -259,31 +370,27 @@ class StandaloneService(SignalingService):
     port in privilegedStartService, before it drops root for --uid/--gid.
     The service also brings the log observer (``--log-format``,
     ``--log-level``), makes a second SIGTERM end a drain, and serves the
-    metrics (``--metrics``) on a port of their own."""
+    metrics (``--metrics``) and the admin API (``--admin``) on ports of
+    their own (`SidePort`)."""
 
     def __init__(
         self,
         description: str,
         *args: Any,
         log_observer: ILogObserver | None = None,
-        metrics: tuple[str, IStreamServerEndpoint] | None = None,
+        side_ports: list[SidePort] | None = None,
         companions: list[IService] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.description = description
-        # Services that live and die with this one (a Redis store of used tokens).
+        # Services that live and die with this one (a Redis store of used
+        # tokens, the webhooks, the auth callback's connections), stopped
+        # after it, in order.
         self.companions = companions or []
         self.log_observer = log_observer
         self._signals_before: dict[int, Any] = {}
-        # The metrics' port: opened and closed by this service rather than by
-        # a MultiService, so that it stays up through a drain (the drain
-        # itself can be watched) and closes only once the clients are gone.
-        self.metrics_endpoint: IStreamServerEndpoint | None = None
-        self.metrics_description = ""
-        self.metrics_port: IListeningPort | None = None
-        if metrics is not None:
-            self.metrics_description, self.metrics_endpoint = metrics
+        self.side_ports = side_ports or []
 
     def setServiceParent(self, parent: IServiceCollection) -> None:
         # twistd adds the plugin's service to a fresh Application, then starts
@@ -307,45 +414,17 @@ class StandaloneService(SignalingService):
             raise StartupFailed(
                 f"cannot listen on {self.description}: {error.socketError}"
             ) from None
-        self._start_metrics()
+        self._open_side_ports()
 
     def startService(self) -> None:
         for companion in self.companions:
             companion.startService()
         super().startService()
-        self._start_metrics()
+        self._open_side_ports()
 
-    def _start_metrics(self) -> None:
-        endpoint = self.metrics_endpoint
-        if endpoint is None or self.metrics_port is not None:
-            return
-        root = Resource()
-        root.putChild(b"metrics", self.metrics_resource())
-        waiting = endpoint.listen(MetricsSite(root))  # type: ignore[no-untyped-call]
-        failure = _failed_at_once(waiting)
-        if failure is not None:
-            problem = getattr(failure.value, "socketError", failure.getErrorMessage())
-            raise StartupFailed(
-                f"cannot listen on {self.metrics_description} (--metrics): {problem}"
-            )
-        waiting.addCallbacks(self._metrics_listening, self._metrics_failed)
-
-    def _metrics_failed(self, failure: Any) -> None:
-        _log.failure(
-            "cannot serve the metrics on {description}",
-            failure,
-            description=self.metrics_description,
-        )
-
-    def _metrics_listening(self, port: IListeningPort) -> IListeningPort:
-        self.metrics_port = port
-        address = port.getHost()
-        _log.info(
-            "serving metrics at /metrics on {host} port {port}",
-            host=getattr(address, "host", str(address)),
-            port=getattr(address, "port", None),
-        )
-        return port
+    def _open_side_ports(self) -> None:
+        for side_port in self.side_ports:
+            side_port.open(self)
 
     def _fit_open_file_limit(self) -> None:
         """Make room for --max-peers connections, or say why there is none,
@@ -376,10 +455,8 @@ class StandaloneService(SignalingService):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self._signals_before[signum] = signal.signal(signum, self._end_drain_on_signal)
             drain.ended.addBoth(self._restore_signals)
-        port = self.metrics_port
-        if port is not None:
-            self.metrics_port = None
-            stopping.addCallback(lambda _: port.stopListening())
+        for side_port in self.side_ports:
+            stopping.addCallback(_then_close, side_port)
         for companion in self.companions:
             stopping.addCallback(_then_stop, companion)
         return stopping
@@ -402,6 +479,89 @@ def _then_stop(result: object, service: IService) -> Any:
     return service.stopService()
 
 
+def _then_close(result: object, side_port: SidePort) -> Any:
+    return side_port.close()
+
+
+class SidePort:
+    """A port of its own beside the signaling port (``--metrics``,
+    ``--admin``). Opened and closed by `StandaloneService` rather than by a
+    MultiService, so that it stays up through a drain (the drain itself can
+    be watched and steered) and closes only once the clients are gone.
+
+    ``site`` makes what it serves from the service, once it opens; ``what``
+    names that in the log line."""
+
+    def __init__(
+        self,
+        option: str,
+        description: str,
+        endpoint: IStreamServerEndpoint,
+        site: Callable[[StandaloneService], Site],
+        what: str,
+    ) -> None:
+        self.option = option
+        self.description = description
+        self.endpoint = endpoint
+        self.site = site
+        self.what = what
+        self.port: IListeningPort | None = None
+        # Set from the first open (twistd opens before dropping root, then
+        # starts) until it is closed.
+        self.opened = False
+
+    def open(self, service: StandaloneService) -> None:
+        if self.opened:
+            return
+        self.opened = True
+        waiting = self.endpoint.listen(self.site(service))
+        failure = _failed_at_once(waiting)
+        if failure is not None:
+            problem = getattr(failure.value, "socketError", failure.getErrorMessage())
+            raise StartupFailed(f"cannot listen on {self.description} (--{self.option}): {problem}")
+        waiting.addCallbacks(self._listening, self._failed)
+
+    def close(self) -> Deferred[Any] | None:
+        self.opened = False
+        port, self.port = self.port, None
+        if port is None:
+            return None
+        stopped: Deferred[Any] = maybeDeferred(port.stopListening)
+        return stopped
+
+    def _failed(self, failure: Any) -> None:
+        _log.failure(
+            "cannot serve {what} on {description}",
+            failure,
+            what=self.what,
+            description=self.description,
+        )
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        address = port.getHost()
+        _log.info(
+            "serving {what} on {host} port {port}",
+            what=self.what,
+            host=getattr(address, "host", str(address)),
+            port=getattr(address, "port", None),
+        )
+        return port
+
+
+class StopsWith(Service):
+    """A companion of `StandaloneService` that ends something with it: its
+    ``stop`` (the webhooks' last deliveries, the auth callback's idle
+    connections) runs once the service has stopped."""
+
+    def __init__(self, stop: Callable[[], Deferred[None]]) -> None:
+        self.stop = stop
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]
+        return self.stop()
+
+
 def _failed_at_once(waiting: Deferred[Any]) -> Any:
     """The failure ``waiting`` already holds, taken out of it (None if none)."""
     failures: list[Any] = []
@@ -418,13 +578,70 @@ def makeService(options: Options) -> IService:
     observer = logs.make_observer(
         standalone.log_format, level, dict(parent) if parent is not None else None
     )
-    metrics_endpoint = options.get("metrics_endpoint")
-    return StandaloneService(
+    service = StandaloneService(
         standalone.port or default_port_description(),
         options["config"],
         options["endpoint"],
         log_observer=observer,
         hooks=options.get("hooks"),
-        metrics=(standalone.metrics, metrics_endpoint) if metrics_endpoint is not None else None,
+        side_ports=side_ports(options),
         companions=options.get("companions"),
     )
+    add_webhooks(service, standalone)
+    return service
+
+
+def side_ports(options: Options) -> list[SidePort]:
+    """The metrics' and the admin API's ports, those that are on."""
+    standalone: StandaloneConfig = options["standalone"]
+    found = []
+    metrics = options.get("metrics_endpoint")
+    if metrics is not None:
+        found.append(
+            SidePort("metrics", standalone.metrics, metrics, _metrics_site, "metrics at /metrics")
+        )
+    admin = options.get("admin_endpoint")
+    if admin is not None:
+        token, token_auth = standalone.admin_token.encode("utf-8"), options.get("token_auth")
+
+        def admin_site(service: StandaloneService) -> Site:
+            from .server.admin import AdminResource, AdminSite
+
+            control = service.engine.control
+            max_lobby_size = service.config.core.max_lobby_size
+            resource = AdminResource(
+                control,
+                token,
+                token_auth=token_auth,
+                clock=service.clock,
+                max_lobby_size=max_lobby_size,
+            )
+            return AdminSite(resource)
+
+        found.append(SidePort("admin", standalone.admin, admin, admin_site, "the admin API"))
+    return found
+
+
+def _metrics_site(service: StandaloneService) -> Site:
+    root = Resource()
+    root.putChild(b"metrics", service.metrics_resource())
+    return MetricsSite(root)  # type: ignore[no-untyped-call]
+
+
+def add_webhooks(service: StandaloneService, standalone: StandaloneConfig) -> None:
+    """--webhook: every lobby event POSTed, signed, to each URL; the last
+    ones (the lobbies closing) delivered after the service stops, for a
+    bounded time."""
+    if not standalone.webhook_urls:
+        return
+    from .server.webhooks import WebhookSender
+
+    sender = WebhookSender(
+        standalone.webhook_urls,
+        standalone.webhook_secret.encode("utf-8"),
+        node=service.node.node_id if service.node is not None else "",
+        registry=service.metrics_registry,
+        queue_limit=standalone.webhook_queue,
+    )
+    service.add_observer(sender.observe)
+    service.companions.append(StopsWith(sender.stop))

@@ -253,22 +253,25 @@ async def test_root_opens_a_privileged_port_then_runs_as_nobody() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_the_images_command_serves_from_the_installed_wheel(fresh_venv: Path) -> None:
-    """What the Docker image runs, without Docker: the Dockerfile's CMD and
-    HEALTHCHECK, from a venv holding the wheel and its runtime dependencies
-    only (as the image's `pip install /wheels/*.whl` does), on a loopback port."""
+    """What the Docker image runs, without Docker: the Dockerfile's CMD,
+    ENV (its configuration file, copied from deploy/) and HEALTHCHECK, from a
+    venv holding the wheel and its runtime dependencies only (as the image's
+    `pip install /wheels/*.whl` does), on a loopback port given as
+    `docker run -e WEBRTC_SIGNAL_PORT=...` would give it."""
     import json
 
-    from ..deploy.test_deploy import dockerfile_instructions
+    from ..deploy.test_deploy import CONFIG, dockerfile_environment, dockerfile_instructions
 
     instructions = dict(dockerfile_instructions())
     command = json.loads(instructions["CMD"])
-    command[command.index("--port") + 1] = "tcp:0:interface=127.0.0.1"
+    environment = {**dockerfile_environment(), "WEBRTC_SIGNAL_CONFIG": str(CONFIG)}
+    environment["WEBRTC_SIGNAL_PORT"] = "tcp:0:interface=127.0.0.1"
     listed = run_outside_the_checkout(fresh_venv, "python", "-m", "pip", "list")
     for extra in ("pytest", "aiortc", "hypothesis"):
         assert extra not in listed.stdout.lower()
     process = spawn(
         [str(fresh_venv / "bin" / command[0]), *command[1:]],
-        env={"PATH": os.environ.get("PATH", "")},
+        env={"PATH": os.environ.get("PATH", ""), **environment},
         inherit_env=False,
         path=str(fresh_venv),
     )

@@ -36,6 +36,19 @@ class Kind(Enum):
     SECRET_FILE = "secret file"
 
 
+class Source(Enum):
+    """Where a setting's value is read from, highest precedence first."""
+
+    COMMAND_LINE = "command line"
+    ENVIRONMENT = "environment"
+    FILE = "file"
+    DEFAULT = "default"
+
+
+# Where a setting may be given unless its declaration says otherwise.
+EVERY_SOURCE = frozenset(Source)
+
+
 class InvalidSetting(ValueError):
     """A setting's value is out of range; ``setting`` names the field."""
 
@@ -72,6 +85,10 @@ class Spec:
     secret: bool = False
     # What a number counts ("seconds"), for messages.
     unit: str = ""
+    # Where it may be given: an option that says where the others are read
+    # (--config) cannot be in a file, an action (--print-config) is a
+    # command-line option only.
+    sources: frozenset[Source] = EVERY_SOURCE
 
     @property
     def meaning(self) -> str:
@@ -94,6 +111,7 @@ def setting(
     check: Callable[[Any], str | None] | None = None,
     secret: bool = False,
     unit: str = "",
+    sources: frozenset[Source] = EVERY_SOURCE,
 ) -> Any:
     """A dataclass field declaring a setting; its kind follows the default's
     type unless given."""
@@ -113,6 +131,7 @@ def setting(
         check,
         secret,
         unit,
+        sources,
     )
     return field(default=default, metadata={SPEC: spec}, repr=not secret)
 
@@ -237,6 +256,36 @@ def _counted(spec: Spec) -> str:
 
 def _number_text(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
+
+
+# The TOML types each kind takes, and the problem with a value of another.
+_NATIVE: dict[Kind, tuple[tuple[type, ...], str]] = {
+    Kind.WHOLE: ((int,), "not an integer"),
+    Kind.NUMBER: ((int, float), "not a number"),
+    Kind.FLAG: ((bool,), "not true or false"),
+    Kind.LIST: ((list,), "not an array of strings"),
+    Kind.TEXT: ((str,), "not a string"),
+    Kind.SECRET_FILE: ((str,), "not a string"),
+}
+
+
+def parse_native(spec: Spec, value: Any) -> Any:
+    """A value from a TOML file, where numbers, booleans and arrays have types
+    of their own: the value as the command line would give it (a flag's
+    truth, a LIST's tuple, a SECRET_FILE's path). Raises `ValueError` naming
+    the TOML type expected ("not an integer"); ranges are checked with the
+    rest of the settings."""
+    types, problem = _NATIVE[spec.kind]
+    # type(), not isinstance(): a TOML true is no integer here.
+    if type(value) not in types:
+        raise ValueError(problem)
+    if spec.kind is Kind.LIST:
+        if not all(type(item) is str for item in value):
+            raise ValueError(problem)
+        return tuple(value)
+    if spec.kind is Kind.NUMBER:
+        return float(value)
+    return value
 
 
 def parse_text(spec: Spec, text: str) -> Any:

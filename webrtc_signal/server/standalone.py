@@ -13,8 +13,11 @@ from typing import Any
 
 from twisted.web.server import Site
 
-from ..protocol.settings import Kind, check_settings, setting
+from ..protocol.settings import Kind, Source, check_settings, setting
 from . import logs
+from .auth_callback import DEFAULT_CONCURRENCY as DEFAULT_AUTH_CONCURRENCY
+from .auth_callback import DEFAULT_TIMEOUT as DEFAULT_AUTH_TIMEOUT
+from .webhooks import DEFAULT_QUEUE_LIMIT, check_url
 
 DEFAULT_PORT = 9080
 
@@ -54,6 +57,24 @@ def _log_level_problem(text: str) -> str | None:
         logs.parse_level(text)
     except ValueError as error:
         return f"{error}, not {text!r}"
+    return None
+
+
+def _url_problem(url: str) -> str | None:
+    if not url:
+        return None
+    try:
+        check_url(url)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _webhook_urls_problem(urls: tuple[str, ...]) -> str | None:
+    for url in urls:
+        problem = _url_problem(url) if url else "must not be empty"
+        if problem is not None:
+            return problem
     return None
 
 
@@ -131,6 +152,109 @@ class StandaloneConfig:
         "gets HTTP 401. A token with a `jti` claim opens one connection only "
         "(`webrtc-signal-token --single-use`), remembered per node, or in Redis with "
         "`--redis` ([docs/security.md](docs/security.md#tokens)).",
+    )
+
+    admin: str = setting(
+        "",
+        "Serve the admin API (lobby control over HTTP and JSON) on this endpoint, e.g. "
+        "tcp:9101:interface=127.0.0.1 (a port of its own, never the signaling port); needs "
+        "--admin-token-file.",
+        shown_default="off",
+        doc="Serve the admin API (list, reserve, seal and close lobbies, kick peers: JSON over "
+        "HTTP, for a backend in any language) on an endpoint of its own, e.g. "
+        "`tcp:9101:interface=127.0.0.1` (never the signaling port); needs "
+        "`--admin-token-file` ([docs/admin-api.md](docs/admin-api.md)).",
+    )
+    admin_token: str = setting(
+        "",
+        "File holding the admin API's bearer token: every request needs "
+        "Authorization: Bearer <token> (else 401).",
+        kind=Kind.SECRET_FILE,
+        option="admin-token-file",
+        shown_default="none",
+        secret=True,
+        doc="File holding the admin API's bearer token (required with `--admin`): every "
+        "request needs `Authorization: Bearer <token>`, compared in constant time; 401 "
+        "otherwise.",
+    )
+    webhook_urls: tuple[str, ...] = setting(
+        (),
+        "POST every lobby event, signed, to this http:// or https:// URL; repeatable; needs "
+        "--webhook-secret-file.",
+        option="webhook",
+        check=_webhook_urls_problem,
+        shown_default="none",
+        doc="POST every lobby event (created, joined, left, sealed, closed) as signed JSON to "
+        "this `http://` or `https://` URL; repeatable; needs `--webhook-secret-file` "
+        "([docs/embedding-hooks.md](docs/embedding-hooks.md#webhooks)).",
+    )
+    webhook_secret: str = setting(
+        "",
+        "File holding the secret the webhooks are signed with (HMAC-SHA256).",
+        kind=Kind.SECRET_FILE,
+        option="webhook-secret-file",
+        shown_default="none",
+        secret=True,
+        doc="File holding the secret the webhooks are signed with (HMAC-SHA256 in "
+        "`Webrtc-Signal-Signature`); required with `--webhook`.",
+    )
+    webhook_queue: int = setting(
+        DEFAULT_QUEUE_LIMIT,
+        "Webhook events held per URL (being delivered or waiting); past it, new ones are "
+        "dropped and counted.",
+        minimum=1,
+        maximum=1_000_000,
+        doc="Webhook events held per URL, being delivered or waiting; past it, new ones are "
+        'dropped (`webrtc_signal_webhook_dropped_total{reason="queue_full"}`).',
+    )
+    auth_url: str = setting(
+        "",
+        "Ask this http:// or https:// URL about every WebSocket upgrade: 200 with an identity "
+        "admits, 4xx refuses, anything else is 503.",
+        check=_url_problem,
+        shown_default="off",
+        doc="POST every WebSocket upgrade (address, query, allowed headers) to this `http://` "
+        'or `https://` URL: 200 `{"identity": ...}` admits, a 4xx refuses with that status, '
+        "no answer or anything else refuses with 503. With `--token-secret-file` too, both "
+        "must pass ([docs/embedding-hooks.md](docs/embedding-hooks.md#auth-callback)).",
+    )
+    auth_timeout: float = setting(
+        DEFAULT_AUTH_TIMEOUT,
+        "Seconds the auth callback has to answer; then the upgrade gets 503.",
+        above=0,
+        unit="seconds",
+        doc="Seconds the auth callback has to answer; then the upgrade gets 503 (the whole "
+        "opening handshake has 5 s, so longer waits no more than that).",
+    )
+    auth_concurrency: int = setting(
+        DEFAULT_AUTH_CONCURRENCY,
+        "Auth callback calls under way at once; an upgrade beyond them gets 503 at once.",
+        minimum=1,
+        maximum=100_000,
+    )
+    # Read first, before the other options: where the rest may be.
+    config_file: str = setting(
+        "",
+        "Read options from this TOML file, keys named as the options (max-peers = 1024, "
+        'turn = ["turn:a:3478"]); the command line and WEBRTC_SIGNAL_<NAME> variables win '
+        "over it.",
+        option="config",
+        shown_default="none",
+        sources=frozenset({Source.COMMAND_LINE, Source.ENVIRONMENT}),
+        doc="Read options from this TOML file, keys named as the options (`max-peers = 1024`, "
+        '`turn = ["turn:a:3478"]`, `no-demo = true`). Every option can also be set as '
+        "`WEBRTC_SIGNAL_<NAME>` (`WEBRTC_SIGNAL_MAX_PEERS=1024`; repeatable ones "
+        "comma-separated). The command line wins, then the environment, then the file "
+        "([docs/running.md](docs/running.md#configuration-files-and-the-environment)).",
+    )
+    print_config: bool = setting(
+        False,
+        "Print the effective configuration as TOML, with where each value came from, and exit.",
+        shown_default="off",
+        sources=frozenset({Source.COMMAND_LINE}),
+        doc="Print the effective configuration as TOML (what `--config` reads), each value "
+        "followed by where it came from (command line, environment, file, default), secret "
+        "files as their paths, and exit.",
     )
 
     def __post_init__(self) -> None:

@@ -25,7 +25,7 @@ from twisted.python import usage
 COMMAND = "webrtc-signal"
 # Options whose value is a Twisted endpoint description, where a bare port
 # number is the usual slip.
-ENDPOINT_OPTIONS = ("port", "metrics")
+ENDPOINT_OPTIONS = ("port", "metrics", "admin")
 # The least similarity (difflib's ratio) for "did you mean": catches a
 # missing or extra letter or two, not an unrelated word.
 NEAR_MISS_CUTOFF = 0.6
@@ -96,10 +96,16 @@ def unknown_option(options: usage.Options, flag: str) -> str:
         ours = _long_names(options)
         # An abbreviation that fits several options: pick among those first.
         extending = [candidate for candidate in ours if candidate.startswith(name)]
-        near = difflib.get_close_matches(name, extending or ours, n=1, cutoff=NEAR_MISS_CUTOFF)
-        if near:
-            return f"unknown option {flag} (did you mean --{near[0]}?)"
+        near = near_miss(name, extending or ours)
+        if near is not None:
+            return f"unknown option {flag} (did you mean --{near}?)"
     return f"unknown option {flag}"
+
+
+def near_miss(name: str, candidates: Sequence[str]) -> str | None:
+    """The candidate ``name`` is most likely a slip for, if any is close."""
+    near = difflib.get_close_matches(name, candidates, n=1, cutoff=NEAR_MISS_CUTOFF)
+    return near[0] if near else None
 
 
 def bare_port_hint(option: str, value: object) -> str | None:
