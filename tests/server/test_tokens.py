@@ -603,6 +603,12 @@ def test_the_token_command_mints_single_use_tokens(secret_file: Path) -> None:
     assert auth.verify(plain.stdout.strip()).token_id is None
 
 
+def test_the_token_command_mints_pool_tokens(secret_file: Path) -> None:
+    done = run_token_cli("--secret-file", str(secret_file), "--pool", "eu/ranked")
+    assert done.returncode == 0, done.stderr
+    assert TokenAuth(SECRET).verify(done.stdout.strip()).claims["pool"] == "eu/ranked"
+
+
 def test_the_token_command_notes_a_ttl_over_the_default_max_ttl(secret_file: Path) -> None:
     done = run_token_cli("--secret-file", str(secret_file), "--ttl", "90000")
     assert done.returncode == 0

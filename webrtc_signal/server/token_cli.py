@@ -1,7 +1,7 @@
 """``webrtc-signal-token``: print a token that a server started with
 ``--token-secret-file`` accepts. For operators and tests; a game backend mints
 its own with any JWT library (HS256, ``exp`` required; ``sub``, ``lobby``,
-``jti``)."""
+``pool``, ``jti``)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
         help='the only lobby the token may join; "" = it may only create one (default: any)',
     )
     parse.add_argument(
+        "--pool",
+        metavar="POOL",
+        help="the only quick-match pool the token may be matched in (/match/POOL); "
+        "it may then join no lobby by name (default: any)",
+    )
+    parse.add_argument(
         "--ttl",
         type=_ttl,
         default=DEFAULT_TTL,
@@ -90,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         arguments.lobby,
         arguments.ttl,
         single_use=arguments.single_use,
+        pool=arguments.pool,
     )
     print(token)
 
