@@ -139,9 +139,10 @@ class Edge:
         self.links[link.id] = link
         identity = frames.wire_identity(peer.identity)
         topology = join.topology.name
-        self.send(
-            owner, Attach(link.id, join.lobby, topology, peer.address, peer.peer_id, identity)
+        attach = Attach(
+            link.id, join.lobby, topology, peer.address, peer.peer_id, identity, peer.framing
         )
+        self.send(owner, attach)
         if link.match is None:
             self._pass_on(link)
         self.flush()

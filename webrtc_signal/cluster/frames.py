@@ -27,6 +27,7 @@ from ..protocol.names import MAX_PEER_ID, MIN_PEER_ID
 from ..protocol.topology import CLIENT_SERVER, MESH, Topology
 
 TOPOLOGIES: dict[str, Topology] = {MESH.name: MESH, CLIENT_SERVER.name: CLIENT_SERVER}
+FRAMINGS = frozenset({"json", "lines", ""})
 
 
 class FrameError(ValueError):
@@ -43,6 +44,8 @@ class Attach:
     peer_id: int
     # The peer's identity as a JSON value (see `wire_identity`).
     identity: object
+    # What its client speaks (`Peer.framing`), for the owner's snapshots.
+    framing: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +161,14 @@ def _check(frame: Frame) -> None:
         raise FrameError(f"unknown topology {topology!r}")
     if isinstance(frame, Attach) and not MIN_PEER_ID <= frame.peer_id <= MAX_PEER_ID:
         raise FrameError(f"peer id {frame.peer_id} out of range")
+    if isinstance(frame, Attach) and frame.framing not in FRAMINGS:
+        raise FrameError(f"unknown framing {frame.framing!r}")
     if isinstance(frame, Ask) and frame.command not in COMMANDS:
         raise FrameError(f"unknown command {frame.command!r}")
 
 
 _KINDS: dict[str, tuple[type[Any], tuple[type, ...]]] = {
-    Attach.tag: (Attach, (int, str, str, str, int, object)),
+    Attach.tag: (Attach, (int, str, str, str, int, object, str)),
     Forward.tag: (Forward, (int, int, int, str)),
     JoinAgain.tag: (JoinAgain, (int, str, str)),
     Gone.tag: (Gone, (int, int, str)),

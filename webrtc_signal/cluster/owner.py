@@ -80,6 +80,7 @@ class Owner:
             # Its id is in use here (a clash, see ids.py): the edge closes it.
             handle.close_for(CloseReason.TRY_AGAIN_LATER)
             return
+        peer.framing = frame.framing
         self.remotes[key] = peer
         join = Join(frame.lobby, frames.TOPOLOGIES[frame.topology])
         self.run([*outputs, *self.core.join(peer, join, self.clock.seconds())])
