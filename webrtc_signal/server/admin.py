@@ -399,6 +399,8 @@ def _kept(body: bytes, kept: list[bytes]) -> bytes:
 
 def _finish(body: bytes, request: Request, gone: list[bool]) -> None:
     if not gone:
+        # With its length, as an answer given at once has (not in chunks).
+        request.setHeader("Content-Length", str(len(body)))
         request.write(body)
         request.finish()
 
