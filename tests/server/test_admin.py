@@ -315,7 +315,7 @@ async def test_every_documented_answer_is_given_and_matches_the_openapi_document
                 assert (await admin.call(method.upper(), concrete, token=None)).status == 401
 
     # The 503s of a cluster node (its Redis, or a lobby's owner, not
-    # answering) are given in tests/cluster/test_shared_lobbies.py.
+    # answering) are given in tests/cluster/test_cluster_admin.py.
     assert admin.schemas.seen == admin.schemas.documented() - CLUSTER_ONLY
 
 
