@@ -118,14 +118,15 @@ class Bus(Protocol):
         """After `bus_up`: the pool lobbies this node fills (name -> pool
         key and member count)."""
 
-    def update_list(self, summaries: Mapping[str, object], removed: Iterable[str]) -> None:
-        """Put the listed lobbies' ``summaries`` (JSON values, by name) on
-        the shared lobby list, keeping each one's place, and take
+    def update_list(self, summaries: Mapping[str, str], removed: Iterable[str]) -> None:
+        """Put the listed lobbies' ``summaries`` (`listing.summary_line`, by
+        name) on the shared lobby list, keeping each one's place, and take
         ``removed`` off it."""
 
     def list_page(self, query: ListQuery, scan: int) -> Deferred[tuple[str | None, list[Any]]]:
         """A page of the shared lobby list, looking at ``scan`` entries at
-        most: the next page's cursor (None: the last), and the summaries."""
+        most: the next page's cursor (None: the last), and each lobby's
+        JSON (as `listing.summary_line` wrote it)."""
 
     def nodes(self) -> Deferred[set[str]]:
         """Every live incarnation, this one included."""

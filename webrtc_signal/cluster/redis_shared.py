@@ -14,13 +14,13 @@ Keys (prefix ``webrtc-signal:``), beside those of `redis_bus`:
   dropped by the next match that meets it;
 - ``list``: the listed lobbies, a sorted set scored by a cluster-wide
   creation number (``list:serial``), the order and cursor of ``GET /lobbies``;
-- ``listed``: each listed lobby's summary (JSON, its owner in ``o``);
+- ``listed``: each listed lobby's summary: lines of its owner, members,
+  size (0: none), mesh (1 or 0) and title (casefolded), then its JSON;
 - ``listed:<node>/<epoch>``: the listed lobbies an incarnation owns, so
   that a dead one's entries are swept with its other keys.
 
 A page of the list (`LIST_PAGE`) looks at no more than its scan budget of
-entries, as the single server's does (`protocol.lobby_list.MAX_SCAN`), and
-drops the entries of dead owners that it meets.
+entries and skips those of dead owners (swept with their other keys).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from ..protocol.lobby_list import ListQuery
 from ..protocol.pools import PoolKey
-from .bus import PoolMatch, decode, encode
+from .bus import PoolMatch, decode
 
 # Split "<node>/<epoch>" at its last slash (node ids may hold any text).
 SPLIT = "local function split(inc) return string.match(inc, '^(.*)/([^/]*)$') end\n"
@@ -66,7 +66,7 @@ local function sweep(inc)
   redis.call('DEL', P..'peers:'..inc)
   for _, name in ipairs(redis.call('SMEMBERS', P..'listed:'..inc)) do
     local raw = redis.call('HGET', P..'listed', name)
-    if raw and cjson.decode(raw).o == inc then
+    if raw and string.sub(raw, 1, #inc + 1) == inc..'\\n' then
       redis.call('HDEL', P..'listed', name)
       redis.call('ZREM', P..'list', name)
     end
@@ -96,8 +96,11 @@ end
 # Milliseconds a seat the pool promised a player stays held for it without
 # the lobby's node seeing it join (a player lost between the two, say).
 HOLD_MS = 10_000
-# Pool lobbies one match looks at, oldest first, before it creates one.
-LOOK = 16
+# Pool lobbies one match looks at, oldest first, before it creates one: a
+# lobby whose seats are all held (players on their way) is passed over,
+# until it seals or a hold runs out. A burst of more than this many lobbies'
+# worth of players within one round trip makes extra lobbies meanwhile.
+LOOK = 64
 
 # forget(pool, name): a pool lobby that is gone (or sealed) leaves its pool.
 FORGET = """
@@ -188,7 +191,8 @@ end
 return 1
 """
 
-# ARGV: prefix, me, count, (name, summary) * count, removed names...
+# ARGV: prefix, me, count, (name, summary) * count, removed names... Each
+# summary is kept behind its owner's line (see `LIST_PAGE`).
 LIST_UPDATE = """
 local P, me = ARGV[1], ARGV[2]
 local last = 3 + 2 * tonumber(ARGV[3])
@@ -197,13 +201,13 @@ for i = 4, last, 2 do
   if not redis.call('ZSCORE', P..'list', name) then
     redis.call('ZADD', P..'list', redis.call('INCR', P..'list:serial'), name)
   end
-  redis.call('HSET', P..'listed', name, ARGV[i + 1])
+  redis.call('HSET', P..'listed', name, me..'\\n'..ARGV[i + 1])
   redis.call('SADD', P..'listed:'..me, name)
 end
 for i = last + 1, #ARGV do
   local name = ARGV[i]
   local raw = redis.call('HGET', P..'listed', name)
-  if raw and cjson.decode(raw).o == me then
+  if raw and string.sub(raw, 1, #me + 1) == me..'\\n' then
     redis.call('HDEL', P..'listed', name)
     redis.call('ZREM', P..'list', name)
   end
@@ -214,7 +218,10 @@ return 1
 
 # ARGV: prefix, cursor ('' = from the newest), limit, text (casefolded; ''
 # = any), mode ('' = any, 'mesh', 'client-server'), scan budget. Answers
-# {next cursor or false, summary...}, newest first, as `LobbyList.page`.
+# {next cursor or false, JSON of each lobby shown...}, newest first, as
+# `LobbyList.page` would. Each batch of entries is one HMGET, and each entry
+# one pattern match (its filter fields lead its summary): Redis, which every
+# node's relays go through, never decodes JSON here.
 LIST_PAGE = (
     "local P = ARGV[1]\n"
     + SPLIT
@@ -225,30 +232,31 @@ local limit, budget, text, mode = tonumber(ARGV[3]), tonumber(ARGV[6]), ARGV[4],
 local top = '+inf'
 if ARGV[2] ~= '' then top = '('..ARGV[2] end
 local alive, found, shown = {}, {}, false
-local function wanted(entry)
-  if mode ~= '' and entry.x ~= (mode == 'mesh') then return false end
-  if entry.s > 0 and entry.m >= entry.s then return false end
-  return text == '' or string.find(entry.f, text, 1, true) ~= nil
+local function wanted(owner, members, size, mesh, title)
+  if alive[owner] == nil then alive[owner] = live(owner) end
+  return alive[owner] and (mode == '' or (mesh == '1') == (mode == 'mesh'))
+    and (size == '0' or tonumber(members) < tonumber(size))
+    and (text == '' or string.find(title, text, 1, true) ~= nil)
 end
 while budget > 0 do
   local batch = redis.call(
-    'ZREVRANGEBYSCORE', list, top, '-inf', 'WITHSCORES', 'LIMIT', 0, math.min(budget, 100))
+    'ZREVRANGEBYSCORE', list, top, '-inf', 'WITHSCORES', 'LIMIT', 0, math.min(budget, 200))
   if #batch == 0 then return {false, unpack(found)} end
-  for i = 1, #batch, 2 do
-    local name, score = batch[i], batch[i + 1]
+  local names = {}
+  for i = 1, #batch, 2 do names[#names + 1] = batch[i] end
+  local summaries = redis.call('HMGET', listed, unpack(names))
+  for j = 1, #names do
+    local score, raw = batch[2 * j], summaries[j]
     budget = budget - 1
     top = '('..score
-    local raw = redis.call('HGET', listed, name)
-    local entry = raw and cjson.decode(raw)
-    local owner = entry and entry.o
-    if owner and alive[owner] == nil then alive[owner] = live(owner) end
-    if not owner or not alive[owner] then
-      redis.call('ZREM', list, name)
-      redis.call('HDEL', listed, name)
-    elseif wanted(entry) then
-      if #found == limit then return {shown, unpack(found)} end
-      found[#found + 1] = raw
-      shown = score
+    if raw then
+      local owner, members, size, mesh, title, at =
+        string.match(raw, '^([^\\n]*)\\n(%d+)\\n(%d+)\\n(%d)\\n([^\\n]*)\\n()')
+      if owner and wanted(owner, members, size, mesh, title) then
+        if #found == limit then return {shown, unpack(found)} end
+        found[#found + 1] = string.sub(raw, at)
+        shown = score
+      end
     end
   end
 end
@@ -318,12 +326,12 @@ class SharedOnRedis:
                 args += [pool_name(key), name, members]
             self.evaluate(REPOOL, args).addErrback(lambda _: None)
 
-    def update_list(self, summaries: Mapping[str, object], removed: Iterable[str]) -> None:
+    def update_list(self, summaries: Mapping[str, str], removed: Iterable[str]) -> None:
         if not self.incarnation:
             return
         args: list[Any] = [self.incarnation, len(summaries)]
         for name, summary in summaries.items():
-            args += [name, encode(summary)]
+            args += [name, summary]
         args += removed
         self.evaluate(LIST_UPDATE, args).addErrback(lambda _: None)
 
