@@ -15,6 +15,8 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import defer
 
+from webrtc_signal.events import PeerJoined
+
 from ..support.cluster import InProcessNode, Node, start_in_process
 from ..support.redis import RedisServer, redis_fixture
 from ..support.wsclient import RecordingClient, connect
@@ -207,7 +209,9 @@ async def test_min_and_wait_are_the_creators_across_nodes(
     two_in_process: list[InProcessNode],
 ) -> None:
     a, b = two_in_process
-    first, _, lobby, _ = await in_process_match(a, "/match/slow?size=4&min=2&wait=30")
+    joined: list[Any] = []
+    a.service.add_observer(lambda event: type(event) is PeerJoined and joined.append(event))
+    first, first_id, lobby, _ = await in_process_match(a, "/match/slow?size=4&min=2&wait=30")
     # Its wait runs on its node's clock: over, but alone, it waits on.
     a.clock.advance(30)
     await first.round_trip()
@@ -221,6 +225,11 @@ async def test_min_and_wait_are_the_creators_across_nodes(
     await first.expect(PEER_CONNECT, second_id)
     await first.expect(SEAL, 0)
     assert a.service.engine.core.lobbies[lobby].sealed
+    # The lobby's node tells its observers (webhooks...) both players' pool.
+    assert [(event.peer.lobby_id, event.peer.pool) for event in joined] == [
+        (first_id, "slow"),
+        (second_id, "slow"),
+    ]
 
 
 @pytest_twisted.ensureDeferred

@@ -139,8 +139,16 @@ class Edge:
         self.links[link.id] = link
         identity = frames.wire_identity(peer.identity)
         topology = join.topology.name
+        pool = peer.request.pool if peer.request is not None else None
         attach = Attach(
-            link.id, join.lobby, topology, peer.address, peer.peer_id, identity, peer.framing
+            link.id,
+            join.lobby,
+            topology,
+            peer.address,
+            peer.peer_id,
+            identity,
+            peer.framing,
+            pool or "",
         )
         self.send(owner, attach)
         if link.match is None:

@@ -44,8 +44,10 @@ class Attach:
     peer_id: int
     # The peer's identity as a JSON value (see `wire_identity`).
     identity: object
-    # What its client speaks (`Peer.framing`), for the owner's snapshots.
+    # What its client speaks (`Peer.framing`) and its quick-match pool (""
+    # = none), for the owner's snapshots (events, the admin API).
     framing: str
+    pool: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,7 @@ def _check(frame: Frame) -> None:
 
 
 _KINDS: dict[str, tuple[type[Any], tuple[type, ...]]] = {
-    Attach.tag: (Attach, (int, str, str, str, int, object, str)),
+    Attach.tag: (Attach, (int, str, str, str, int, object, str, str)),
     Forward.tag: (Forward, (int, int, int, str)),
     JoinAgain.tag: (JoinAgain, (int, str, str)),
     Gone.tag: (Gone, (int, int, str)),

@@ -361,7 +361,8 @@ class Signaling(Generic[H]):
         if peer.lobby is not None:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         request = peer.request
-        matched = request is not None and request.pool is not None
+        # An attached peer was matched where it is connected: here it joins by name.
+        matched = request is not None and request.pool is not None and not peer.attached
         if matched and message.lobby != "":
             return self._close(peer, CloseReason.QUICK_MATCH_PICKS_LOBBY)
         # The game server decides first, before anything about the lobby is
