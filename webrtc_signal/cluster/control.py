@@ -53,6 +53,8 @@ class _Waiting:
 
 
 class ClusterControl:
+    """The admin API's `Control` on a cluster node (see the module docstring)."""
+
     def __init__(
         self,
         local: Control[Any],

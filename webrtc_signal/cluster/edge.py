@@ -89,8 +89,13 @@ class Edge:
 
     def closed(self, peer: _Peer, code: int, reason: str) -> None:
         link = self.linked.pop(peer, None)
-        if link is not None and self.links.pop(link.id, None) is not None and link.owner:
+        if link is None:
+            return
+        if self.links.pop(link.id, None) is not None and link.owner:
             self.send(link.owner, Gone(link.id, code, reason))
+        if link.match is not None and link.lobby:
+            # Gone on its way into a pool lobby: its held seat is free now.
+            self.bus.unseat(link.lobby, peer.peer_id)
 
     # -- joining a lobby of another node -------------------------------------------
 

@@ -43,8 +43,8 @@ from .links import EdgeSide, Link
 
 # How often one JOIN looks for its pool's lobby before it is refused.
 MATCH_ATTEMPTS = 3
-# Refusals that mean "not this lobby any more": the player is matched again;
-# the first two also mean that the pool must not name it any more.
+# Refusals that mean "not this lobby any more": the player is matched again,
+# and for those of `TAKES_NOBODY` the pool forgets that lobby on the way.
 RETRIED = frozenset(
     {CloseReason.LOBBY_IS_SEALED, CloseReason.LOBBY_FULL, CloseReason.LOBBY_DOES_NOT_EXIST}
 )
