@@ -607,7 +607,8 @@ def side_ports(options: Options) -> list[SidePort]:
         def admin_site(service: StandaloneService) -> Site:
             from .server.admin import AdminResource, AdminSite
 
-            control = service.engine.control
+            # On a cluster node, every node's lobbies.
+            control = service.admin_control
             max_lobby_size = service.config.core.max_lobby_size
             resource = AdminResource(
                 control,

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from .cluster.node import ClusterNode
+    from .server.admin import Control as AdminControl
 
 _log = Logger(namespace="webrtc_signal")
 
@@ -130,6 +131,8 @@ class SignalingService(Service):
         engine.observers.add(self.pool_metrics.observe)
         if self.node is not None:
             self.node.attach(engine)
+            # The list spans every node of the cluster.
+            self.lobbies_resource.directory = self.node.lobby_directory()
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
@@ -253,6 +256,16 @@ class SignalingService(Service):
         ``reason``. Its lobby sees it go as if it had disconnected (a host's
         lobby closes). False if there is no such peer."""
         return self.engine.control.kick(peer_id, reason)
+
+    @property
+    def admin_control(self) -> AdminControl:
+        """What the admin API (`server.admin.AdminResource`) drives: these
+        control methods on a single server; on a cluster node, every lobby of
+        the cluster (a command goes to the lobby's node through the bus, and
+        the answers are Deferreds). The methods above stay this node's own."""
+        if self.node is not None:
+            return self.node.control
+        return self.engine.control
 
     def reserve_lobby(self, mesh: bool = True, ttl: float = 60.0, size: int | None = None) -> str:
         """Create a lobby before its host and return its name, to hand to the

@@ -20,6 +20,8 @@ __all__ = ["redis_fixture"]
 # What a fault may take to show: the liveness key's expiry, a check period,
 # and a margin for slow machines.
 FAULT_WAIT = EXPIRY + 2 * PERIOD + 2.0
+# Seconds to wait for an answer that needs Redis round trips.
+SLOW = 20.0
 HOST_GONE = (4000, "Room host has disconnected")
 
 
@@ -260,15 +262,17 @@ async def test_token_auth_holds_across_nodes(redis: RedisServer, tmp_path: Any) 
     try:
         host = await connect(f"{a.url}/?token={auth.mint(subject='host', lobby='')}")
         host.send(0, 0, "")
-        await host.expect(1, 1, "true")
-        lobby = str((await host.expect(0, 0))["data"])
+        # Each answer waits for Redis: generous waits on a machine other suites load.
+        assert await host.next(SLOW) == {"type": 1, "id": 1, "data": "true"}
+        lobby = str((await host.next(SLOW))["data"])
         player = await connect(f"{b.url}/?token={auth.mint(subject='p1', lobby=lobby)}")
         player.send(0, 0, lobby)
-        joined = await player.expect(1)
-        await host.expect(2, joined["id"])
+        joined = await player.next(SLOW)
+        assert joined["type"] == 1
+        assert await host.next(SLOW) == {"type": 2, "id": joined["id"], "data": ""}
         stranger = await connect(f"{b.url}/?token={auth.mint(subject='p2', lobby='Elsewhere')}")
         stranger.send(0, 0, lobby)
-        assert await stranger.wait_closed() == (4000, "Not allowed in this lobby")
+        assert await stranger.wait_closed(SLOW) == (4000, "Not allowed in this lobby")
     finally:
         for node in (a, b):
             await node.stop()

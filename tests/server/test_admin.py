@@ -18,6 +18,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from twisted.internet import defer, endpoints
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.web.resource import Resource as WebResource
 from twisted.web.server import Site
 
@@ -27,6 +28,7 @@ from webrtc_signal.server.admin import (
     MAX_DISCARDED_BYTES,
     AdminResource,
     AdminSite,
+    Unavailable,
     openapi_document,
 )
 
@@ -37,6 +39,13 @@ ADMIN_TOKEN = b"admin-token-for-tests-0123456789"
 TOKEN_SECRET = b"token-secret-for-tests-0123456789abcdef"
 JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, SEAL = 0, 1, 2, 3, 7
 WAIT = 10.0
+CLUSTER_ONLY = {
+    ("/v1/lobbies", "get", "503"),
+    ("/v1/lobbies/{name}", "get", "503"),
+    ("/v1/lobbies/{name}", "delete", "503"),
+    ("/v1/lobbies/{name}/seal", "post", "503"),
+    ("/v1/lobbies/{name}/peers/{id}", "delete", "503"),
+}
 
 
 def _reactor() -> Any:
@@ -305,7 +314,9 @@ async def test_every_documented_answer_is_given_and_matches_the_openapi_document
             if method != "parameters":
                 assert (await admin.call(method.upper(), concrete, token=None)).status == 401
 
-    assert admin.schemas.seen == admin.schemas.documented()
+    # The 503s of a cluster node (its Redis, or a lobby's owner, not
+    # answering) are given in tests/cluster/test_cluster_admin.py.
+    assert admin.schemas.seen == admin.schemas.documented() - CLUSTER_ONLY
 
 
 # -- the token ---------------------------------------------------------------------------
@@ -481,6 +492,119 @@ async def test_mounted_on_a_site_of_ones_own_it_answers_under_its_path(
         assert (await admin.call("POST", "/v1/lobbies", b" " * (MAX_BODY_BYTES + 1))).status == 413
     finally:
         await with_timeout(defer.maybeDeferred(port.stopListening), WAIT)
+
+
+class LaterControl:
+    """The server's own control methods, each answering a second later on
+    the server's clock (as a cluster node's do after asking another node),
+    or failing with `Unavailable` once ``down`` is set."""
+
+    def __init__(self, service: Any, clock: Any) -> None:
+        self.service = service
+        self.clock = clock
+        self.waiting = 0
+        self.down = False
+
+    def _later(self, answer: object) -> defer.Deferred[Any]:
+        later: defer.Deferred[Any] = defer.Deferred()
+        self.waiting += 1
+
+        def answered() -> None:
+            self.waiting -= 1
+            if self.down:
+                later.errback(Unavailable("node b did not answer in time"))
+            else:
+                later.callback(answer)
+
+        self.clock.callLater(1, answered)
+        return later
+
+    def lobbies(self) -> defer.Deferred[Any]:
+        return self._later(self.service.lobbies())
+
+    def lobby(self, name: str) -> defer.Deferred[Any]:
+        return self._later(self.service.lobby(name))
+
+    def reserve_lobby(self, mesh: bool = True, ttl: float = 60.0, size: int | None = None) -> str:
+        name: str = self.service.reserve_lobby(mesh, ttl, size)
+        return name
+
+    def seal_lobby(self, name: str) -> defer.Deferred[Any]:
+        return self._later(self.service.seal_lobby(name))
+
+    def close_lobby(self, name: str, reason: str = "") -> defer.Deferred[Any]:
+        return self._later(self.service.close_lobby(name, reason))
+
+    def kick(self, peer_id: int, reason: str = "") -> defer.Deferred[Any]:
+        return self._later(self.service.kick(peer_id, reason))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_control_that_answers_later_is_waited_for_and_may_be_unavailable(
+    make_server: ServerMaker,
+) -> None:
+    server = await make_server()
+    control = LaterControl(server.service, server.clock)
+    resource = AdminResource(control, ADMIN_TOKEN, clock=server.clock)
+    endpoint = endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1")
+    port = await with_timeout(endpoint.listen(AdminSite(resource)), WAIT)
+    admin = Admin(
+        server, f"http://127.0.0.1:{port.getHost().port}", SchemaCheck(openapi_document()), port
+    )
+
+    async def answered_later(method: str, path: str) -> Answer:
+        call = defer.ensureDeferred(admin.call(method, path))
+        for _ in range(400):  # until the request waits for its answer, 20 s at most
+            if control.waiting:
+                break
+            await deferLater(_reactor(), 0.05)
+        assert not call.called
+        server.clock.advance(1)
+        answer: Answer = await call
+        return answer
+
+    try:
+        host, lobby = await server.create()
+        listed = await answered_later("GET", "/v1/lobbies")
+        assert [entry["name"] for entry in listed.body["lobbies"]] == [lobby]
+        # Reserving answers with the lobby (asked later) too.
+        reserving = defer.ensureDeferred(admin.call("POST", "/v1/lobbies"))
+        for _ in range(400):
+            if control.waiting:
+                break
+            await deferLater(_reactor(), 0.05)
+        server.clock.advance(1)
+        assert (await reserving).status == 201
+        # A client that leaves before the answer: nothing is written for it.
+        gone = defer.ensureDeferred(
+            treq.request("GET", admin.base + f"/v1/lobbies/{lobby}", headers=_bearer())
+        )
+        for _ in range(400):
+            if control.waiting:
+                break
+            await deferLater(_reactor(), 0.05)
+        gone.cancel()
+        gone.addErrback(lambda _: None)
+        server.clock.advance(1)
+        control.down = True
+        for method, path in (
+            ("GET", "/v1/lobbies"),
+            ("GET", f"/v1/lobbies/{lobby}"),
+            ("POST", f"/v1/lobbies/{lobby}/seal"),
+        ):
+            refused = await answered_later(method, path)
+            assert refused.status == 503
+            assert refused.body == {"error": "node b did not answer in time"}
+        control.down = False
+        closed = await answered_later("DELETE", f"/v1/lobbies/{lobby}")
+        assert closed.body == {"name": lobby, "reason": "Lobby closed by the server"}
+        assert await host.wait_closed() == (4000, "Lobby closed by the server")
+    finally:
+        await with_timeout(defer.maybeDeferred(port.stopListening), WAIT)
+
+
+def _bearer() -> dict[bytes, list[bytes]]:
+    return {b"authorization": [b"Bearer " + ADMIN_TOKEN]}
 
 
 def test_the_document_is_openapi_3_1_and_lists_every_operation() -> None:

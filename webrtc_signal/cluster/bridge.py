@@ -5,7 +5,10 @@ The bridge is the engine's `Router`: the engine hands it every message of a
 peer that is in no lobby of this node, and its edge decides. It composes the
 engine with a `Bus` and never changes the core: the core takes its names and
 ids from sources the node gives it (`node`), and is called through its
-public methods.
+public methods. Beside the edge and the owner it keeps what the nodes share:
+the pool lobbies this node fills (`matching.FillingPools`), its part of the
+lobby list (`listing.SharedList`), and the admin API's control across nodes
+(`control.ClusterControl`).
 
 Frames between nodes (`frames`) are batched per destination per turn of
 input; one bus connection per node carries everything it publishes, so the
@@ -27,9 +30,23 @@ from ..protocol.state import Output, Peer
 from ..server.engine import ConnectionHandle, Engine
 from . import frames
 from .bus import Bus
+from .control import ClusterControl
 from .edge import Edge
-from .frames import Attach, Deliver, Detach, Forward, Frame, Gone, Identify, JoinAgain
+from .frames import (
+    Ask,
+    Attach,
+    Deliver,
+    Detach,
+    Forward,
+    Frame,
+    Gone,
+    Identify,
+    JoinAgain,
+    Reply,
+)
 from .ids import ClusterPeerIds
+from .listing import SharedList
+from .matching import FillingPools
 from .owner import Owner
 
 _log = Logger(namespace="webrtc_signal.cluster")
@@ -69,6 +86,11 @@ class ClusterBridge:
             clock,
         )
         self.owner = Owner(engine.core, engine.run, self.queue, clock)
+        self.pools = FillingPools(engine.core, bus)
+        self.listing = SharedList(engine.core, bus)
+        self.control = ClusterControl(
+            engine.control, engine.core.lobbies, bus, self.queue, self.flush, clock
+        )
         # What this turn sends, by destination incarnation.
         self.outbox: dict[str, list[Any]] = {}
         self._check: IDelayedCall | None = None
@@ -81,6 +103,8 @@ class ClusterBridge:
 
     def start(self) -> None:
         self.engine.observers.add(self.observe)
+        self.engine.observers.add(self.pools.observe)
+        self.engine.observers.add(self.listing.observe)
         self.bus.start(self)
         self._check = self.clock.callLater(self.period, self._check_liveness)
 
@@ -103,6 +127,10 @@ class ClusterBridge:
         """Publish what this turn queued: one bus message per destination."""
         if self.ids.released:
             self.ids.flush()
+        if self.listing.dirty:
+            self.listing.flush()
+        if self.pools.changed:
+            self.pools.flush()
         outbox = self.outbox
         if outbox:
             publish = self.bus.publish
@@ -152,6 +180,10 @@ class ClusterBridge:
                 run(edge.deliver(sender, frame))
             case Detach():
                 run(edge.detach(sender, frame))
+            case Ask():
+                self.control.asked(sender, frame)
+            case Reply():
+                self.control.replied(sender, frame)
             case _:
                 assert_never(frame)
 
@@ -176,6 +208,8 @@ class ClusterBridge:
         # again every lobby this node still runs, and its peers' ids.
         self.bus.reclaim_lobbies(list(self.core.lobbies))
         self.ids.bus_up()
+        self.pools.bus_up()
+        self.listing.bus_up()
 
     def bus_down(self) -> None:
         """Redis is gone: lobbies whose members are all here go on; every
@@ -183,6 +217,7 @@ class ClusterBridge:
         outputs = self.edge.all_gone() + self.owner.all_gone()
         self.outbox.clear()
         self.ids.bus_down()
+        self.control.bus_down()
         self.engine.run_now(outputs)
 
     # -- liveness ------------------------------------------------------------------

@@ -10,16 +10,32 @@ process it replaced, and its peers see the old one as dead.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 from twisted.internet.defer import Deferred
 
-# What `Bus.claim_lobby` answers.
+from ..protocol.lobby_list import ListQuery
+from ..protocol.pools import PoolKey
+
+# What `Bus.claim_lobby` answers (and `Bus.match_pool`, with `MATCHED`).
 CLAIMED = "ok"
 LOBBIES_FULL = "full"
 NAME_TAKEN = "taken"
+MATCHED = "join"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolMatch:
+    """What `Bus.match_pool` found: ``outcome`` `MATCHED` (join ``lobby``,
+    run by ``owner``), `CLAIMED` (``lobby`` is the fresh name, now this
+    node's and the pool's), `LOBBIES_FULL` or `NAME_TAKEN` (then no lobby)."""
+
+    outcome: str
+    lobby: str
+    owner: str
 
 
 class BusListener(Protocol):
@@ -76,6 +92,44 @@ class Bus(Protocol):
 
     def release_peer_ids(self, ids: list[int]) -> None:
         """Give back peer ids this incarnation claimed."""
+
+    # -- shared lobby state (quick-match, the lobby list, the admin API) --------
+
+    def match_pool(
+        self, key: PoolKey, fresh: str, max_lobbies: int, peer_id: int, stale: str = ""
+    ) -> Deferred[PoolMatch]:
+        """In one atomic step, for peer ``peer_id``: a seat held in the
+        oldest lobby of pool ``key`` that has one left, if its owner is
+        alive; else lobby name ``fresh`` claimed for this incarnation (as
+        `claim_lobby` does) and made the pool's. Lobby ``stale`` (found
+        sealed) leaves the pool first."""
+
+    def unseat(self, name: str, peer_id: int) -> None:
+        """The seat held for ``peer_id`` in pool lobby ``name`` is not needed."""
+
+    def count_seats(self, members: Mapping[str, int], seated: Mapping[str, list[int]]) -> None:
+        """The member counts of pool lobbies this node runs, and the peers
+        seated in them since the last count (their held seats are now members)."""
+
+    def unpool(self, key: PoolKey, name: str) -> None:
+        """Pool ``key`` no longer fills lobby ``name`` (sealed or closed)."""
+
+    def repool(self, filling: Mapping[str, tuple[PoolKey, int]]) -> None:
+        """After `bus_up`: the pool lobbies this node fills (name -> pool
+        key and member count)."""
+
+    def update_list(self, summaries: Mapping[str, str], removed: Iterable[str]) -> None:
+        """Put the listed lobbies' ``summaries`` (`listing.summary_line`, by
+        name) on the shared lobby list, keeping each one's place, and take
+        ``removed`` off it."""
+
+    def list_page(self, query: ListQuery, scan: int) -> Deferred[tuple[str | None, list[Any]]]:
+        """A page of the shared lobby list, looking at ``scan`` entries at
+        most: the next page's cursor (None: the last), and each lobby's
+        JSON (as `listing.summary_line` wrote it)."""
+
+    def nodes(self) -> Deferred[set[str]]:
+        """Every live incarnation, this one included."""
 
 
 _encode_ascii = json.JSONEncoder(separators=(",", ":")).encode

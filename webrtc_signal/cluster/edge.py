@@ -4,14 +4,14 @@ A JOIN that names a lobby this node does not run is looked up in Redis; the
 connection is then *linked* to that lobby's owner: its decoded messages are
 forwarded there, and what the owner sends back is written to it in its own
 framing. A JOIN that creates a lobby first claims a fresh name cluster-wide;
-the core then creates the lobby under that name (`Signaling.join`).
+the core then creates the lobby under that name (`Signaling.join`). The JOIN
+of a peer on a quick-match URL is matched cluster-wide (`matching`).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -25,28 +25,16 @@ from ..protocol.reasons import CloseReason, CustomReason, Reason
 from ..protocol.state import CancelTimer, JoinDeadline, Output, Peer
 from ..server.engine import ConnectionHandle
 from . import frames
-from .bus import CLAIMED, LOBBIES_FULL, Bus
+from .bus import Bus
+from .creating import Creator
 from .frames import Attach, Deliver, Detach, Forward, Frame, Gone, Identify, JoinAgain
+from .links import Link
+from .matching import Matcher
 
 _log = Logger(namespace="webrtc_signal.cluster")
 
-# A fresh name is drawn again this many times if another node holds it.
-NAME_ATTEMPTS = 3
-
 Send = Callable[[str, Frame], None]
 _Peer = Peer[ConnectionHandle]
-
-
-@dataclass(eq=False)
-class Link:
-    """A local peer taking part in a lobby of another node."""
-
-    id: int
-    peer: _Peer
-    # The owner's incarnation; "" while it is being looked up.
-    owner: str = ""
-    # Messages that came while the owner was looked up (or the name claimed).
-    queue: list[AnyMessage] | None = field(default_factory=list)
 
 
 class Edge:
@@ -74,6 +62,8 @@ class Edge:
         self.linked: dict[_Peer, Link] = {}
         self.links: dict[int, Link] = {}
         self._link_ids = itertools.count(1)
+        self.creator = Creator(self)
+        self.matcher = Matcher(self)
 
     def receive(self, peer: _Peer, message: AnyMessage, now: float) -> list[Output[Any]]:
         """A message from a local peer in no local lobby."""
@@ -88,14 +78,24 @@ class Edge:
             return []
         if type(message) is not Join:
             return self.core.receive(peer, message, now)
+        if peer.request is not None and peer.request.pool is not None:
+            if message.lobby == "":
+                return self.matcher.match(peer, message, now)
+            # A named JOIN on a match URL: the core refuses it, as on a single server.
+            return self.core.join(peer, message, now)
         if message.lobby == "":
-            return self._create(peer, message, now, NAME_ATTEMPTS)
+            return self.creator.create(peer, message, now)
         return self._join_elsewhere(peer, message, now)
 
     def closed(self, peer: _Peer, code: int, reason: str) -> None:
         link = self.linked.pop(peer, None)
-        if link is not None and self.links.pop(link.id, None) is not None and link.owner:
+        if link is None:
+            return
+        if self.links.pop(link.id, None) is not None and link.owner:
             self.send(link.owner, Gone(link.id, code, reason))
+        if link.match is not None and link.lobby:
+            # Gone on its way into a pool lobby: its held seat is free now.
+            self.bus.unseat(link.lobby, peer.peer_id)
 
     # -- joining a lobby of another node -------------------------------------------
 
@@ -113,9 +113,9 @@ class Edge:
             return core.reject(peer, refusal)
         if not self.bus.up:
             return core.reject(peer, CloseReason.TRY_AGAIN_LATER)
-        link = self.linked[peer] = Link(next(self._link_ids), peer)
+        link = self.linked[peer] = Link(0, peer)
         found = self.bus.find_owner(message.lobby)
-        found.addCallbacks(self._owner_found, self._redis_failed, (link, message), {}, (link,))
+        found.addCallbacks(self._owner_found, self.redis_failed, (link, message), {}, (link,))
         return []
 
     def _owner_found(self, owner: str | None, link: Link, message: Join) -> None:
@@ -131,20 +131,50 @@ class Edge:
                 outputs += self.core.receive(peer, queued, now)
             self.run_now(outputs)
             return
+        self.link_to(owner, link, message)
+
+    def link_to(self, owner: str, link: Link, join: Join) -> None:
+        """Attach ``link``'s peer to lobby ``join.lobby``, which ``owner``
+        runs. A quick-match peer's messages wait until it is seated there."""
+        peer = link.peer
+        link.id = next(self._link_ids)
         link.owner = owner
+        link.lobby = join.lobby
+        self.linked[peer] = link
         self.links[link.id] = link
         identity = frames.wire_identity(peer.identity)
-        topology = message.topology.name
-        self.send(
-            owner,
-            Attach(link.id, message.lobby, topology, peer.address, peer.peer_id, identity),
+        topology = join.topology.name
+        pool = peer.request.pool if peer.request is not None else None
+        attach = Attach(
+            link.id,
+            join.lobby,
+            topology,
+            peer.address,
+            peer.peer_id,
+            identity,
+            peer.framing,
+            pool or "",
         )
-        for queued in link.queue or ():
-            self.send(owner, _forward(link.id, queued))
-        link.queue = None
+        self.send(owner, attach)
+        if link.match is None:
+            self._pass_on(link)
         self.flush()
 
-    def _redis_failed(self, failure: Failure, link: Link) -> None:
+    def _pass_on(self, link: Link) -> None:
+        """Forward what ``link`` held to its owner; from now on, as it comes."""
+        for queued in link.queue or ():
+            self.send(link.owner, _forward(link.id, queued))
+        link.queue = None
+
+    def unlink(self, link: Link, tell_owner: bool) -> None:
+        """Forget ``link``, and tell its owner that its peer is gone there."""
+        self.links.pop(link.id, None)
+        if self.linked.get(link.peer) is link:
+            del self.linked[link.peer]
+        if tell_owner:
+            self.send(link.owner, Gone(link.id, 1000, ""))
+
+    def redis_failed(self, failure: Failure, link: Link) -> None:
         peer = link.peer
         if self.linked.get(peer) is not link or peer.closing:
             return
@@ -156,56 +186,9 @@ class Edge:
         )
         self.run_now(self.core.reject(peer, CloseReason.TRY_AGAIN_LATER))
 
-    # -- creating a lobby ---------------------------------------------------------
-
-    def _create(self, peer: _Peer, message: Join, now: float, attempts: int) -> list[Output[Any]]:
-        core = self.core
-        if core.draining or not core.accepting:
-            # The core answers that (1001) itself, without a claim.
-            return core.join(peer, message, now)
-        if not self.bus.up:
-            return core.reject(peer, CloseReason.TRY_AGAIN_LATER)
-        name = self.lobby_names.new_name(core.lobbies)
-        # Held while the name is claimed; replayed to the core after.
-        link = self.linked[peer] = Link(0, peer)
-        claim = self.bus.claim_lobby(name, self.max_lobbies)
-        claim.addCallbacks(
-            self._claimed, self._redis_failed, (link, message, name, attempts), {}, (link,)
-        )
-        return []
-
-    def _claimed(self, answer: str, link: Link, message: Join, name: str, attempts: int) -> None:
-        peer = link.peer
-        if self.linked.get(peer) is not link or peer.closing:
-            if answer == CLAIMED:
-                self.bus.release_lobby(name)
-            return
-        del self.linked[peer]
-        now = self.clock.seconds()
-        if answer == CLAIMED:
-            outputs = self._create_claimed(peer, message, name, link.queue or [], now)
-        elif answer == LOBBIES_FULL:
-            outputs = self.core.reject(peer, CloseReason.TOO_MANY_LOBBIES)
-        elif attempts > 1:
-            outputs = self._create(peer, message, now, attempts - 1)
-            self._requeue(peer, link.queue or [])
-        else:
-            outputs = self.core.reject(peer, CloseReason.TRY_AGAIN_LATER)
-        self.run_now(outputs)
-
-    def _requeue(self, peer: _Peer, earlier: list[AnyMessage]) -> None:
-        """Messages held for a claim that failed wait for the next one."""
-        pending = self.linked.get(peer)
-        if pending is not None and pending.queue is not None:
-            pending.queue[:0] = earlier
-
-    def _create_claimed(
-        self, peer: _Peer, message: Join, name: str, queued: list[AnyMessage], now: float
-    ) -> list[Output[Any]]:
-        outputs = self.core.join(peer, message, now, name=name)
-        if name not in self.core.lobbies:
-            # The core refused (a local limit, the game server's hook).
-            self.bus.release_lobby(name)
+    def replay(self, peer: _Peer, queued: list[AnyMessage], now: float) -> list[Output[Any]]:
+        """Messages held while ``peer``'s JOIN waited for Redis, in order."""
+        outputs: list[Output[Any]] = []
         for later in queued:
             if peer.lobby is None:
                 outputs += self.receive(peer, later, now)
@@ -222,6 +205,10 @@ class Edge:
         handle = link.peer.handle
         if isinstance(frame, Identify):
             handle.send_message(Identity(frame.id, frames.TOPOLOGIES[frame.topology]))
+            if link.match is not None:
+                # Seated: a quick-match peer's held messages follow its JOIN.
+                link.match = None
+                self._pass_on(link)
             # Joined: the edge's join timer stops here.
             return [CancelTimer(JoinDeadline(link.peer))]
         handle.send_message(Message(frame.type, frame.id, frame.data))
@@ -231,7 +218,10 @@ class Edge:
         link = self.links.get(frame.link)
         if link is None or link.owner != sender:
             return []
-        return self.core.reject(link.peer, _reason(frame.code, frame.reason))
+        reason = _reason(frame.code, frame.reason)
+        if link.match is not None:
+            return self.matcher.refused(link, reason)
+        return self.core.reject(link.peer, reason)
 
     # -- owners lost -------------------------------------------------------------
 
@@ -243,17 +233,22 @@ class Edge:
         """That node is gone: for its peers here, so is their lobby's host."""
         outputs: list[Output[Any]] = []
         for link in [link for link in self.links.values() if link.owner == incarnation]:
-            outputs += self._end_link(link)
+            if link.match is not None:
+                # Not seated yet: matched again, into a lobby of a live node.
+                self.unlink(link, tell_owner=False)
+                outputs += self.matcher.again(link, "")
+            else:
+                outputs += self._end_link(link)
         return outputs
 
     def all_gone(self) -> list[Output[Any]]:
         """The bus is lost: every link ends, and so does every lookup or claim."""
         outputs: list[Output[Any]] = []
         for link in list(self.linked.values()):
-            if link.owner:
+            if link.owner and link.match is None:
                 outputs += self._end_link(link)
             else:
-                del self.linked[link.peer]
+                self.unlink(link, tell_owner=False)
                 outputs += self.core.reject(link.peer, CloseReason.TRY_AGAIN_LATER)
         return outputs
 

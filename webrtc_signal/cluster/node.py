@@ -16,7 +16,9 @@ from ..protocol.names import RandomLobbyNames
 from ..server.engine import ConnectionHandle, Engine
 from .bridge import ClusterBridge
 from .config import ClusterConfig
+from .control import ClusterControl
 from .ids import ClusterPeerIds
+from .listing import ClusterLobbyDirectory
 from .redis_bus import RedisBus
 
 
@@ -51,6 +53,18 @@ class ClusterNode:
             self.config.cluster_period,
         )
         engine.router = self.bridge
+
+    @property
+    def control(self) -> ClusterControl:
+        """What the admin API drives on this node: every lobby of the
+        cluster (see `control`). Once `attach`ed."""
+        assert self.bridge is not None, "attach the node to an engine first"
+        return self.bridge.control
+
+    def lobby_directory(self) -> ClusterLobbyDirectory:
+        """``GET /lobbies`` across every node (see `listing`). Once `attach`ed."""
+        assert self.bridge is not None, "attach the node to an engine first"
+        return ClusterLobbyDirectory(self.bridge.core, self.bus)
 
     def start(self) -> None:
         if self.bridge is not None:

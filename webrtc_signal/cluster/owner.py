@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..protocol.core import Signaling
 from ..protocol.messages import AnyMessage, Identity, Join, Message
+from ..protocol.pools import LobbyRequest
 from ..protocol.reasons import CloseReason, Reason
 from ..protocol.state import Output, Peer
 from ..server.engine import ConnectionHandle
@@ -80,6 +81,10 @@ class Owner:
             # Its id is in use here (a clash, see ids.py): the edge closes it.
             handle.close_for(CloseReason.TRY_AGAIN_LATER)
             return
+        peer.framing = frame.framing
+        if frame.pool:
+            # Matched by its edge: here it only joins by name (see `Peer.attached`).
+            peer.request = LobbyRequest(pool=frame.pool)
         self.remotes[key] = peer
         join = Join(frame.lobby, frames.TOPOLOGIES[frame.topology])
         self.run([*outputs, *self.core.join(peer, join, self.clock.seconds())])

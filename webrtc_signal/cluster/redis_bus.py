@@ -12,7 +12,8 @@ Keys (prefix ``webrtc-signal:``):
 - ``lobbies:<node>/<epoch>``: the lobbies an incarnation owns;
 - ``lobby:<name>`` = "<node>/<epoch>", the owner, claimed with SET NX;
 - ``peers:<node>/<epoch>``: the peer ids an incarnation claimed;
-- ``peer:<id>`` = "<node>/<epoch>", the peer id's holder (see ids.py).
+- ``peer:<id>`` = "<node>/<epoch>", the peer id's holder (see ids.py);
+- the pools and the lobby list: see `redis_shared`.
 
 A dead incarnation's keys are removed by whichever node next counts lobbies.
 """
@@ -33,6 +34,7 @@ from twisted.python.failure import Failure
 
 from .bus import BusListener, decode, encode
 from .config import parse_redis_url
+from .redis_shared import CLAIMING, IS_LIVE, SPLIT, SharedOnRedis
 
 _log = Logger(namespace="webrtc_signal.cluster")
 
@@ -41,45 +43,9 @@ PREFIX = "webrtc-signal:"
 # connection with it): a hung Redis counts as a lost one.
 REPLY_TIMEOUT = 2
 
-# Split "<node>/<epoch>" at its last slash (node ids may hold any text).
-_SPLIT = "local function split(inc) return string.match(inc, '^(.*)/([^/]*)$') end\n"
-_IS_LIVE = (
-    "local function live(inc) local node, epoch = split(inc)\n"
-    "  return node ~= nil and redis.call('GET', P..'alive:'..node) == epoch end\n"
-)
-
 # ARGV: prefix, me, name, max. Counts the lobbies of live incarnations (and
 # forgets dead ones), then claims the name with SET NX.
-CLAIM = (
-    "local P = ARGV[1]\n"
-    + _SPLIT
-    + _IS_LIVE
-    + """
-local total = 0
-for _, inc in ipairs(redis.call('SMEMBERS', P..'incarnations')) do
-  if live(inc) then
-    total = total + redis.call('SCARD', P..'lobbies:'..inc)
-  else
-    for _, name in ipairs(redis.call('SMEMBERS', P..'lobbies:'..inc)) do
-      if redis.call('GET', P..'lobby:'..name) == inc then redis.call('DEL', P..'lobby:'..name) end
-    end
-    redis.call('DEL', P..'lobbies:'..inc)
-    for _, id in ipairs(redis.call('SMEMBERS', P..'peers:'..inc)) do
-      if redis.call('GET', P..'peer:'..id) == inc then redis.call('DEL', P..'peer:'..id) end
-    end
-    redis.call('DEL', P..'peers:'..inc)
-    redis.call('SREM', P..'incarnations', inc)
-  end
-end
-if total >= tonumber(ARGV[4]) then return 'full' end
-local key = P..'lobby:'..ARGV[3]
-local current = redis.call('GET', key)
-if current and not live(current) then redis.call('DEL', key) end
-if not redis.call('SET', key, ARGV[2], 'NX') then return 'taken' end
-redis.call('SADD', P..'lobbies:'..ARGV[2], ARGV[3])
-return 'ok'
-"""
-)
+CLAIM = "local P = ARGV[1]\n" + CLAIMING + "return claim(ARGV[2], ARGV[3], ARGV[4])\n"
 
 # ARGV: prefix, me, names...: this incarnation's lobbies again, after a reconnection.
 RECLAIM = """
@@ -104,8 +70,8 @@ return 1
 # ARGV: prefix, name. The owner, if alive.
 FIND = (
     "local P = ARGV[1]\n"
-    + _SPLIT
-    + _IS_LIVE
+    + SPLIT
+    + IS_LIVE
     + """
 local owner = redis.call('GET', P..'lobby:'..ARGV[2])
 if owner and live(owner) then return owner end
@@ -116,8 +82,8 @@ return false
 # ARGV: prefix, incarnations...: the live ones.
 LIVE = (
     "local P = ARGV[1]\n"
-    + _SPLIT
-    + _IS_LIVE
+    + SPLIT
+    + IS_LIVE
     + """
 local found = {}
 for i = 2, #ARGV do if live(ARGV[i]) then found[#found + 1] = ARGV[i] end end
@@ -129,8 +95,8 @@ return found
 # incarnation is taken over (its holder's set is swept later, by CLAIM).
 CLAIM_IDS = (
     "local P = ARGV[1]\n"
-    + _SPLIT
-    + _IS_LIVE
+    + SPLIT
+    + IS_LIVE
     + """
 local got = {}
 for i = 3, #ARGV do
@@ -253,8 +219,8 @@ def reconnecting(
     return ClientService(endpoint, factory, retryPolicy=policy, clock=reactor)
 
 
-class RedisBus:
-    """A `Bus` on one Redis server."""
+class RedisBus(SharedOnRedis):
+    """A `Bus` on one Redis server (its shared lobby state: `SharedOnRedis`)."""
 
     def __init__(
         self,
@@ -461,7 +427,7 @@ class RedisBus:
 
     # -- claims ----------------------------------------------------------------
 
-    def _eval(self, script: str, args: list[Any]) -> Deferred[Any]:
+    def evaluate(self, script: str, args: list[Any]) -> Deferred[Any]:
         commands = self._commands
         if commands is None or not self.up:
             return _failed("redis unreachable")
@@ -469,35 +435,35 @@ class RedisBus:
         return result
 
     def claim_lobby(self, name: str, max_lobbies: int) -> Deferred[str]:
-        return self._eval(CLAIM, [self.incarnation, name, max_lobbies])
+        return self.evaluate(CLAIM, [self.incarnation, name, max_lobbies])
 
     def release_lobby(self, name: str) -> None:
         if self.up:
-            self._eval(RELEASE, [self.incarnation, name]).addErrback(lambda _: None)
+            self.evaluate(RELEASE, [self.incarnation, name]).addErrback(lambda _: None)
 
     def reclaim_lobbies(self, names: Iterable[str]) -> None:
         names = list(names)
         if names and self.up:
-            self._eval(RECLAIM, [self.incarnation, *names]).addErrback(lambda _: None)
+            self.evaluate(RECLAIM, [self.incarnation, *names]).addErrback(lambda _: None)
 
     def find_owner(self, name: str) -> Deferred[str | None]:
-        return self._eval(FIND, [name]).addCallback(lambda owner: owner or None)
+        return self.evaluate(FIND, [name]).addCallback(lambda owner: owner or None)
 
     def live(self, incarnations: Iterable[str]) -> Deferred[set[str]]:
         incarnations = list(incarnations)
         if not incarnations:
             return succeed(set())
-        return self._eval(LIVE, incarnations).addCallback(lambda found: set(found or ()))
+        return self.evaluate(LIVE, incarnations).addCallback(lambda found: set(found or ()))
 
     def claim_peer_ids(self, ids: list[int]) -> Deferred[list[int]]:
         if not ids:
             return succeed([])
-        claimed = self._eval(CLAIM_IDS, [self.incarnation, *ids])
+        claimed = self.evaluate(CLAIM_IDS, [self.incarnation, *ids])
         return claimed.addCallback(lambda got: [int(found) for found in got or ()])
 
     def release_peer_ids(self, ids: list[int]) -> None:
         if ids and self.up:
-            self._eval(RELEASE_IDS, [self.incarnation, *ids]).addErrback(lambda _: None)
+            self.evaluate(RELEASE_IDS, [self.incarnation, *ids]).addErrback(lambda _: None)
 
 
 def _channel(incarnation: str) -> str:

@@ -336,29 +336,38 @@ class Signaling(Generic[H]):
         return self._join(peer, message, now, name, picked=False)
 
     def join_pool_lobby(
-        self, peer: Peer[H], message: Join, now: float, name: str
+        self, peer: Peer[H], message: Join, now: float, name: str, authorized: bool = False
     ) -> list[Output[H]]:
         """The JOIN of a quick-match peer, for whom someone else (a cluster's
         shared pool) picked lobby ``name``: the peer joins it if it is here,
         else becomes the host of a new pool lobby under that name. The
         checks are those of `join` (a second JOIN, a named JOIN, the join
-        policy), and a lobby that is sealed or full meanwhile refuses as usual."""
-        return self._join(peer, message, now, name, picked=True)
+        policy), and a lobby that is sealed or full meanwhile refuses as usual.
+        ``authorized``: the caller asked the join policy already (a cluster
+        node asks before it looks for the lobby), so it is not asked again."""
+        return self._join(peer, message, now, name, picked=True, authorized=authorized)
 
     def _join(
-        self, peer: Peer[H], message: Join, now: float, name: str | None, picked: bool
+        self,
+        peer: Peer[H],
+        message: Join,
+        now: float,
+        name: str | None,
+        picked: bool,
+        authorized: bool = False,
     ) -> list[Output[H]]:
         if peer.closing:
             return []
         if peer.lobby is not None:
             return self._close(peer, CloseReason.ALREADY_IN_LOBBY)
         request = peer.request
-        matched = request is not None and request.pool is not None
+        # An attached peer was matched where it is connected: here it joins by name.
+        matched = request is not None and request.pool is not None and not peer.attached
         if matched and message.lobby != "":
             return self._close(peer, CloseReason.QUICK_MATCH_PICKS_LOBBY)
         # The game server decides first, before anything about the lobby is
         # looked at: a refused peer learns nothing (not even whether a name exists).
-        refusal = None if peer.attached else self.authorize(peer, message.lobby)
+        refusal = None if peer.attached or authorized else self.authorize(peer, message.lobby)
         if refusal is not None:
             return self._close(peer, refusal)
         actions: list[Output[H]] = []

@@ -45,7 +45,8 @@ class Peer(Generic[H]):
     identity: object = None
     # Admitted by another party that chose its id and asked the join policy
     # already (a cluster node's peer connected to another node): the core
-    # neither times its JOIN nor asks the policy nor gives its id back.
+    # neither times its JOIN nor asks the policy nor gives its id back, and
+    # a quick-match one joins the lobby its edge matched it into by name.
     attached: bool = False
     # "json" or "lines", set by the adapter once the first message picks it.
     framing: str = ""

@@ -17,23 +17,26 @@ with request bodies bounded. Every request needs ``Authorization: Bearer
 =========================================  =========================================
 
 A bad body is 400 ``{"error": ...}``, a body over `MAX_BODY_BYTES` 413, a
-method a path does not take 405 (with ``Allow``), an unknown path 404.
+method a path does not take 405 (with ``Allow``), an unknown path 404. A
+control may answer later (a cluster node asks the lobby's owner): then so
+does the API, and a control that cannot answer (`Unavailable`) is a 503.
 """
 
 from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from io import BytesIO
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import orjson
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from ..protocol.hooks import LobbyInfo, PeerInfo, Refused
 from ..protocol.reasons import CloseReason
@@ -60,21 +63,30 @@ MAX_REASON_BYTES = 123
 
 _log = Logger(namespace="webrtc_signal")
 
+T = TypeVar("T")
+
+
+class Unavailable(Exception):
+    """A control cannot answer now (a cluster node that cannot reach Redis,
+    or whose lobby's owner did not answer in time): 503 with this message."""
+
 
 class Control(Protocol):
-    """What the admin API needs of the server; `SignalingService` has it."""
+    """What the admin API needs of the server; `SignalingService` has it,
+    and so has a cluster node's control (`SignalingService.admin_control`),
+    whose answers may come later (Deferreds) or fail with `Unavailable`."""
 
-    def lobbies(self) -> list[LobbyInfo]: ...
+    def lobbies(self) -> list[LobbyInfo] | Deferred[list[LobbyInfo]]: ...
 
-    def lobby(self, name: str) -> LobbyInfo | None: ...
+    def lobby(self, name: str) -> LobbyInfo | Deferred[LobbyInfo | None] | None: ...
 
     def reserve_lobby(self, mesh: bool = ..., ttl: float = ..., size: int | None = ...) -> str: ...
 
-    def seal_lobby(self, name: str) -> bool: ...
+    def seal_lobby(self, name: str) -> bool | Deferred[bool]: ...
 
-    def close_lobby(self, name: str, reason: str = ...) -> bool: ...
+    def close_lobby(self, name: str, reason: str = ...) -> bool | Deferred[bool]: ...
 
-    def kick(self, peer_id: int, reason: str = ...) -> bool: ...
+    def kick(self, peer_id: int, reason: str = ...) -> bool | Deferred[bool]: ...
 
 
 class TokenMinter(Protocol):
@@ -176,7 +188,15 @@ def read_reason(body: bytes, default: str) -> str:
 # -- the resource ----------------------------------------------------------------------
 
 
-Handler = Callable[[Request, list[str]], tuple[int, Any]]
+Handler = Callable[[Request, list[str]], Coroutine[Any, Any, tuple[int, Any]]]
+
+
+async def _resolved(value: T | Deferred[T]) -> T:
+    """A control's answer, whether it came at once or comes later."""
+    if isinstance(value, Deferred):
+        later: T = await value
+        return later
+    return value
 
 
 class AdminResource(Resource):
@@ -226,7 +246,19 @@ class AdminResource(Resource):
 
     # -- dispatch ------------------------------------------------------------------------
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> bytes | int:
+        answered = ensureDeferred(self._answer(request))
+        at_once: list[bytes] = []
+        answered.addCallback(_kept, at_once)
+        if at_once:
+            return at_once[0]
+        # The control answers later: the request waits, unless its client goes.
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        answered.addCallback(_finish, request, gone)
+        return NOT_DONE_YET
+
+    async def _answer(self, request: Request) -> bytes:
         try:
             self._authorize(request)
             if getattr(request, "body_too_large", False):
@@ -237,13 +269,15 @@ class AdminResource(Resource):
             if handler is None:
                 allowed = ", ".join(sorted(handlers))
                 raise _Answer(405, f"{method} not allowed here", {"Allow": allowed})
-            status, answer = handler(request, parts)
+            status, answer = await handler(request, parts)
         except _Answer as error:
             for name, value in error.headers.items():
                 request.setHeader(name, value)
             status, answer = error.status, {"error": error.message}
         except BadRequest as error:
             status, answer = 400, {"error": str(error)}
+        except Unavailable as error:
+            status, answer = 503, {"error": str(error) or "unavailable"}
         except Exception:
             held_back = self.throttle.allow("error")
             if held_back is not None:
@@ -295,20 +329,21 @@ class AdminResource(Resource):
 
     # -- handlers -------------------------------------------------------------------------
 
-    def _list(self, request: Request, parts: list[str]) -> tuple[int, Any]:
+    async def _list(self, request: Request, parts: list[str]) -> tuple[int, Any]:
         size = self.max_lobby_size
-        return 200, {"lobbies": [lobby_json(info, size) for info in self.control.lobbies()]}
+        found = await _resolved(self.control.lobbies())
+        return 200, {"lobbies": [lobby_json(info, size) for info in found]}
 
-    def _found(self, name: str) -> LobbyInfo:
-        info = self.control.lobby(name)
+    async def _found(self, name: str) -> LobbyInfo:
+        info = await _resolved(self.control.lobby(name))
         if info is None:
             raise _Answer(404, "no such lobby")
         return info
 
-    def _get(self, request: Request, parts: list[str]) -> tuple[int, Any]:
-        return 200, lobby_json(self._found(parts[0]), self.max_lobby_size)
+    async def _get(self, request: Request, parts: list[str]) -> tuple[int, Any]:
+        return 200, lobby_json(await self._found(parts[0]), self.max_lobby_size)
 
-    def _reserve(self, request: Request, parts: list[str]) -> tuple[int, Any]:
+    async def _reserve(self, request: Request, parts: list[str]) -> tuple[int, Any]:
         fields = read_json_object(
             _read_body(request), frozenset({"mode", "ttl", "size", "players"})
         )
@@ -320,7 +355,7 @@ class AdminResource(Resource):
             name = self.control.reserve_lobby(mesh=mode == "mesh", ttl=ttl, size=size)
         except Refused as refused:
             raise _Answer(refused.status, refused.reason) from None
-        answer = lobby_json(self._found(name), self.max_lobby_size)
+        answer = lobby_json(await self._found(name), self.max_lobby_size)
         if self.token_auth is not None:
             answer["tokens"] = {
                 player: self.token_auth.mint(player, lobby=name, ttl=ttl) for player in players
@@ -328,33 +363,46 @@ class AdminResource(Resource):
         request.setHeader("Location", f"{_mount_prefix(request)}/v1/lobbies/{name}")
         return 201, answer
 
-    def _seal(self, request: Request, parts: list[str]) -> tuple[int, Any]:
+    async def _seal(self, request: Request, parts: list[str]) -> tuple[int, Any]:
         read_json_object(_read_body(request), frozenset())
         name = parts[0]
-        if not self.control.seal_lobby(name):
+        if not await _resolved(self.control.seal_lobby(name)):
             raise _Answer(404, "no such lobby")
-        return 200, lobby_json(self._found(name), self.max_lobby_size)
+        return 200, lobby_json(await self._found(name), self.max_lobby_size)
 
-    def _close(self, request: Request, parts: list[str]) -> tuple[int, Any]:
+    async def _close(self, request: Request, parts: list[str]) -> tuple[int, Any]:
         reason = read_reason(_read_body(request), CloseReason.CLOSED_BY_SERVER.text)
         name = parts[0]
-        if not self.control.close_lobby(name, reason):
+        if not await _resolved(self.control.close_lobby(name, reason)):
             raise _Answer(404, "no such lobby")
         return 200, {"name": name, "reason": reason}
 
-    def _kick(self, request: Request, parts: list[str]) -> tuple[int, Any]:
+    async def _kick(self, request: Request, parts: list[str]) -> tuple[int, Any]:
         reason = read_reason(_read_body(request), CloseReason.KICKED.text)
         name, peer = parts
-        info = self._found(name)
+        info = await self._found(name)
         peer_id = int(peer) if peer.isascii() and peer.isdigit() and len(peer) <= 10 else 0
         if not any(member.peer_id == peer_id for member in info.members):
             raise _Answer(404, "no such peer in this lobby")
-        if not self.control.kick(peer_id, reason):
+        if not await _resolved(self.control.kick(peer_id, reason)):
             raise _Answer(404, "no such peer in this lobby")
         return 200, {"lobby": name, "id": peer_id, "reason": reason}
 
-    def _openapi(self, request: Request, parts: list[str]) -> tuple[int, Any]:
+    async def _openapi(self, request: Request, parts: list[str]) -> tuple[int, Any]:
         return 200, orjson.Fragment(self._document)
+
+
+def _kept(body: bytes, kept: list[bytes]) -> bytes:
+    kept.append(body)
+    return body
+
+
+def _finish(body: bytes, request: Request, gone: list[bool]) -> None:
+    if not gone:
+        # With its length, as an answer given at once has (not in chunks).
+        request.setHeader("Content-Length", str(len(body)))
+        request.write(body)
+        request.finish()
 
 
 def _match(pattern: tuple[str, ...], parts: list[str]) -> list[str] | None:
@@ -509,6 +557,10 @@ _UNAUTHORIZED = _error("No `Authorization: Bearer <token>`, or the wrong token."
 _TOO_LARGE = _error(f"The body is over {MAX_BODY_BYTES} bytes.")
 _BAD_BODY = _error("The body is not JSON, not an object, or a field is wrong; `error` says which.")
 _NO_LOBBY = _error("No such lobby (never made, or closed).")
+_UNAVAILABLE = _error(
+    "Only on a cluster node: Redis is unreachable, or the node running the lobby did not "
+    "answer in time."
+)
 _NAME = {
     "name": "name",
     "in": "path",
@@ -672,7 +724,14 @@ def openapi_document() -> dict[str, Any]:
             "get": {
                 "operationId": "listLobbies",
                 "summary": "Every lobby, private ones too.",
-                "responses": {"200": _json("LobbyList", "The lobbies."), "401": _UNAUTHORIZED},
+                "responses": {
+                    "200": _json("LobbyList", "The lobbies."),
+                    "401": _UNAUTHORIZED,
+                    "503": _error(
+                        "Only on a cluster node: Redis is unreachable (a node that does not "
+                        "answer in time is left out of the list instead)."
+                    ),
+                },
             },
             "post": {
                 "operationId": "reserveLobby",
@@ -714,6 +773,7 @@ def openapi_document() -> dict[str, Any]:
                     "200": _json("Lobby", "The lobby."),
                     "401": _UNAUTHORIZED,
                     "404": _NO_LOBBY,
+                    "503": _UNAVAILABLE,
                 },
             },
             "delete": {
@@ -726,6 +786,7 @@ def openapi_document() -> dict[str, Any]:
                     "401": _UNAUTHORIZED,
                     "404": _NO_LOBBY,
                     "413": _TOO_LARGE,
+                    "503": _UNAVAILABLE,
                 },
             },
         },
@@ -753,6 +814,7 @@ def openapi_document() -> dict[str, Any]:
                     "401": _UNAUTHORIZED,
                     "404": _NO_LOBBY,
                     "413": _TOO_LARGE,
+                    "503": _UNAVAILABLE,
                 },
             },
         },
@@ -779,6 +841,7 @@ def openapi_document() -> dict[str, Any]:
                     "401": _UNAUTHORIZED,
                     "404": _error("No such lobby, or no such peer in it."),
                     "413": _TOO_LARGE,
+                    "503": _UNAVAILABLE,
                 },
             },
         },

@@ -64,6 +64,14 @@ class LocalLobbies:
         return self.core.list_page(query)
 
 
+def _finish(request: Request, body: bytes) -> None:
+    """Answer a request that waited: with its length, as an answer given
+    at once has (twisted.web would send it in chunks otherwise)."""
+    request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
+    request.write(body)
+    request.finish()
+
+
 def peer_address(request: Request) -> str:
     """The address the request's TCP connection comes from."""
     return str(getattr(request.getClientAddress(), "host", ""))
@@ -126,15 +134,12 @@ class LobbiesResource(Resource):
 
     def _found(self, page: ListPage, request: Request, gone: list[bool]) -> None:
         if not gone:
-            request.write(self._answer(request, 200, page.as_json(self.clock.seconds())))
-            request.finish()
+            _finish(request, self._answer(request, 200, page.as_json(self.clock.seconds())))
 
     def _failed(self, failure: Failure, request: Request, gone: list[bool]) -> None:
         _log.warn("GET /lobbies failed: {why}", why=failure.getErrorMessage())
         if not gone:
-            body = self._answer(request, 503, {"error": "Lobby list unavailable"})
-            request.write(body)
-            request.finish()
+            _finish(request, self._answer(request, 503, {"error": "Lobby list unavailable"}))
 
     def _answer(self, request: Request, status: int, body: dict[str, Any]) -> bytes:
         self.answers[status] = self.answers.get(status, 0) + 1
