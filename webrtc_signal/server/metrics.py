@@ -252,7 +252,12 @@ class SignalingMetrics(Collector):
         return list(self.collect())
 
     def collect(self) -> Iterator[Metric]:
-        traffic = self._traffic
+        yield from self._gauges()
+        yield from self._connections()
+        yield from self._lobby_counters()
+        yield from self._relays()
+
+    def _gauges(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "webrtc_signal_peers",
             "Connected peers (WebSockets holding a peer slot; what --max-peers limits).",
@@ -274,6 +279,7 @@ class SignalingMetrics(Collector):
             value=self._reserved,
         )
 
+    def _connections(self) -> Iterator[Metric]:
         connections = CounterMetricFamily(
             "webrtc_signal_connections_total",
             "WebSocket connections: accepted (given a peer slot) or refused, with the "
@@ -282,7 +288,7 @@ class SignalingMetrics(Collector):
         )
         connections.add_metric(["accepted", "", ""], self.accepted)
         refusals: dict[tuple[int, str], int] = dict(self.refused)
-        for (status, text), count in list(traffic.refusals.items()):
+        for (status, text), count in list(self._traffic.refusals.items()):
             key = (status, self._reason(text))
             refusals[key] = refusals.get(key, 0) + count
         for (code, reason), count in sorted(refusals.items()):
@@ -300,6 +306,7 @@ class SignalingMetrics(Collector):
             closes.add_metric(list(labels), count)
         yield closes
 
+    def _lobby_counters(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
             "webrtc_signal_lobbies_created_total",
             "Lobbies created, reservations included.",
@@ -316,7 +323,14 @@ class SignalingMetrics(Collector):
         for reason, count in sorted(list(self.lobbies_closed.items())):
             closed.add_metric([reason], count)
         yield closed
+        yield CounterMetricFamily(
+            "webrtc_signal_lobbies_without_relay_total",
+            "Sealed lobbies that closed without a relay (TURN) candidate ever relayed in them.",
+            value=self.lobbies_without_relay,
+        )
 
+    def _relays(self) -> Iterator[Metric]:
+        traffic = self._traffic
         messages = CounterMetricFamily(
             "webrtc_signal_relayed_messages_total",
             "Messages relayed from one peer to another, by type.",
@@ -343,8 +357,3 @@ class SignalingMetrics(Collector):
         for name, count in zip(CANDIDATE_TYPES, list(traffic.candidates), strict=True):
             candidates.add_metric([name], count)
         yield candidates
-        yield CounterMetricFamily(
-            "webrtc_signal_lobbies_without_relay_total",
-            "Sealed lobbies that closed without a relay (TURN) candidate ever relayed in them.",
-            value=self.lobbies_without_relay,
-        )
