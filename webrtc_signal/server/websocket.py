@@ -192,7 +192,9 @@ class SignalingServerProtocol(UpgradeHandling):
         """Close with 1008 and read nothing more: parsing the rest of a
         flood would stall every other client for as long."""
         peer = self.signaling_peer
-        _log.warn(
+        # Debug: the close has its line, once per kind (event_log), and a
+        # client flooding again and again must not write one per connection.
+        _log.debug(
             "peer {peer_id} (lobby {lobby}, {address}) flooded: {reason}",
             peer_id=peer.peer_id if peer else 0,
             lobby=lobby_of(peer),
