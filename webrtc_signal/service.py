@@ -121,6 +121,7 @@ class SignalingService(Service):
         self.ice = IceServers(config.ice, clock, authenticate_ice)
         if self.node is not None:
             self.node.attach(engine)
+            self.node.register_metrics(self.metrics.registry)
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
