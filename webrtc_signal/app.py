@@ -419,7 +419,7 @@ def makeService(options: Options) -> IService:
         standalone.log_format, level, dict(parent) if parent is not None else None
     )
     metrics_endpoint = options.get("metrics_endpoint")
-    return StandaloneService(
+    service = StandaloneService(
         standalone.port or default_port_description(),
         options["config"],
         options["endpoint"],
@@ -428,3 +428,21 @@ def makeService(options: Options) -> IService:
         metrics=(standalone.metrics, metrics_endpoint) if metrics_endpoint is not None else None,
         companions=options.get("companions"),
     )
+    warn_if_turn_is_open(service)
+    return service
+
+
+# What the start says when /ice-servers hands TURN credentials to anyone.
+OPEN_TURN_WARNING = (
+    "--turn without --token-secret-file: anyone who can reach this port gets TURN "
+    "credentials from GET /ice-servers and can relay any traffic through your TURN server. "
+    "Close it with token auth (--token-secret-file): /ice-servers then wants the same "
+    "?token= as the WebSocket. --allowed-origin does not close it: /ice-servers answers "
+    "every origin, and a program that is no browser sends any Origin it likes"
+)
+
+
+def warn_if_turn_is_open(service: SignalingService) -> None:
+    """One warning line at start when TURN credentials go to whoever asks."""
+    if service.ice.config.turn_urls and service.ice.authenticate is None:
+        _log.warn(OPEN_TURN_WARNING)
