@@ -100,7 +100,7 @@ class SignalingService(Service):
         # The server's log first, then its metrics (an observer that only
         # adds to integers); the game server adds its own.
         # One throttle for every log line a client can cause.
-        self.log_limits = LogLimits(clock)
+        self.log_limits = LogLimits(clock, ipv6_prefix=config.core.ipv6_prefix)
         engine.observers.add(LogObserver(self.log_limits))
         self.metrics = SignalingMetrics(core, clock, engine.traffic, metrics_registry)
         engine.observers.add(self.metrics.observe)

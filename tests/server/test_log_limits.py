@@ -173,3 +173,19 @@ def test_allow_is_for_callers_that_write_their_own_line() -> None:
     now[0] = 10.0
     assert limits.allow("backend down") == 2
     assert limits.allow("backend down") is None
+
+
+def test_ipv6_sources_are_one_kind_per_network_of_the_prefix() -> None:
+    clock = task.Clock()
+    limits = LogLimits(clock, ipv6_prefix=56)
+    with capturedLogs() as events:
+        # A client rotating through the /64s of its /56: one kind.
+        for n in range(256):
+            refuse(limits, f"2001:db8:0:{n:x}::1")
+        refuse(limits, "2001:db8:0:100::1")  # the next /56
+        clock.advance(10)
+    assert lines(events) == [
+        f"refused a connection from 2001:db8:0:0::1: 429 {TOO_MANY}",
+        f"refused a connection from 2001:db8:0:100::1: 429 {TOO_MANY}",
+        f'suppressed 255 more "{TOO_MANY}" from 2001:db8::/56 in the last 10 s',
+    ]

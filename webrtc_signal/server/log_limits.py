@@ -15,6 +15,10 @@ summary, and an idle server has no timer. A kind with nothing suppressed is
 forgotten once its interval is over, so its next line is written whole
 again.
 
+An IPv6 source is counted by its network of ``ipv6_prefix`` bits, as the
+per-address limits count it: a client rotating through the addresses of
+its /56 is one source here too.
+
 The table of kinds is bounded: past `MAX_KINDS`, a new source is counted
 under one shared "other addresses" kind of its reason (written whole once
 too), and past that, under one kind for everything else. Memory and log
@@ -36,6 +40,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import LogLevel
 from zope.interface import implementer
 
+from ..protocol.access import limit_key
 from .logs import QuietLogger
 
 # Seconds between two lines of one kind: the first line, then one summary
@@ -80,6 +85,7 @@ class LogLimits:
         clock: IReactorTime,
         interval: float = LOG_INTERVAL,
         max_kinds: int = MAX_KINDS,
+        ipv6_prefix: int = 128,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval must be > 0, not {interval!r}")
@@ -88,6 +94,7 @@ class LogLimits:
         self.clock = clock
         self.interval = interval
         self.max_kinds = max_kinds
+        self.ipv6_prefix = ipv6_prefix
         self._kinds: dict[Key, _Kind] = {}
         self._timer: IDelayedCall | None = None
 
@@ -138,6 +145,8 @@ class LogLimits:
         """The kind ``reason`` from ``source`` is counted under: its own while
         the table has room."""
         kinds = self._kinds
+        if ":" in source:
+            source = limit_key(source, self.ipv6_prefix)
         key = (reason, source)
         if key in kinds or len(kinds) < self.max_kinds:
             return key
