@@ -110,7 +110,7 @@ class SignalingService(Service):
             engine.traffic,
             engine.run,
             hooks,
-            self.log_limits,
+            log_limits=self.log_limits,
         )
         self.factory = SignalingServerFactory(engine, self.admission)
         # Who may fetch /ice-servers: query -> identity, or raise Unauthorized.

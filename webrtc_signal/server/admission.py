@@ -57,13 +57,14 @@ class Admission:
         traffic: TrafficCounts,
         run: Callable[[Iterable[Output[Any]]], None],
         hooks: game_hooks.Hooks | None = None,
-        log_limits: LogLimits | None = None,
+        *,
+        log_limits: LogLimits,
     ) -> None:
         self._config = config
         self._ipv6_prefix = ipv6_prefix
         self._traffic = traffic
         self._run = run
-        self._log_limits = log_limits if log_limits is not None else _reactor_limits()
+        self._log_limits = log_limits
         self.allowed_origins = tuple(check_origin_pattern(p) for p in config.allowed_origins)
         self.trusted_proxies = parse_networks(config.trust_forwarded_for)
         self.peers_per_address = AddressCounter(config.max_peers_per_address)
@@ -144,11 +145,11 @@ class HandshakeLimits:
         config: ServerConfig,
         ipv6_prefix: int,
         traffic: TrafficCounts,
-        log_limits: LogLimits | None = None,
+        log_limits: LogLimits,
     ) -> None:
         self._ipv6_prefix = ipv6_prefix
         self._traffic = traffic
-        self._log_limits = log_limits if log_limits is not None else _reactor_limits()
+        self._log_limits = log_limits
         self._trusted = parse_networks(config.trust_forwarded_for)
         self.unfinished = AddressCounter(config.max_handshakes_per_address)
         # Seconds from the accept to a complete upgrade; 0 = no limit.
@@ -206,11 +207,3 @@ def log_refusal(
         reason=refusal.text,
         **fields,
     )
-
-
-def _reactor_limits() -> LogLimits:
-    """A throttle on the global reactor, for an admission built outside a
-    service (the service shares one throttle, on its own clock)."""
-    from twisted.internet import reactor
-
-    return LogLimits(reactor)

@@ -35,11 +35,7 @@ class LogObserver:
     happened, never per relayed message. A member closed because its lobby
     closed gets no line of its own: the lobby's line says it."""
 
-    def __init__(self, limits: LogLimits | None = None) -> None:
-        if limits is None:
-            from twisted.internet import reactor
-
-            limits = LogLimits(reactor)
+    def __init__(self, limits: LogLimits) -> None:
         self._limits = limits
         # The lobby whose members' PeerDisconnected events come next (see
         # the order in `webrtc_signal.protocol.events`).
