@@ -189,3 +189,25 @@ def test_ipv6_sources_are_one_kind_per_network_of_the_prefix() -> None:
         f"refused a connection from 2001:db8:0:100::1: 429 {TOO_MANY}",
         f'suppressed 255 more "{TOO_MANY}" from 2001:db8::/56 in the last 10 s',
     ]
+
+
+def test_a_full_table_is_searched_for_room_at_most_once_a_second() -> None:
+    clock = task.Clock()
+    limits = LogLimits(clock, max_kinds=1024)
+    searches = []
+    search = limits._forget_quiet
+
+    def counted(now: float) -> None:
+        searches.append(now)
+        search(now)
+
+    limits._forget_quiet = counted  # type: ignore[method-assign]
+    with capturedLogs():
+        # A client with thousands of addresses, none of them quiet yet.
+        for n in range(5000):
+            refuse(limits, f"10.{n // 65536}.{n // 256 % 256}.{n % 256}")
+            if n % 1000 == 999:
+                clock.advance(0.5)
+    # Full from 0.5 s on, to 2.0 s: two searches, not one per refusal.
+    assert searches == [0.5, 1.5]
+    assert len(limits) == 1025

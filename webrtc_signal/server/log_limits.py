@@ -55,7 +55,8 @@ MAX_OTHER_KINDS = 64
 OTHER_SOURCES = "other addresses"
 OTHER_REASONS = "other reasons"
 # The summary timer never fires more often than this, however the kinds'
-# intervals are staggered: a summary is at most this late, never early.
+# intervals are staggered: a summary is at most this late, never early. A
+# full table is searched for quiet kinds at most this often too.
 MIN_TIMER_GAP = 1.0
 
 _log = QuietLogger(namespace="webrtc_signal")
@@ -97,6 +98,10 @@ class LogLimits:
         self.ipv6_prefix = ipv6_prefix
         self._kinds: dict[Key, _Kind] = {}
         self._timer: IDelayedCall | None = None
+        # When a full table was last searched for quiet kinds: at most once
+        # per MIN_TIMER_GAP, or a client with thousands of addresses would
+        # make every refusal walk the whole table.
+        self._swept_at: float | None = None
 
     def __len__(self) -> int:
         """How many kinds are remembered now."""
@@ -150,9 +155,12 @@ class LogLimits:
         key = (reason, source)
         if key in kinds or len(kinds) < self.max_kinds:
             return key
-        self._forget_quiet(now)
-        if len(kinds) < self.max_kinds:
-            return key
+        swept_at = self._swept_at
+        if swept_at is None or not 0 <= now - swept_at < MIN_TIMER_GAP:
+            self._swept_at = now
+            self._forget_quiet(now)
+            if len(kinds) < self.max_kinds:
+                return key
         key = (reason, OTHER_SOURCES)
         if key in kinds or len(kinds) < self.max_kinds + MAX_OTHER_KINDS:
             return key
