@@ -41,15 +41,20 @@ class TokenBucket:
     def take(self, now: float, amount: float = 1.0) -> bool:
         """Spend ``amount`` tokens if there are as many; False when there are
         not (and nothing is spent)."""
-        if self.rate <= 0:
+        # Every relayed message passes two of these (messages and bytes):
+        # plain arithmetic, no call, half the cost of min().
+        rate = self.rate
+        if rate <= 0:
             return True
         tokens = self._tokens
-        if tokens < self.burst:
-            # A clock that goes backwards (it should not) refills nothing.
-            elapsed = now - self._last
-            if elapsed > 0:
-                tokens = min(self.burst, tokens + elapsed * self.rate)
-        self._last = now
+        elapsed = now - self._last
+        if elapsed > 0:
+            # A clock that goes backwards (it should not) refills nothing,
+            # then or later.
+            tokens += elapsed * rate
+            if tokens > self.burst:
+                tokens = self.burst
+            self._last = now
         if tokens >= amount:
             self._tokens = tokens - amount
             return True
