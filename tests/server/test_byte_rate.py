@@ -16,6 +16,7 @@ import pytest_twisted
 from twisted.internet import endpoints, reactor, task
 
 from webrtc_signal import SignalingConfig
+from webrtc_signal.protocol.limits import MessageRate
 
 from ..conftest import RunningServer, ServerMaker
 from ..support.rawws import connect_from
@@ -80,6 +81,29 @@ async def pair(
     await guest.expect(JOIN, 0, lobby)
     await receiver.next()  # PEER_CONNECT of the guest
     return receiver, guest
+
+
+def test_the_two_buckets_of_a_connection() -> None:
+    rate = MessageRate(2, 3, 100, 250, now=10.0)
+    # Three messages at once (the message burst), 240 of the 250 bytes.
+    assert [rate.take(10.0, 80) for _ in range(4)] == [True, True, True, False]
+    # Half a second refills one message and 50 bytes: 60 bytes are there.
+    assert rate.take(10.5, 61) is False
+    assert rate.take(10.5, 60) is True
+    # A refusal spends nothing; idle time refills both to their burst, never beyond.
+    assert [rate.take(100.0, 250) for _ in range(2)] == [True, False]
+    assert rate.take(100.0, 0) is True
+    # A clock going backwards refills nothing.
+    assert rate.take(50.0, 1) is False
+
+
+def test_a_rate_of_0_turns_its_bucket_off() -> None:
+    bytes_only = MessageRate(0, 0, 100, 100)
+    assert all(bytes_only.take(0.0, 1) for _ in range(100))
+    assert bytes_only.take(0.0, 1) is False
+    messages_only = MessageRate(1, 5, 0, 0)
+    assert all(messages_only.take(0.0, 10**9) for _ in range(5))
+    assert messages_only.take(0.0, 0) is False
 
 
 @pytest_twisted.ensureDeferred
