@@ -588,6 +588,7 @@ def makeService(options: Options) -> IService:
         companions=options.get("companions"),
     )
     add_webhooks(service, standalone)
+    warn_if_turn_is_open(service)
     return service
 
 
@@ -646,3 +647,19 @@ def add_webhooks(service: StandaloneService, standalone: StandaloneConfig) -> No
     )
     service.add_observer(sender.observe)
     service.companions.append(StopsWith(sender.stop))
+
+
+# What the start says when /ice-servers hands TURN credentials to anyone.
+OPEN_TURN_WARNING = (
+    "--turn without --token-secret-file: anyone who can reach this port gets TURN "
+    "credentials from GET /ice-servers and can relay any traffic through your TURN server. "
+    "Close it with token auth (--token-secret-file): /ice-servers then wants the same "
+    "?token= as the WebSocket. --allowed-origin does not close it: /ice-servers answers "
+    "every origin, and a program that is no browser sends any Origin it likes"
+)
+
+
+def warn_if_turn_is_open(service: SignalingService) -> None:
+    """One warning line at start when TURN credentials go to whoever asks."""
+    if service.ice.config.turn_urls and service.ice.authenticate is None:
+        _log.warn(OPEN_TURN_WARNING)

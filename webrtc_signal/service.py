@@ -33,6 +33,7 @@ from .server.front import FrontDoorFactory
 from .server.game_hooks import Hooks, join_policy
 from .server.ice_servers import Authenticate, IceServers, IceServersResource
 from .server.lobbies import LOBBIES_PATH, LobbiesResource, LocalLobbies, peer_address
+from .server.log_limits import LogLimits
 from .server.metrics import SignalingMetrics
 from .server.observers import Observer
 from .server.pool_metrics import PoolMetrics
@@ -101,11 +102,18 @@ class SignalingService(Service):
         self.engine = engine = Engine(core, config.server, clock)
         # The server's log first, then its metrics (an observer that only
         # adds to integers); the game server adds its own.
-        engine.observers.add(LogObserver())
+        # One throttle for every log line a client can cause.
+        self.log_limits = LogLimits(clock, ipv6_prefix=config.core.ipv6_prefix)
+        engine.observers.add(LogObserver(self.log_limits))
         self.metrics = SignalingMetrics(core, clock, engine.traffic, metrics_registry)
         engine.observers.add(self.metrics.observe)
         self.admission = Admission(
-            config.server, config.core.ipv6_prefix, engine.traffic, engine.run, hooks
+            config.server,
+            config.core.ipv6_prefix,
+            engine.traffic,
+            engine.run,
+            hooks,
+            log_limits=self.log_limits,
         )
         self.factory = SignalingServerFactory(engine, self.admission)
         # Who may fetch /ice-servers: query -> identity, or raise Unauthorized.
@@ -133,6 +141,7 @@ class SignalingService(Service):
             self.node.attach(engine)
             # The list spans every node of the cluster.
             self.lobbies_resource.directory = self.node.lobby_directory()
+            self.node.register_metrics(self.metrics.registry)
         self.endpoint = endpoint
         self.shutdown_timeout = shutdown_timeout
         self.port: IListeningPort | None = None
@@ -303,7 +312,9 @@ class SignalingService(Service):
         """What the service's own port serves: WebSocket upgrades and the
         web resources, behind the front door."""
         server = self.config.server
-        handshakes = HandshakeLimits(server, self.config.core.ipv6_prefix, self.engine.traffic)
+        handshakes = HandshakeLimits(
+            server, self.config.core.ipv6_prefix, self.engine.traffic, self.log_limits
+        )
         return FrontDoorFactory(self.factory, self.site(), handshakes, self.clock)
 
     def _listen(self) -> None:

@@ -21,13 +21,14 @@ from __future__ import annotations
 from typing import Any, assert_never
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from ..protocol.events import Event, LobbyClosed, LobbyCreated
 from ..protocol.messages import AnyMessage
 from ..protocol.names import LobbyNames
 from ..protocol.state import Output, Peer
 from ..server.engine import ConnectionHandle, Engine
+from ..server.log_limits import LogLimits
 from . import frames
 from .bus import Bus
 from .control import ClusterControl
@@ -51,8 +52,9 @@ from .owner import Owner
 
 _log = Logger(namespace="webrtc_signal.cluster")
 
-# Seconds between log lines about frames this node could not read.
-_BAD_FRAME_LOG_INTERVAL = 10.0
+# The log kinds of frames this node could not read or handle (per sender).
+_BAD_FRAME = "ignored a frame"
+_FAILED_FRAME = "a frame failed"
 
 _Peer = Peer[ConnectionHandle]
 
@@ -95,8 +97,9 @@ class ClusterBridge:
         self.outbox: dict[str, list[Any]] = {}
         self._check: IDelayedCall | None = None
         self._checking = False
-        self._bad_frames = 0
-        self._bad_frames_logged = -_BAD_FRAME_LOG_INTERVAL
+        # Another node (or whoever can publish to Redis) decides how many
+        # bad frames arrive: one line per sender, then a summary.
+        self.log_limits = LogLimits(clock)
         self.stopped = False
 
     # -- lifetime --------------------------------------------------------------
@@ -162,7 +165,14 @@ class ClusterBridge:
             except frames.FrameError as error:
                 self._bad_frame(sender, str(error))
             except Exception:
-                _log.failure("cluster: a frame from {sender} failed", sender=sender)
+                held_back = self.log_limits.allow(_FAILED_FRAME, sender)
+                if held_back is not None:
+                    _log.failure(
+                        "cluster: a frame from {sender} failed ({suppressed} more since the "
+                        "last report)",
+                        sender=sender,
+                        suppressed=held_back,
+                    )
         self.engine.flush()
 
     def _handle(self, sender: str, frame: Frame) -> None:
@@ -188,20 +198,14 @@ class ClusterBridge:
                 assert_never(frame)
 
     def _bad_frame(self, sender: str, problem: str) -> None:
-        """Logged at most once per `_BAD_FRAME_LOG_INTERVAL`, with how many
-        more there were."""
-        now = self.clock.seconds()
-        if now - self._bad_frames_logged < _BAD_FRAME_LOG_INTERVAL:
-            self._bad_frames += 1
-            return
-        _log.warn(
-            "cluster: ignored a frame from {sender}: {problem} ({more} more since the last report)",
+        self.log_limits.emit(
+            LogLevel.warn,
+            _BAD_FRAME,
+            sender,
+            "cluster: ignored a frame from {sender}: {problem}",
             sender=sender,
             problem=problem[:200],
-            more=self._bad_frames,
         )
-        self._bad_frames_logged = now
-        self._bad_frames = 0
 
     def bus_up(self) -> None:
         # Claims made under the previous incarnation died with it: claim

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import random
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 
@@ -65,6 +69,14 @@ class ClusterNode:
         """``GET /lobbies`` across every node (see `listing`). Once `attach`ed."""
         assert self.bridge is not None, "attach the node to an engine first"
         return ClusterLobbyDirectory(self.bridge.core, self.bus)
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Add this node's own metrics to ``registry`` (the service's)."""
+        registry.register(ClusterMetrics(self))
+
+    def connected(self) -> bool:
+        """Whether this node reaches Redis, so that it can create lobbies and
+        reach the others (what ``/healthz`` and the gauge tell)."""
+        return self.bridge is not None and self.bridge.problem() is None
 
     def start(self) -> None:
         if self.bridge is not None:
@@ -75,3 +87,21 @@ class ClusterNode:
             return succeed(None)
         stopped: Deferred[Any] = self.bridge.stop()
         return stopped
+
+
+class ClusterMetrics(Collector):
+    """``webrtc_signal_cluster_connected``, read at each scrape."""
+
+    def __init__(self, node: ClusterNode) -> None:
+        self.node = node
+
+    def describe(self) -> list[Metric]:
+        return list(self.collect())
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "webrtc_signal_cluster_connected",
+            "1 while this cluster node reaches Redis and can create lobbies; 0 while it "
+            "cannot (GET /healthz then answers 503 degraded).",
+            value=1 if self.node.connected() else 0,
+        )

@@ -4,9 +4,11 @@ game server's ``authenticate`` hook is asked.
 In order: a draining server refuses newcomers (503); a browser Origin must be
 on the allow-list (403); the open-file budget must have room (503); one
 address may hold only so many connections (429). Each refusal is counted for
-the metrics and raises `UpgradeRefused`, which the WebSocket adapter answers
-as HTTP. The client's address is the transport's, or the one a trusted
-proxy's ``X-Forwarded-For`` names.
+the metrics, logged through the server's `LogLimits` (one line per kind,
+then a summary per interval: a refusal storm is a trickle of log) and
+raises `UpgradeRefused`, which the WebSocket adapter answers as HTTP. The
+client's address is the transport's, or the one a trusted proxy's
+``X-Forwarded-For`` names.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from ..protocol.access import (
@@ -33,10 +36,8 @@ from ..protocol.reasons import UpgradeRefusal
 from ..protocol.state import Output
 from . import game_hooks
 from .config import ServerConfig
-from .logs import QuietLogger
+from .log_limits import LogLimits
 from .traffic import TrafficCounts
-
-_log = QuietLogger(namespace="webrtc_signal")
 
 
 class UpgradeRefused(Exception):
@@ -56,11 +57,14 @@ class Admission:
         traffic: TrafficCounts,
         run: Callable[[Iterable[Output[Any]]], None],
         hooks: game_hooks.Hooks | None = None,
+        *,
+        log_limits: LogLimits,
     ) -> None:
         self._config = config
         self._ipv6_prefix = ipv6_prefix
         self._traffic = traffic
         self._run = run
+        self._log_limits = log_limits
         self.allowed_origins = tuple(check_origin_pattern(p) for p in config.allowed_origins)
         self.trusted_proxies = parse_networks(config.trust_forwarded_for)
         self.peers_per_address = AddressCounter(config.max_peers_per_address)
@@ -80,39 +84,36 @@ class Admission:
         server holds now); the key it is counted under, to `release` when it
         is gone. Raises `UpgradeRefused`."""
         if draining:
-            raise self.refuse(UpgradeRefusal.DRAINING)
+            raise self.refuse(UpgradeRefusal.DRAINING, address)
         if not origin_allowed(origin, self.allowed_origins):
-            _log.info(
-                "refused a connection from {address}: origin {origin} not allowed",
-                address=address,
-                origin=origin,
-            )
-            raise self.refuse(UpgradeRefusal.ORIGIN_NOT_ALLOWED)
+            raise self.refuse(UpgradeRefusal.ORIGIN_NOT_ALLOWED, address, origin=origin)
         if self.max_connections and connections > self.max_connections:
-            _log.warn(
-                "refused a connection from {address}: {count} connections, the most "
-                "the open-file limit allows",
-                address=address,
-                count=connections,
+            # The operator's to fix (the open-file limit): a warning.
+            raise self.refuse(
+                UpgradeRefusal.SERVER_FULL, address, LogLevel.warn, connections=connections
             )
-            raise self.refuse(UpgradeRefusal.SERVER_FULL)
         key = limit_key(address, self._ipv6_prefix)
         if not self.peers_per_address.acquire(key):
-            _log.warn(
-                "refused a connection from {address}: it has {limit} already",
-                address=address,
-                limit=self.peers_per_address.limit,
+            raise self.refuse(
+                UpgradeRefusal.TOO_MANY_CONNECTIONS, address, limit=self.peers_per_address.limit
             )
-            raise self.refuse(UpgradeRefusal.TOO_MANY_CONNECTIONS)
         return key
 
     def release(self, key: str) -> None:
         """A connection counted under ``key`` is gone."""
         self.peers_per_address.release(key)
 
-    def refuse(self, refusal: UpgradeRefusal) -> UpgradeRefused:
-        """The server's own refusal, counted for the metrics, to raise."""
+    def refuse(
+        self,
+        refusal: UpgradeRefusal,
+        address: str = "",
+        level: LogLevel = LogLevel.info,
+        **fields: object,
+    ) -> UpgradeRefused:
+        """The server's own refusal of ``address``, counted for the metrics
+        and logged (one line per kind, see `LogLimits`), to raise."""
         self._traffic.refused(refusal.status, refusal.text)
+        log_refusal(self._log_limits, refusal, address, level=level, **fields)
         return UpgradeRefused(refusal.status, refusal.text)
 
     def authenticate(self, request: ConnectionRequest) -> Deferred[Any] | None:
@@ -139,9 +140,16 @@ class HandshakeLimits:
     counted here (the proxy stands for many clients; it bounds slow clients
     itself)."""
 
-    def __init__(self, config: ServerConfig, ipv6_prefix: int, traffic: TrafficCounts) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        ipv6_prefix: int,
+        traffic: TrafficCounts,
+        log_limits: LogLimits,
+    ) -> None:
         self._ipv6_prefix = ipv6_prefix
         self._traffic = traffic
+        self._log_limits = log_limits
         self._trusted = parse_networks(config.trust_forwarded_for)
         self.unfinished = AddressCounter(config.max_handshakes_per_address)
         # Seconds from the accept to a complete upgrade; 0 = no limit.
@@ -159,7 +167,7 @@ class HandshakeLimits:
         key = limit_key(address, self._ipv6_prefix)
         if self.unfinished.acquire(key):
             return key
-        self.refused(UpgradeRefusal.TOO_MANY_HANDSHAKES, address)
+        self.refused(UpgradeRefusal.TOO_MANY_HANDSHAKES, address, limit=self.unfinished.limit)
         return None
 
     def finished(self, key: str) -> None:
@@ -167,8 +175,35 @@ class HandshakeLimits:
         if key:
             self.unfinished.release(key)
 
-    def refused(self, refusal: UpgradeRefusal, address: str) -> None:
+    def refused(self, refusal: UpgradeRefusal, peer_host: str, **fields: Any) -> None:
+        """A connection from ``peer_host`` refused before its upgrade: counted
+        for the metrics and logged (one line per kind, see `LogLimits`)."""
         self._traffic.refused(refusal.status, refusal.text)
-        _log.debug(
-            "closed a connection from {address}: {reason}", address=address, reason=refusal.text
-        )
+        log_refusal(self._log_limits, refusal, normalize_address(peer_host), **fields)
+
+
+def log_refusal(
+    limits: LogLimits,
+    refusal: UpgradeRefusal,
+    address: str,
+    *,
+    level: LogLevel = LogLevel.info,
+    **fields: object,
+) -> None:
+    """The one line a refused connection gets (if its kind is not held
+    back): with the HTTP status, or "closed" when there is no HTTP answer."""
+    if refusal.status:
+        text = "refused a connection from {address}: {close_code} {reason}"
+    else:
+        text = "closed a connection from {address}: {reason}"
+    limits.emit(
+        level,
+        refusal.text,
+        address,
+        text,
+        event_kind="refused",
+        address=address,
+        close_code=refusal.status or None,
+        reason=refusal.text,
+        **fields,
+    )

@@ -34,6 +34,8 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IPolicyForHTTPS, IResponse
 
+from .log_limits import LOG_INTERVAL, LogLimits
+
 if TYPE_CHECKING:
     from treq.client import HTTPClient
 
@@ -41,8 +43,6 @@ if TYPE_CHECKING:
 MAX_RESPONSE_BYTES = 64 * 1024
 # An identity longer than this is cut in the JSON a backend gets.
 MAX_IDENTITY_CHARS = 1024
-# A repeated failure is logged at most once per this many seconds.
-LOG_INTERVAL = 10.0
 
 
 class CallTimedOut(Exception):
@@ -197,25 +197,19 @@ class _LimitedBody(Protocol):
 class LogThrottle:
     """Says whether a failure of some kind may be logged now: at most once
     per ``interval`` seconds of ``clock`` per kind, counting the ones held
-    back meanwhile. Kinds are a program's own few names (never a client's
-    text), so the table stays small."""
+    back meanwhile (the server's shared throttle, `LogLimits.allow`). Kinds
+    are a program's own few names (never a client's text), and the table of
+    kinds is bounded all the same."""
 
     def __init__(self, clock: IReactorTime, interval: float = LOG_INTERVAL) -> None:
         self.clock = clock
         self.interval = interval
-        # kind -> (when it was last logged, how many were held back since)
-        self._kinds: dict[str, tuple[float, int]] = {}
+        self._limits = LogLimits(clock, interval)
 
     def allow(self, kind: str) -> int | None:
         """None: do not log. Else log, saying how many were held back (the
         number returned) since the last line of this kind."""
-        now = self.clock.seconds()
-        last = self._kinds.get(kind)
-        if last is None or now - last[0] >= self.interval:
-            self._kinds[kind] = (now, 0)
-            return last[1] if last is not None else 0
-        self._kinds[kind] = (last[0], last[1] + 1)
-        return None
+        return self._limits.allow(kind)
 
 
 def describe_failure(failure: Failure) -> str:

@@ -1,5 +1,7 @@
 """The server's log lines, made from its events: one line per thing that
-happened, never per relayed message."""
+happened, never per relayed message. Lines a client can cause at will (a
+refusal, a close for a protocol error or a limit) go through the server's
+`LogLimits`: one line per kind (reason and address), then a summary."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..protocol.events import (
 )
 from ..protocol.hooks import PeerInfo
 from ..protocol.messages import HOST_ID
+from .log_limits import LogLimits
 from .logs import QuietLogger
 
 # Per-connection lines are debug: a QuietLogger does not even build them
@@ -32,7 +35,8 @@ class LogObserver:
     happened, never per relayed message. A member closed because its lobby
     closed gets no line of its own: the lobby's line says it."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: LogLimits) -> None:
+        self._limits = limits
         # The lobby whose members' PeerDisconnected events come next (see
         # the order in `webrtc_signal.protocol.events`).
         self._closed_lobby: str | None = None
@@ -65,15 +69,20 @@ class LogObserver:
         if peer.lobby is not None and peer.lobby == self._closed_lobby:
             return
         self._closed_lobby = None
-        # A refusal or protocol error is worth a line at info; a player
-        # leaving is per-connection detail (debug).
-        if event.by_server:
-            level, kind = LogLevel.info, "closed"
-            text = "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}"
-        else:
-            level, kind = LogLevel.debug, "left"
+        if not event.by_server:
+            # A player leaving is per-connection detail.
             text = "peer {peer_id} disconnected (lobby {lobby})"
-        _line(level, text, kind, peer, lobby=peer.lobby, close_code=event.code, reason=event.reason)
+            fields = {"lobby": peer.lobby, "close_code": event.code, "reason": event.reason}
+            _line(LogLevel.debug, text, "left", peer, **fields)
+            return
+        # A refusal or protocol error is worth a line at info, once per kind.
+        self._limits.emit(
+            LogLevel.info,
+            event.reason,
+            peer.address,
+            "closing peer {peer_id} (lobby {lobby}): {close_code} {reason}",
+            **_fields("closed", peer, lobby=peer.lobby, close_code=event.code, reason=event.reason),
+        )
 
     def _created(self, event: LobbyCreated) -> None:
         mode = event.mode
@@ -112,19 +121,29 @@ class LogObserver:
         )
 
     def _refused(self, event: ConnectionRefused) -> None:
-        _line(
+        self._limits.emit(
             LogLevel.info,
+            event.reason,
+            event.address,
             "connection from {address} refused: {close_code} {reason}",
-            "refused",
-            address=event.address,
-            close_code=event.code,
-            reason=event.reason,
+            **_fields("refused", address=event.address, close_code=event.code, reason=event.reason),
         )
 
 
 def _line(
     level: LogLevel,
     text: str,
+    kind: str,
+    peer: PeerInfo | None = None,
+    **values: Any,
+) -> None:
+    """One log line, with the fields of `_fields` (not even made below the
+    log level: per-connection lines come and go with every player)."""
+    if level not in QuietLogger._skipped:
+        _log.emit(level, text, **_fields(kind, peer, **values))
+
+
+def _fields(
     kind: str,
     peer: PeerInfo | None = None,
     *,
@@ -134,18 +153,16 @@ def _line(
     mode: str = "",
     close_code: int | None = None,
     reason: str = "",
-) -> None:
-    """One log line. Every line carries the same fields, so that JSON logs
-    are one schema to query; what does not apply is 0, "", "-" or null."""
-    _log.emit(
-        level,
-        text,
-        event_kind=kind,
-        peer_id=peer.peer_id if peer is not None else 0,
-        address=peer.address if peer is not None else address,
-        lobby=lobby or "-",
-        members=members,
-        mode=mode,
-        close_code=close_code,
-        reason=reason,
-    )
+) -> dict[str, Any]:
+    """Every line carries the same fields, so that JSON logs are one schema
+    to query; what does not apply is 0, "", "-" or null."""
+    return {
+        "event_kind": kind,
+        "peer_id": peer.peer_id if peer is not None else 0,
+        "address": peer.address if peer is not None else address,
+        "lobby": lobby or "-",
+        "members": members,
+        "mode": mode,
+        "close_code": close_code,
+        "reason": reason,
+    }

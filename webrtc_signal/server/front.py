@@ -129,8 +129,9 @@ class FrontDoor(Protocol):
 
     def _too_slow(self) -> None:
         self.deadline = None
+        limits = self.factory.handshakes
         peer = str(getattr(self.transport.getPeer(), "host", ""))
-        self.factory.handshakes.refused(UpgradeRefusal.HANDSHAKE_TIMEOUT, peer)
+        limits.refused(UpgradeRefusal.HANDSHAKE_TIMEOUT, peer, timeout=limits.timeout)
         self.transport.abortConnection()
 
     def _answer(self, response: bytes, refusal: UpgradeRefusal) -> None:

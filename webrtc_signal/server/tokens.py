@@ -44,6 +44,7 @@ from twisted.python.failure import Failure
 from ..protocol.hooks import ConnectionRequest, PeerInfo, Refused
 from ..protocol.reasons import CloseReason
 from .ice_servers import Unauthorized
+from .log_limits import LOG_INTERVAL, ClockReading, LogLimits
 
 ALGORITHM = "HS256"
 # RFC 7518, 3.2: an HS256 key should be at least as long as the hash.
@@ -68,7 +69,7 @@ DEFAULT_MAX_USED_TOKENS = 100_000
 _FORGET_PER_CLAIM = 1024
 # A store that keeps refusing logs it once per this many seconds, however many
 # connections it refuses.
-REFUSAL_LOG_PERIOD = 10.0
+REFUSAL_LOG_PERIOD = LOG_INTERVAL
 
 # Reasons of the 401s and 503s: clients and checks outside the repository
 # compare them.
@@ -131,25 +132,19 @@ class UsedTokens(Protocol):
 
 
 class RefusalLog:
-    """Logs a store's refusals once per `REFUSAL_LOG_PERIOD` at most: a flood
-    of connections must not become a flood of log lines."""
+    """Logs a store's refusals once per `REFUSAL_LOG_PERIOD` at most, with how
+    many there were (the server's shared throttle, `LogLimits.allow`): a
+    flood of connections must not become a flood of log lines."""
 
     def __init__(self, now: Callable[[], float], period: float = REFUSAL_LOG_PERIOD) -> None:
-        self._now = now
-        self._period = period
-        self._last: float | None = None
-        self._unlogged = 0
+        self._limits = LogLimits(ClockReading(now), period)
 
     def refused(self, text: str, **fields: object) -> None:
         """One more refusal; ``text`` is logged (with the count of refusals
         since the last line, as ``refused``) if the last line is old enough."""
-        now = self._now()
-        self._unlogged += 1
-        if self._last is not None and now - self._last < self._period:
-            return
-        self._last = now
-        refused, self._unlogged = self._unlogged, 0
-        _log.warn(text, refused=refused, **fields)
+        held_back = self._limits.allow(text)
+        if held_back is not None:
+            _log.warn(text, refused=held_back + 1, **fields)
 
 
 class UsedTokenMap:

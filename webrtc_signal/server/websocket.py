@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..protocol.codec import JSON_CODEC, FormatError, codec_for
-from ..protocol.limits import MAX_FRAGMENTS, PING_BURST, PING_RATE, TokenBucket
+from ..protocol.limits import MAX_FRAGMENTS, PING_BURST, PING_RATE, MessageRate, TokenBucket
 from ..protocol.reasons import CloseReason
 from . import _internals as internals
 from .admission import Admission
@@ -53,8 +53,7 @@ class SignalingServerProtocol(UpgradeHandling):
     fragments = 0
     # After a flood the rest of the input is thrown away unread.
     discarding = False
-    message_bucket: TokenBucket | None = None
-    byte_bucket: TokenBucket | None = None
+    message_rate: MessageRate | None = None
     ping_bucket: TokenBucket | None = None
 
     def onOpen(self) -> None:
@@ -74,12 +73,14 @@ class SignalingServerProtocol(UpgradeHandling):
         """The per-connection rate limits, from the connection's open."""
         config = self.factory.engine.config
         now = self.factory.engine.clock.seconds()
-        if config.max_message_rate > 0:
-            self.message_bucket = TokenBucket(
-                config.max_message_rate, config.max_message_burst, now
+        if config.max_message_rate > 0 or config.max_byte_rate > 0:
+            self.message_rate = MessageRate(
+                config.max_message_rate,
+                config.max_message_burst,
+                config.max_byte_rate,
+                config.max_byte_burst,
+                now,
             )
-        if config.max_byte_rate > 0:
-            self.byte_bucket = TokenBucket(config.max_byte_rate, config.max_byte_burst, now)
         self.ping_bucket = TokenBucket(PING_RATE, PING_BURST, now)
 
     # -- input --------------------------------------------------------------------------
@@ -140,17 +141,13 @@ class SignalingServerProtocol(UpgradeHandling):
 
     def over_rate(self, text: str, now: float) -> CloseReason | None:
         """Whether this message passes the connection's message or byte rate."""
-        bucket = self.message_bucket
-        if bucket is not None and not bucket.take(now):
-            return CloseReason.TOO_MANY_MESSAGES
-        bucket = self.byte_bucket
-        if bucket is not None:
-            # Python knows whether a string is ASCII without looking at it:
-            # only other text is encoded to be counted.
-            size = len(text) if text.isascii() else len(text.encode("utf-8"))
-            if not bucket.take(now, size):
-                return CloseReason.TOO_MANY_MESSAGES
-        return None
+        rate = self.message_rate
+        if rate is None:
+            return None
+        # Python knows whether a string is ASCII without looking at it: only
+        # other text is encoded to be counted.
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        return None if rate.take(now, size) else CloseReason.TOO_MANY_MESSAGES
 
     def unexpected_error(self, error: Exception) -> None:
         """A bug met while handling a message: close this connection (1011)."""
@@ -194,7 +191,9 @@ class SignalingServerProtocol(UpgradeHandling):
         """Close with 1008 and read nothing more: parsing the rest of a
         flood would stall every other client for as long."""
         peer = self.signaling_peer
-        _log.warn(
+        # Debug: the close has its line, once per kind (event_log), and a
+        # client flooding again and again must not write one per connection.
+        _log.debug(
             "peer {peer_id} (lobby {lobby}, {address}) flooded: {reason}",
             peer_id=peer.peer_id if peer else 0,
             lobby=lobby_of(peer),
