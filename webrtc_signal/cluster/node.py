@@ -69,6 +69,7 @@ class ClusterNode:
         """``GET /lobbies`` across every node (see `listing`). Once `attach`ed."""
         assert self.bridge is not None, "attach the node to an engine first"
         return ClusterLobbyDirectory(self.bridge.core, self.bus)
+
     def register_metrics(self, registry: CollectorRegistry) -> None:
         """Add this node's own metrics to ``registry`` (the service's)."""
         registry.register(ClusterMetrics(self))
