@@ -27,6 +27,7 @@ from .. import __version__
 from ..protocol.config import InvalidSetting, SignalingConfig
 from . import logs
 from .fdlimit import FD_MARGIN, connection_budget, raise_open_file_limit
+from .port_file import PortFile, PortFileError, check_writable
 from .service import SignalingService
 
 _log = Logger(namespace="webrtc_signal")
@@ -283,6 +284,14 @@ class Options(usage.Options):
             "Serve Prometheus metrics at /metrics on this endpoint, e.g. "
             "tcp:9100:interface=127.0.0.1 (a port of its own, never the signaling port).",
         ],
+        [
+            "port-file",
+            None,
+            None,
+            "Once listening, write one host:port line per listening port to this file "
+            "(the signaling port, then --metrics'); removed on a clean exit. For "
+            "--port tcp:0, whose port the kernel picks.",
+        ],
         # Token auth (issue 12): not a SignalingConfig field but hooks.
         [
             "token-secret-file",
@@ -395,6 +404,8 @@ class Options(usage.Options):
         except Exception as error:
             raise usage.UsageError(f"--port {self['port']!r} is not usable: {error}") from None
         self["metrics_endpoint"] = self._metrics_endpoint(reactor)
+        if self["port-file"] is not None and (problem := check_writable(self["port-file"])):
+            raise usage.UsageError(f"--port-file {problem}")
 
     def _metrics_endpoint(self, reactor: Any) -> IStreamServerEndpoint | None:
         description = self["metrics"]
@@ -625,9 +636,11 @@ class _StandaloneService(SignalingService):
         *args: Any,
         log_observer: ILogObserver | None = None,
         metrics: tuple[str, IStreamServerEndpoint] | None = None,
+        port_file: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.port_file = PortFile(port_file) if port_file is not None else None
         self.description = description
         self.log_observer = log_observer
         self._signals_before: dict[int, Any] = {}
@@ -673,6 +686,12 @@ class _StandaloneService(SignalingService):
     def startService(self) -> None:
         super().startService()
         self._start_metrics()
+        if self.port_file is not None:
+            metrics = self.metrics_service._waitingForPort if self.metrics_service else None
+            try:
+                self.port_file.start([self.listening, *([metrics] if metrics else [])])
+            except PortFileError as error:
+                raise StartupFailed(str(error)) from None
 
     def _start_metrics(self) -> None:
         child = self.metrics_service
@@ -729,6 +748,8 @@ class _StandaloneService(SignalingService):
         child = self.metrics_service
         if child is not None and child.running:
             stopping.addCallback(lambda _: child.stopService())
+        if self.port_file is not None:
+            stopping.addBoth(_after, self.port_file.remove)
         return stopping
 
     def _end_drain_on_signal(self, signum: int, frame: object) -> None:
@@ -762,4 +783,10 @@ def makeService(options: Options) -> IService:
             if options.get("metrics_endpoint") is not None
             else None
         ),
+        port_file=options.get("port-file"),
     )
+
+
+def _after(result: object, action: Callable[[], None]) -> object:
+    action()
+    return result
