@@ -3,14 +3,16 @@ their output read as it comes, every wait bounded."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
-from collections.abc import Sequence
-from typing import Any
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import pytest
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, task
 
 from .wsclient import with_timeout
 
@@ -100,19 +102,89 @@ def require_program(name: str, install: str, required_by: str, what: str) -> str
     pytest.skip(missing)
 
 
-async def until_listening(port: int, process: Spawned, name: str) -> None:
-    """Wait (5 s at most) until ``process`` accepts TCP on 127.0.0.1:``port``."""
-    from twisted.internet import endpoints, reactor, task
+async def poll(
+    ready: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    *,
+    timeout: float = 20,
+    process: Spawned | None = None,
+    interval: float = 0.02,
+) -> None:
+    """Wait until ``ready()`` is true, asking every ``interval`` seconds
+    through the reactor (never blocking it). Fails the test after
+    ``timeout`` seconds, or as soon as ``process`` ends, naming ``what``."""
+    from twisted.internet import reactor
 
-    endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1)
-    for _ in range(100):
-        if process.ended.called:
-            pytest.fail(f"{name} exited at once:\n{process.output}")
-        try:
-            connection = await endpoint.connect(protocol.Factory.forProtocol(protocol.Protocol))
-        except Exception:
-            await task.deferLater(reactor, 0.05)
-        else:
-            connection.transport.loseConnection()
+    deadline = reactor.seconds() + timeout
+    while not await _value(ready()):
+        if process is not None and process.ended.called:
+            pytest.fail(f"{process.argv[0]} ended before {what}:\n{process.output}")
+        if reactor.seconds() > deadline:
+            output = f"; output so far:\n{process.output}" if process is not None else ""
+            pytest.fail(f"not {what} within {timeout} s{output}")
+        await task.deferLater(reactor, interval)
+
+
+async def _value(result: bool | Awaitable[bool]) -> bool:
+    return await result if inspect.isawaitable(result) else result
+
+
+class HeldPort:
+    """A port on 127.0.0.1 that this process holds open (a listening TCP
+    socket, and a UDP one on the same number with ``udp``), so that nobody
+    else takes it before the program meant to serve on it starts. Release
+    it right before starting that program; if the program still finds it
+    taken (someone bound it in that instant), start again on a new one
+    (`start_on_a_held_port`)."""
+
+    def __init__(self, udp: bool = False) -> None:
+        self.sockets: list[socket.socket] = []
+        for _ in range(50):
+            first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+            first.bind(("127.0.0.1", 0))
+            self.port: int = first.getsockname()[1]
+            self.sockets = [first]
+            if not udp:
+                first.listen()
+                return
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                tcp.bind(("127.0.0.1", self.port))
+            except OSError:
+                tcp.close()
+                first.close()
+                continue
+            tcp.listen()
+            self.sockets.append(tcp)
             return
-    pytest.fail(f"{name} did not listen on 127.0.0.1:{port} within 5 s")
+        raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1 in 50 tries")
+
+    def release(self) -> int:
+        """Close the holding sockets; the port number, to hand on at once."""
+        for held in self.sockets:
+            held.close()
+        self.sockets = []
+        return self.port
+
+
+class PortTaken(Exception):
+    """The program found its port taken: start again on another one."""
+
+
+T = TypeVar("T")
+
+
+async def start_on_a_held_port(
+    start: Callable[[HeldPort], Awaitable[T]], what: str, udp: bool = False, attempts: int = 5
+) -> T:
+    """``start(held)`` with a fresh `HeldPort` until it does not raise
+    `PortTaken` (``attempts`` at most)."""
+    for _ in range(attempts):
+        held = HeldPort(udp=udp)
+        try:
+            return await start(held)
+        except PortTaken:
+            continue
+        finally:
+            held.release()
+    pytest.fail(f"{what} found its port taken {attempts} times in a row")
