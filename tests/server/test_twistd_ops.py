@@ -273,7 +273,7 @@ async def test_the_port_file_names_the_signaling_then_the_metrics_port(tmp_path:
     # Both are the ports the process serves on.
     status, _, _ = await http_get(signaling[1], "/healthz")
     assert status == 200
-    assert f"serving metrics at /metrics on ::1 port {metrics[1]}" in process.output
+    await process.wait_for(f"serving metrics at /metrics on ::1 port {metrics[1]}")
     host = await connect(f"ws://127.0.0.1:{signaling[1]}")
     host.send(JOIN, 0, "")
     await host.expect(ID, 1)
