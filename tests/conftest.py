@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 from hypothesis import settings
 from twisted.internet import endpoints, task
@@ -11,6 +13,8 @@ from twisted.internet import endpoints, task
 from webrtc_signal import SignalingConfig
 from webrtc_signal.server.adapter import SignalingServerFactory
 from webrtc_signal.server.service import SignalingService
+
+from .support import wheel
 
 # aiortc's ICE on 127.0.0.1 only, here and in every child process; each test
 # is checked for it (tests/support/loopback_ice).
@@ -135,3 +139,26 @@ async def server(make_server: ServerMaker) -> AsyncIterator[RunningServer]:
 # tests for slowness, not for a wrong answer. Their sizes are bounded instead.
 settings.register_profile("webrtc-signal", deadline=None)
 settings.load_profile("webrtc-signal")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the wheel now, in the background, if a test needs it:
+    by the time that test runs, it is built and installed."""
+    if any(wheel.FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items):
+        wheel.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    wheel.clean()
+
+
+@pytest.fixture(scope="session")
+def distributions() -> wheel.Distributions:
+    """The sdist and wheel of this checkout, and a fresh venv holding the wheel."""
+    return wheel.ready()
+
+
+@pytest.fixture(scope="session")
+def fresh_venv(distributions: wheel.Distributions) -> Path:
+    """A new venv holding the built wheel and its dependencies, nothing else."""
+    return distributions.venv

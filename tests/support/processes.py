@@ -137,11 +137,16 @@ class HeldPort:
     taken (someone bound it in that instant), start again on a new one
     (`start_on_a_held_port`)."""
 
-    def __init__(self, udp: bool = False) -> None:
+    def __init__(self, udp: bool = False, numbers: Sequence[int] = ()) -> None:
+        """Any free port, or with ``numbers`` the first of them that is free."""
         self.sockets: list[socket.socket] = []
-        for _ in range(50):
+        for number in numbers or [0] * 50:
             first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
-            first.bind(("127.0.0.1", 0))
+            try:
+                first.bind(("127.0.0.1", number))
+            except OSError:
+                first.close()
+                continue
             self.port: int = first.getsockname()[1]
             self.sockets = [first]
             if not udp:
@@ -157,7 +162,7 @@ class HeldPort:
             tcp.listen()
             self.sockets.append(tcp)
             return
-        raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1 in 50 tries")
+        raise PortUnavailable(f"no port {'for UDP and TCP ' if udp else ''}free on 127.0.0.1")
 
     def release(self) -> int:
         """Close the holding sockets; the port number, to hand on at once."""
@@ -165,6 +170,10 @@ class HeldPort:
             held.close()
         self.sockets = []
         return self.port
+
+
+class PortUnavailable(Exception):
+    """No port to hold: none of the numbers asked for is free."""
 
 
 class PortTaken(Exception):
@@ -175,12 +184,16 @@ T = TypeVar("T")
 
 
 async def start_on_a_held_port(
-    start: Callable[[HeldPort], Awaitable[T]], what: str, udp: bool = False, attempts: int = 5
+    start: Callable[[HeldPort], Awaitable[T]],
+    what: str,
+    udp: bool = False,
+    numbers: Sequence[int] = (),
+    attempts: int = 5,
 ) -> T:
-    """``start(held)`` with a fresh `HeldPort` until it does not raise
-    `PortTaken` (``attempts`` at most)."""
+    """``start(held)`` with a fresh `HeldPort` (see there for ``udp`` and
+    ``numbers``) until it does not raise `PortTaken` (``attempts`` at most)."""
     for _ in range(attempts):
-        held = HeldPort(udp=udp)
+        held = HeldPort(udp=udp, numbers=numbers)
         try:
             return await start(held)
         except PortTaken:

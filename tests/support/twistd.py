@@ -11,12 +11,16 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .processes import Spawned, poll, spawn
+import pytest
+
+from .processes import PortTaken, Spawned, poll, spawn
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 ANY_LOOPBACK_PORT = "tcp:0:interface=127.0.0.1"
 # A twistd process may take a while to start on a loaded machine.
 START_TIMEOUT = 30.0
+# How the server's one-line refusal to start ends when its port is taken.
+PORT_TAKEN = "Address already in use"
 
 _numbers = itertools.count(1)
 
@@ -31,17 +35,34 @@ async def read_port_file(
     path: Path, process: Spawned, timeout: float = START_TIMEOUT
 ) -> list[tuple[str, int]]:
     """The addresses in ``path`` once ``process`` has written it (a bounded
-    wait through the reactor; fails the test if the process ends first)."""
-    await poll(path.exists, f"writing {path}", process=process, timeout=timeout)
+    wait through the reactor). `PortTaken` if the process ended because its
+    port was taken; any other end fails the test."""
+
+    def written() -> bool:
+        if path.exists():
+            return True
+        if process.ended.called:
+            if PORT_TAKEN in process.output:
+                raise PortTaken()
+            pytest.fail(f"twistd ended before writing {path.name}:\n{process.output}")
+        return False
+
+    await poll(written, f"writing {path}", timeout=timeout)
     return [parse_address(line) for line in path.read_text().splitlines()]
 
 
-def twistd_argv(port_file: Path, options: Sequence[str], twistd: str = TWISTD) -> list[str]:
-    """The command line: ``--port`` on any loopback port unless ``options``
-    name one, and ``--port-file``."""
+def twistd_argv(
+    port_file: Path,
+    options: Sequence[str],
+    twistd: str = TWISTD,
+    twistd_options: Sequence[str] = (),
+) -> list[str]:
+    """The command line: twistd's own ``twistd_options``, then the plugin's
+    ``options`` with ``--port`` on any loopback port unless they name one,
+    and ``--port-file``."""
     port = [] if "--port" in options else ["--port", ANY_LOOPBACK_PORT]
     return [
-        twistd, "-n", "--pidfile=", "webrtc-signal",
+        twistd, "-n", "--pidfile=", *twistd_options, "webrtc-signal",
         *port, "--port-file", str(port_file), *options,
     ]  # fmt: skip
 
@@ -50,6 +71,7 @@ async def start_twistd(
     *options: str,
     directory: Path | None = None,
     twistd: str = TWISTD,
+    twistd_options: Sequence[str] = (),
     env: dict[str, str] | None = None,
     inherit_env: bool = True,
     path: str | None = None,
@@ -62,7 +84,10 @@ async def start_twistd(
             directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
         port_file = directory / f"twistd-{next(_numbers)}.ports"
         process = spawn(
-            twistd_argv(port_file, options, twistd), env=env, inherit_env=inherit_env, path=path
+            twistd_argv(port_file, options, twistd, twistd_options),
+            env=env,
+            inherit_env=inherit_env,
+            path=path,
         )
         try:
             addresses = await read_port_file(port_file, process)

@@ -107,8 +107,8 @@ class PortFile:
             dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
         )
         try:
-            with os.fdopen(handle, "w", encoding="ascii") as output:
-                output.write(text)
+            with os.fdopen(handle, "wb") as output:
+                output.write(text.encode())
             # mkstemp makes it private; port numbers are no secret.
             os.chmod(temporary, 0o644)
             os.replace(temporary, self.path)
@@ -124,10 +124,10 @@ class PortFile:
         if self.written is None:
             return
         try:
-            current = self.path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError):
+            current = self.path.read_bytes()
+        except OSError:
             return
-        if current == self.written:
+        if current == self.written.encode():
             with contextlib.suppress(OSError):
                 self.path.unlink()
         self.written = None
