@@ -3,12 +3,14 @@ their output read as it comes, every wait bounded."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import re
 import shutil
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -75,17 +77,39 @@ def spawn(
     inherit_env: bool = True,
     path: str | None = None,
     terminal: bool = False,
+    output: Path | None = None,
+    handed: dict[int, int] | None = None,
 ) -> Spawned:
     """Start ``argv`` (``argv[0]`` is the executable's path). ``env`` adds to
     this process's environment, or replaces it with ``inherit_env=False``.
     With ``terminal``, the child runs in a session of its own on a new
     pseudo-terminal, as from a shell: ``Spawned.transport.write(b"\\x03")``
-    is then a Ctrl-C that reaches its whole foreground process group."""
+    is then a Ctrl-C that reaches its whole foreground process group.
+
+    ``output``: the child writes stdout and stderr straight to this file
+    instead of a pipe (`Spawned.output` stays empty), for a child that
+    outlives tests that do not run the reactor, where a full pipe would
+    block it. ``handed``: descriptors of this process the child gets, as
+    ``{child's number: ours}`` (e.g. a listening socket as 3)."""
     from twisted.internet import reactor
 
     child = Spawned(argv)
     environment = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
-    reactor.spawnProcess(child, argv[0], list(argv), env=environment, path=path, usePTY=terminal)
+    descriptors: dict[int, Any] = {0: "w", 1: "r", 2: "r"}
+    with contextlib.ExitStack() as opened:
+        if output is not None:
+            log = opened.enter_context(output.open("ab"))
+            descriptors.update({1: log.fileno(), 2: log.fileno()})
+        descriptors.update(handed or {})
+        reactor.spawnProcess(
+            child,
+            argv[0],
+            list(argv),
+            env=environment,
+            path=path,
+            usePTY=terminal,
+            childFDs=None if terminal else descriptors,
+        )
     return child
 
 

@@ -75,10 +75,12 @@ async def start_twistd(
     env: dict[str, str] | None = None,
     inherit_env: bool = True,
     path: str | None = None,
+    output: Path | None = None,
 ) -> tuple[Spawned, list[int]]:
     """Start the server with ``options``; returns the process and its ports
     (signaling, then metrics) once it listens on all of them. The port file
-    is in ``directory``, else in a temporary one removed once it is read."""
+    is in ``directory``, else in a temporary one removed once it is read.
+    ``output``: a file for its output, instead of `Spawned.output`."""
     with contextlib.ExitStack() as cleanup:
         if directory is None:
             directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
@@ -88,6 +90,7 @@ async def start_twistd(
             env=env,
             inherit_env=inherit_env,
             path=path,
+            output=output,
         )
         try:
             addresses = await read_port_file(port_file, process)
