@@ -1,0 +1,50 @@
+"""Without a browser the browser tests skip, saying why, and none errors; CI
+(WEBRTC_SIGNAL_REQUIRE_BROWSER=1) fails them instead. Checked by running
+pytest on them with a Chromium path that does not exist."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer
+
+from ..support.processes import Spawned, spawn
+
+ROOT = Path(__file__).parents[2]
+BROWSER_TESTS = ["tests/e2e/test_demo_browser.py", "tests/e2e/test_turn_browser.py",
+                 "tests/e2e/test_cluster_browser.py"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _browser_present() -> None:
+    """This module needs no browser: it replaces the package's check."""
+
+
+def pytest_run(**env: str) -> Spawned:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("WEBRTC_SIGNAL_REQUIRE")}
+    return spawn(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *BROWSER_TESTS],
+        env={**inherited, "CHROMIUM": "/nonexistent/chromium", **env},
+        inherit_env=False,
+        path=str(ROOT),
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_chromium_skips_every_browser_test_and_ci_fails_them() -> None:
+    skipping, failing = pytest_run(), pytest_run(WEBRTC_SIGNAL_REQUIRE_BROWSER="1")
+    skipped, failed = await defer.gatherResults(
+        [defer.ensureDeferred(run.finished(180)) for run in (skipping, failing)]
+    )
+    assert skipped == 0, skipping.output
+    summary = skipping.output.strip().splitlines()[-1]
+    counted = re.fullmatch(r"(\d+) skipped in .*", summary)
+    assert counted is not None and int(counted[1]) >= 7, skipping.output
+    assert "/nonexistent/chromium is missing (apt-get install chromium)" in skipping.output
+    assert failed == 1, failing.output
+    assert "browser test required but /nonexistent/chromium is missing" in failing.output
