@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,21 +142,29 @@ settings.register_profile("webrtc-signal", deadline=None)
 settings.load_profile("webrtc-signal")
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start building the wheel now, in the background, if a test needs it:
-    by the time that test runs, it is built and installed."""
-    if any(wheel.FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items):
-        wheel.start()
+def _wheel_directory(factory: pytest.TempPathFactory) -> Path:
+    # pytest-xdist workers each have a base directory inside a shared one.
+    base = factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return shared / "wheel"
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    wheel.clean()
+@pytest.fixture(scope="session", autouse=True)
+def _wheel_in_the_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Start building the wheel before the first test, in the background, if
+    a test needs it: by the time that test runs, it is built and installed."""
+    if any(
+        wheel.FIXTURES & set(getattr(item, "fixturenames", ())) for item in request.session.items
+    ):
+        wheel.start(_wheel_directory(tmp_path_factory))
 
 
 @pytest.fixture(scope="session")
-def distributions() -> wheel.Distributions:
+def distributions(tmp_path_factory: pytest.TempPathFactory) -> wheel.Distributions:
     """The sdist and wheel of this checkout, and a fresh venv holding the wheel."""
-    return wheel.ready()
+    return wheel.ready(_wheel_directory(tmp_path_factory))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
-"""Without a browser the browser tests skip, saying why, and none errors; CI
-(WEBRTC_SIGNAL_REQUIRE_BROWSER=1) fails them instead. Checked by running
-pytest on them with a Chromium path that does not exist."""
+"""Without a browser the browser tests skip, saying why, and none errors
+(checked by running pytest on them with a Chromium path that does not
+exist); CI (WEBRTC_SIGNAL_REQUIRE_BROWSER=1) fails them instead."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
 
 from ..support.processes import Spawned, spawn
+from . import test_demo_browser
 
 ROOT = Path(__file__).parents[2]
 BROWSER_TESTS = ["tests/e2e/test_demo_browser.py", "tests/e2e/test_turn_browser.py",
@@ -36,15 +36,20 @@ def pytest_run(**env: str) -> Spawned:
 
 
 @pytest_twisted.ensureDeferred
-async def test_missing_chromium_skips_every_browser_test_and_ci_fails_them() -> None:
-    skipping, failing = pytest_run(), pytest_run(WEBRTC_SIGNAL_REQUIRE_BROWSER="1")
-    skipped, failed = await defer.gatherResults(
-        [defer.ensureDeferred(run.finished(180)) for run in (skipping, failing)]
-    )
-    assert skipped == 0, skipping.output
+async def test_missing_chromium_skips_every_browser_test_saying_why() -> None:
+    skipping = pytest_run()
+    assert await skipping.finished(180) == 0, skipping.output
     summary = skipping.output.strip().splitlines()[-1]
     counted = re.fullmatch(r"(\d+) skipped in .*", summary)
     assert counted is not None and int(counted[1]) >= 7, skipping.output
     assert "/nonexistent/chromium is missing (apt-get install chromium)" in skipping.output
-    assert failed == 1, failing.output
-    assert "browser test required but /nonexistent/chromium is missing" in failing.output
+
+
+def test_ci_fails_a_browser_test_without_chromium(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBRTC_SIGNAL_REQUIRE_BROWSER", "1")
+    monkeypatch.setattr(test_demo_browser, "CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        test_demo_browser.require_browser()
+    assert str(failed.value) == (
+        "browser test required but /nonexistent/chromium is missing (apt-get install chromium)"
+    )

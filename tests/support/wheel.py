@@ -4,21 +4,24 @@ virtual environment with the wheel and its dependencies installed, nothing
 else, not editable.
 
 Building and installing take a while (about 10 s, mostly pip), so when the
-session holds a test that needs them, `start` begins the work in a thread as
-soon as the tests are collected, and the first such test waits for it
-(`ready`). The build runs on a copy of the checkout's files (those git
-tracks or would track), so it never rewrites the checkout's own
-``*.egg-info`` while other tests' processes read the version from it.
+session holds a test that needs them, `start` begins the work in a thread
+before the first test, and the first test that needs it waits for it
+(`ready`). With several pytest-xdist workers, each starts it but one builds,
+under a lock in a directory they share, and the others take its result.
+The build runs on a copy of the checkout's files (those git tracks or would
+track), so it never rewrites the checkout's own ``*.egg-info`` while other
+tests' processes read the version from it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
+import json
 import shutil
 import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,32 +40,33 @@ class Distributions:
 
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="wheel")
 _building: concurrent.futures.Future[Distributions] | None = None
-_work: Path | None = None
 
 
-def start() -> None:
-    """Begin building, in a directory of its own (once per session)."""
-    global _building, _work
+def start(work: Path) -> None:
+    """Begin building into ``work`` (once per process), or taking what
+    another process built there."""
+    global _building
     if _building is None:
-        _work = Path(tempfile.mkdtemp(prefix="webrtc-signal-wheel-"))
-        _building = _pool.submit(_build, _work)
+        _building = _pool.submit(_build_once, work)
 
 
-def ready() -> Distributions:
+def ready(work: Path) -> Distributions:
     """The built distributions and venv, waiting for them if need be."""
-    start()
+    start(work)
     assert _building is not None
     return _building.result(timeout=TIMEOUT)
 
 
-def clean() -> None:
-    """Remove what was built, once the build has ended (at the session's end)."""
-    global _building, _work
-    if _building is not None:
-        concurrent.futures.wait([_building], timeout=TIMEOUT)
-    if _work is not None:
-        shutil.rmtree(_work, ignore_errors=True)
-    _building = _work = None
+def _build_once(work: Path) -> Distributions:
+    work.mkdir(parents=True, exist_ok=True)
+    built = work / "built.json"
+    with (work / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if built.exists():
+            return Distributions(**{k: Path(v) for k, v in json.loads(built.read_text()).items()})
+        distributions = _build(work)
+        built.write_text(json.dumps({k: str(v) for k, v in asdict(distributions).items()}))
+        return distributions
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> None:
