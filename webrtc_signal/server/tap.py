@@ -289,8 +289,8 @@ class Options(usage.Options):
             None,
             None,
             "Once listening, write one host:port line per listening port to this file "
-            "(the signaling port, then --metrics'); removed on a clean exit. For "
-            "--port tcp:0, whose port the kernel picks.",
+            "(the signaling port first, then the --metrics one); removed on a clean "
+            "exit. For --port tcp:0, whose port the kernel picks.",
         ],
         # Token auth (issue 12): not a SignalingConfig field but hooks.
         [
