@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 ARGS ?=
 
-.PHONY: serve test lint bench venv node browser clean turn redis godot
+.PHONY: serve test suite test-repeat lint bench venv node browser clean turn redis godot
 
 venv: $(STAMP)
 
@@ -60,8 +60,30 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint $(NODE_STAMP) browser turn redis godot
-	$(BIN)/python -m pytest $(ARGS)
+test: lint suite
+
+# The test suite alone, under coverage: the test process and every Python
+# process it starts (servers, commands, the documentation's programs) measure
+# branch coverage into $(COVERAGE_FILE).*, combined and totalled at the end;
+# the report by file is in test-artifacts/coverage.txt.
+# It runs on WORKERS pytest-xdist workers (WORKERS=0: in one process).
+COVERAGE_FILE := $(CURDIR)/.coverage
+WORKERS ?= 2
+suite: $(STAMP) $(NODE_STAMP) browser turn redis godot
+	@rm -f $(COVERAGE_FILE) $(COVERAGE_FILE).*
+	COVERAGE_FILE=$(COVERAGE_FILE) $(BIN)/python -m coverage run -m pytest -n $(WORKERS) $(ARGS)
+	@COVERAGE_FILE=$(COVERAGE_FILE) $(BIN)/python -m coverage combine -q
+	@mkdir -p test-artifacts
+	@COVERAGE_FILE=$(COVERAGE_FILE) $(BIN)/python -m coverage report > test-artifacts/coverage.txt
+	@echo "total coverage (statements and branches, all processes):" \
+	  "$$(COVERAGE_FILE=$(COVERAGE_FILE) $(BIN)/python -m coverage report --format=total)%"
+
+# Is the suite green every time, under load? Lint once, then the suite N
+# times in a row beside two busy loops, one pinned to each of the first two
+# cores, stopping at the first failure (its log: test-artifacts/repeat/).
+N ?= 10
+test-repeat: lint
+	$(BIN)/python tests/support/repeat.py --runs $(N) -- $(MAKE) --no-print-directory suite ARGS="$(ARGS)"
 
 # Benchmark against Godot's Node reference server (README, "Benchmarks"):
 # make bench REF=path/to/godot-demo-projects/networking/webrtc_signaling/server_node
@@ -71,7 +93,8 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/run.py $(if $(REF),--ref $(REF)) $(ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules build *.egg-info twisted/plugins/dropin.cache test-artifacts
+	rm -rf $(VENV) node_modules build *.egg-info twisted/plugins/dropin.cache test-artifacts \
+	  .coverage .coverage.*
 
 # Debian's coturn for the TURN tests (docs/turn.md); installing it needs root.
 # Without it those tests skip (CI makes that an error). The tests run

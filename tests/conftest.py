@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 from hypothesis import settings
 from twisted.internet import endpoints, task
@@ -12,6 +15,8 @@ from webrtc_signal import SignalingConfig
 from webrtc_signal.server.engine import Engine
 from webrtc_signal.server.websocket import SignalingServerFactory
 from webrtc_signal.service import SignalingService
+
+from .support import wheel
 
 # aiortc's ICE on 127.0.0.1 only, here and in every child process; each test
 # is checked for it (tests/support/loopback_ice).
@@ -140,3 +145,34 @@ async def server(make_server: ServerMaker) -> AsyncIterator[RunningServer]:
 # tests for slowness, not for a wrong answer. Their sizes are bounded instead.
 settings.register_profile("webrtc-signal", deadline=None)
 settings.load_profile("webrtc-signal")
+
+
+def _wheel_directory(factory: pytest.TempPathFactory) -> Path:
+    # pytest-xdist workers each have a base directory inside a shared one.
+    base = factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return shared / "wheel"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _wheel_in_the_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Start building the wheel before the first test, in the background, if
+    a test needs it: by the time that test runs, it is built and installed."""
+    if any(
+        wheel.FIXTURES & set(getattr(item, "fixturenames", ())) for item in request.session.items
+    ):
+        wheel.start(_wheel_directory(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def distributions(tmp_path_factory: pytest.TempPathFactory) -> wheel.Distributions:
+    """The sdist and wheel of this checkout, and a fresh venv holding the wheel."""
+    return wheel.ready(_wheel_directory(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def fresh_venv(distributions: wheel.Distributions) -> Path:
+    """A new venv holding the built wheel and its dependencies, nothing else."""
+    return distributions.venv

@@ -12,10 +12,13 @@ it, with an HTML comment (invisible on GitHub) saying what it is:
 
 A "run" program gets WEBRTC_SIGNAL_URL, the URL of a server this module starts
 (the programs read it, defaulting to ws://localhost:9080); a "server" program
-gets LISTEN, an endpoint description for a free port on 127.0.0.1 (the
-programs read it, defaulting to a fixed port). Each runs in a subprocess of
+gets LISTEN, an endpoint description (the programs read it, defaulting to a
+fixed port): Twisted's systemd: endpoint, adopting a listening socket on
+127.0.0.1 that the test opened and hands over. Each runs in a subprocess of
 the venv's Python with a bounded time. Shell blocks are checked more cheaply:
 the options each documented command uses must be in that command's --help.
+And every documented ``twistd`` server command runs, each in a fresh shell,
+all at once from one folder, on port 0 of 127.0.0.1.
 
 Only public things are used here (the documented commands, subprocesses and
 files), so that moving modules inside the package does not touch this test.
@@ -26,23 +29,30 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import queue
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
+import pytest_twisted
 
+from .support.certs import make_localhost_certificate
+from .support.http import http_get
 from .support.loopback_ice import LOG, IceLog, child_environment
+from .support.processes import Spawned, poll, spawn
+from .support.redis import RedisServer, redis_fixture
+from .support.twistd import read_port_file, start_twistd
+
+__all__ = ["redis_fixture"]  # the fixture redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
@@ -207,40 +217,6 @@ def test_the_parser_reads_markers_fences_and_attributes(tmp_path: Path) -> None:
 # -- running the programs -----------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"exited with {process.returncode} before listening:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"not listening on {port} after {START_TIMEOUT} s:\n{log.read_text()}")
-            time.sleep(0.05)
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, then the exit status; a process that hangs is killed and fails the test."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail(f"still running {STOP_TIMEOUT} s after SIGTERM")
-
-
 def environment(**extra: str) -> dict[str, str]:
     # aiortc's ICE pinned to 127.0.0.1, recording into the suite's ICE log
     # (tests/support/loopback_ice), and the checkout's package, whichever way
@@ -250,25 +226,24 @@ def environment(**extra: str) -> dict[str, str]:
     return {**os.environ, **pinned, "PYTHONPATH": path, **extra}
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest_twisted.async_yield_fixture(scope="module")
+async def server_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """``twistd -n webrtc-signal`` on 127.0.0.1 with a 1 s seal timeout, so that
-    programs that seal a lobby finish quickly."""
+    programs that seal a lobby finish quickly. Its output goes to a file: the
+    programs run while the reactor does not, so nothing would read a pipe."""
     work = tmp_path_factory.mktemp("server")
-    port = free_port()
     log = work / "server.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [str(BIN / "twistd"), "-n", "--pidfile=", "webrtc-signal",
-             "--port", f"tcp:{port}:interface=127.0.0.1", "--seal-timeout", "1", "--no-demo"],
-            cwd=work, env=environment(), stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    server, (port,) = await start_twistd(
+        "--seal-timeout", "1", "--no-demo",
+        env=environment(), path=str(work), directory=work, output=log,
+    )  # fmt: skip
     try:
-        wait_until_listening(port, server, log)
         yield f"ws://127.0.0.1:{port}"
     finally:
-        # twistd ends itself with the signal it got, as its parent should see.
-        assert stop(server) == -signal.SIGTERM, log.read_text()
+        if not server.ended.called:
+            server.transport.signalProcess(signal.SIGTERM)
+    # twistd ends itself with the signal it got, as its parent should see.
+    assert await server.finished(STOP_TIMEOUT) == f"signal {signal.SIGTERM}", log.read_text()
 
 
 def needs_what_it_imports(block: Block) -> None:
@@ -303,82 +278,58 @@ def test_program_runs_to_its_end(
         ice_log.assert_loopback(at_least=1)
 
 
-class Lines:
-    """A child's output lines, read on a thread so that waits can be bounded."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.seen: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        assert process.stdout is not None
-        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in self.seen):
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                line = None
-            if line is None:
-                pytest.fail(f"no {text!r} within {timeout} s; output:\n{''.join(self.seen)}")
-            self.seen.append(line)
-
-    def rest(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.seen.append(line)
-        return "".join(self.seen)
+# The listening socket a server program gets, the way systemd hands one over
+# (sd_listen_fds: descriptor 3 on, LISTEN_PID naming the process that takes
+# it); the programs read LISTEN as an endpoint description, and Twisted's
+# systemd: endpoint adopts the socket. The shell becomes the program, so its
+# pid is the one LISTEN_PID names.
+HANDED_SOCKET = {
+    "LISTEN": "systemd:domain=INET:name=signaling",
+    "LISTEN_FDS": "1",
+    "LISTEN_FDNAMES": "signaling",
+}
+AS_THE_SAME_PROCESS = ["/bin/sh", "-c", 'export LISTEN_PID=$$; exec "$0" "$@"']
 
 
 @pytest.mark.parametrize("block", by_place(python_blocks("server")))
-def test_server_program_serves_a_lobby_and_stops_on_sigterm(block: Block, tmp_path: Path) -> None:
+@pytest_twisted.ensureDeferred
+async def test_server_program_serves_a_lobby_and_stops_on_sigterm(
+    block: Block, tmp_path: Path
+) -> None:
     program = tmp_path / "program.py"
     program.write_text(block.text)
-    port = free_port()
-    log = tmp_path / "program.log"
-    with log.open("wb") as output:
-        served = subprocess.Popen(
-            [sys.executable, str(program)],
-            cwd=tmp_path,
-            env=environment(LISTEN=f"tcp:{port}:interface=127.0.0.1"),
-            stdout=output,
-            stderr=subprocess.STDOUT,
+    # The test binds the port and hands the open socket over: nobody else
+    # can take it in between.
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        served = spawn(
+            [*AS_THE_SAME_PROCESS, sys.executable, str(program)],
+            env=environment(**HANDED_SOCKET),
+            path=str(tmp_path),
+            handed={3: listening.fileno()},
         )
-    client: subprocess.Popen[str] | None = None
+    client: Spawned | None = None
     try:
-        wait_until_listening(port, served, log)
         url = f"ws://127.0.0.1:{port}{block.attributes.get('path', '')}"
-        client = subprocess.Popen(
-            [str(BIN / "webrtc-signal-client"), url, "--no-commands"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        lines = Lines(client)
-        lines.wait_for("joined lobby", START_TIMEOUT)
-        assert stop(served) == 0, log.read_text()
+        # The connection waits in the socket's backlog while the program starts.
+        client = spawn(
+            [str(BIN / "webrtc-signal-client"), url, "--no-commands",
+             "--timeout", str(START_TIMEOUT)]
+        )  # fmt: skip
+        await client.wait_for("joined lobby", timeout=START_TIMEOUT)
+        served.transport.signalProcess(signal.SIGTERM)
+        assert await served.finished(STOP_TIMEOUT) == 0, served.output
         # The program started a log observer: the server's events are in its output.
-        assert "[webrtc_signal#info]" in log.read_text(), log.read_text()
+        assert "[webrtc_signal#info]" in served.output, served.output
         # Stopping closed the client with 1001, as the docs promise.
-        assert client.wait(STOP_TIMEOUT) == 5, lines.rest(1)
-        assert "1001 Server shutting down" in lines.rest(1)
+        assert await client.finished(STOP_TIMEOUT) == 5, client.output
+        assert "1001 Server shutting down" in client.output
     finally:
         for process in (client, served):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+            if process is not None and not process.ended.called:
+                process.transport.signalProcess("KILL")
 
 
 # -- shell commands -------------------------------------------------------------------
@@ -532,3 +483,135 @@ def test_readme_options_table_is_the_plugins_options_with_their_defaults() -> No
         default = re.search(r"\[default: ([^\]]+)\]", " ".join(text.split()))
         if default is not None and option in table:
             assert table[option] == default[1], option
+
+
+# -- documented servers, run side by side -----------------------------------------
+
+# What the documented server commands point at, made real for the test: the
+# files they name exist in the folder they run from, and Redis is the test's.
+DOCUMENTED_PLACES = {"/etc/webrtc-signal/": "{folder}/etc/webrtc-signal/"}
+DOCUMENTED_REDIS = "redis://10.0.0.5:6379/0"
+_PORT_OPTIONS = {"--port", "-p", "--metrics"}
+
+
+def on_loopback_port_zero(description: str) -> str:
+    """A documented endpoint on a port the kernel picks, on loopback only:
+    the test must neither race for a fixed port nor listen beyond this host."""
+    description = re.sub(r"(?<=:)port=\d+", "port=0", description)
+    description = re.sub(r"^((?:haproxy:)?(?:tcp6?|ssl)):\d+", r"\1:0", description)
+    loopback = r"\:\:1" if re.match(r"^(haproxy:)?tcp6:", description) else "127.0.0.1"
+    description = re.sub(r"(?<=:)interface=[^:]*", "", description).replace("::", ":")
+    return f"{description.rstrip(':')}:interface={loopback}"
+
+
+def documented_servers() -> list[tuple[str, list[str]]]:
+    """Every documented ``twistd`` command line that starts a server (not
+    --help, --version), once each, with where it is documented."""
+    found: dict[str, str] = {}
+    for block, words in shell_commands():
+        if words[:1] == ["twistd"] and not {"--help", "--version"} & set(words):
+            found.setdefault(shlex.join(words), block.where)
+    return [(where, shlex.split(line)) for line, where in found.items()]
+
+
+def as_run_here(words: list[str], folder: Path, redis_url: str, port_file: Path) -> list[str]:
+    """The command with its ports moved to port 0 on loopback, its files and
+    Redis made real, and --port-file added; nothing else changed."""
+    text = shlex.join(words).replace(DOCUMENTED_REDIS, redis_url)
+    for documented, here in DOCUMENTED_PLACES.items():
+        text = text.replace(documented, here.format(folder=folder))
+    words = shlex.split(text)
+    changed = []
+    for word, previous in zip(words, [None, *words], strict=False):
+        changed.append(on_loopback_port_zero(word) if previous in _PORT_OPTIONS else word)
+    plugin = changed[changed.index("webrtc-signal") + 1 :]
+    if not {"--port", "-p"} & set(plugin):
+        changed += ["--port", "tcp:0:interface=127.0.0.1"]
+    return [*changed, "--port-file", str(port_file)]
+
+
+def test_documented_endpoints_move_to_loopback_port_zero() -> None:
+    assert on_loopback_port_zero("tcp:9080") == "tcp:0:interface=127.0.0.1"
+    assert on_loopback_port_zero("tcp:9100:interface=127.0.0.1") == "tcp:0:interface=127.0.0.1"
+    assert on_loopback_port_zero("tcp6:9080") == r"tcp6:0:interface=\:\:1"
+    assert on_loopback_port_zero("haproxy:tcp:9080:interface=127.0.0.1") == (
+        "haproxy:tcp:0:interface=127.0.0.1"
+    )
+    assert on_loopback_port_zero("ssl:9443:privateKey=key.pem:certKey=cert.pem") == (
+        "ssl:0:privateKey=key.pem:certKey=cert.pem:interface=127.0.0.1"
+    )
+    assert on_loopback_port_zero("tls:/etc/pems:port=9443") == (
+        "tls:/etc/pems:port=0:interface=127.0.0.1"
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_documented_servers_run_side_by_side_from_one_folder(
+    redis: RedisServer,
+) -> None:
+    """Every documented ``twistd`` server command, each in a fresh shell, all
+    at once and from one folder, as a reader pasting them would: each starts
+    and serves (none is refused because another left ./twistd.pid there) and
+    stops cleanly on SIGTERM. Only the ports (to port 0 on loopback) and the
+    machine-specific places (files under /etc, the Redis address) differ."""
+    servers = documented_servers()
+    assert len(servers) >= 10  # the documentation's commands were found
+    as_root = os.geteuid() == 0
+    # Under --uid the server runs as nobody, who must reach the folder.
+    folder = Path(tempfile.mkdtemp(prefix="webrtc-signal-docs-"))
+    os.chmod(folder, 0o777)
+    make_localhost_certificate(folder)  # key.pem, cert.pem
+    make_localhost_certificate(folder / "etc" / "webrtc-signal" / "pems")
+    make_localhost_certificate(folder / "pems")
+    etc = folder / "etc" / "webrtc-signal"
+    for secret in (folder / "secret", etc / "turn-secret", etc / "admin-token", etc / "secret"):
+        secret.write_text("a long random secret\n")
+    # A fresh shell's: nothing of the suite's (its coverage measurement
+    # included: fifteen servers starting at once are costly enough).
+    shell_environment = {
+        "PATH": f"{BIN}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(folder),
+        "LANG": "C.UTF-8",
+    }
+    running: list[tuple[str, Spawned, Path]] = []
+    try:
+        for number, (where, words) in enumerate(servers):
+            if "--uid" in words and not as_root:
+                continue  # switching users needs root
+            port_file = folder / f"ports-{number}"
+            command = as_run_here(words, folder, redis.url, port_file)
+            # exec: the shell becomes the command, so its signals reach twistd.
+            shell = spawn(
+                ["/bin/bash", "-c", f"exec {shlex.join(command)}"],
+                env=shell_environment,
+                inherit_env=False,
+                path=str(folder),
+            )
+            running.append((where, shell, port_file))
+        ports = [
+            await read_port_file(port_file, shell, timeout=120) for _, shell, port_file in running
+        ]
+        for (where, shell, _), addresses in zip(running, ports, strict=True):
+            plain = "haproxy:" not in shell.argv[-1] and not re.search(
+                r" (ssl|tls):", shell.argv[-1]
+            )
+            if plain:
+                status, _, _ = await http_get(addresses[0][1], "/healthz")
+                assert status == 200, where
+    finally:
+        daemon_pidfile = folder / "twistd.pid"
+        if daemon_pidfile.exists():
+            os.kill(int(daemon_pidfile.read_text()), signal.SIGTERM)
+        for _, shell, _ in running:
+            if not shell.ended.called:
+                shell.transport.signalProcess(signal.SIGTERM)
+    for where, shell, _ in running:
+        daemonized = "-n" not in shell.argv[-1].split() and "--nodaemon" not in shell.argv[-1]
+        ended = await shell.finished(STOP_TIMEOUT)
+        # A daemon's launcher exits 0; a foreground twistd ends with the signal.
+        assert ended == (0 if daemonized else f"signal {signal.SIGTERM}"), (where, shell.output)
+        assert "Another twistd server is running" not in shell.output, where
+        assert "Traceback" not in shell.output, (where, shell.output)
+    # The daemon removes its pidfile as it stops.
+    await poll(lambda: not (folder / "twistd.pid").exists(), "the daemon gone", timeout=30)
+    shutil.rmtree(folder)

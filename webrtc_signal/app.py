@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NoReturn, cast
 
 from twisted.application.service import IService, IServiceCollection, Service
 from twisted.internet import endpoints
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import ILogObserver, Logger
@@ -39,6 +39,7 @@ from .server.option_sources import (
     resolve,
     setting_value,
 )
+from .server.port_file import PortFile, PortFileError
 from .server.standalone import (
     MetricsSite,
     StandaloneConfig,
@@ -380,10 +381,12 @@ class StandaloneService(SignalingService):
         log_observer: ILogObserver | None = None,
         side_ports: list[SidePort] | None = None,
         companions: list[IService] | None = None,
+        port_file: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.description = description
+        self.port_file = PortFile(port_file) if port_file else None
         # Services that live and die with this one (a Redis store of used
         # tokens, the webhooks, the auth callback's connections), stopped
         # after it, in order.
@@ -421,6 +424,13 @@ class StandaloneService(SignalingService):
             companion.startService()
         super().startService()
         self._open_side_ports()
+        if self.port_file is not None:
+            ports: list[Deferred[Any]] = [self.listening]
+            ports += [side_port.listening() for side_port in self.side_ports]
+            try:
+                self.port_file.start(ports)
+            except PortFileError as error:
+                raise StartupFailed(str(error)) from None
 
     def _open_side_ports(self) -> None:
         for side_port in self.side_ports:
@@ -459,6 +469,8 @@ class StandaloneService(SignalingService):
             stopping.addCallback(_then_close, side_port)
         for companion in self.companions:
             stopping.addCallback(_then_stop, companion)
+        if self.port_file is not None:
+            stopping.addBoth(_after, self.port_file.remove)
         return stopping
 
     def _end_drain_on_signal(self, signum: int, frame: object) -> None:
@@ -473,6 +485,11 @@ class StandaloneService(SignalingService):
             signum, handler = self._signals_before.popitem()
             signal.signal(signum, handler)
         return result
+
+
+def _after(result: object, action: Callable[[], None]) -> object:
+    action()
+    return result
 
 
 def _then_stop(result: object, service: IService) -> Any:
@@ -506,6 +523,8 @@ class SidePort:
         self.site = site
         self.what = what
         self.port: IListeningPort | None = None
+        # Those waiting for the port (--port-file), told once it listens.
+        self._waiting: list[Deferred[IListeningPort]] = []
         # Set from the first open (twistd opens before dropping root, then
         # starts) until it is closed.
         self.opened = False
@@ -521,6 +540,14 @@ class SidePort:
             raise StartupFailed(f"cannot listen on {self.description} (--{self.option}): {problem}")
         waiting.addCallbacks(self._listening, self._failed)
 
+    def listening(self) -> Deferred[IListeningPort]:
+        """Fires with the port once it listens (at once if it does)."""
+        if self.port is not None:
+            return succeed(self.port)
+        waiting: Deferred[IListeningPort] = Deferred()
+        self._waiting.append(waiting)
+        return waiting
+
     def close(self) -> Deferred[Any] | None:
         self.opened = False
         port, self.port = self.port, None
@@ -530,6 +557,9 @@ class SidePort:
         return stopped
 
     def _failed(self, failure: Any) -> None:
+        waiting, self._waiting = self._waiting, []
+        for each in waiting:
+            each.errback(failure)
         _log.failure(
             "cannot serve {what} on {description}",
             failure,
@@ -539,6 +569,9 @@ class SidePort:
 
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self.port = port
+        waiting, self._waiting = self._waiting, []
+        for each in waiting:
+            each.callback(port)
         address = port.getHost()
         _log.info(
             "serving {what} on {host} port {port}",
@@ -586,6 +619,7 @@ def makeService(options: Options) -> IService:
         hooks=options.get("hooks"),
         side_ports=side_ports(options),
         companions=options.get("companions"),
+        port_file=standalone.port_file,
     )
     add_webhooks(service, standalone)
     warn_if_turn_is_open(service)

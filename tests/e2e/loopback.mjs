@@ -239,16 +239,31 @@ const show = (candidate) => (candidate ? `${candidate.address}:${candidate.port}
 // every remote candidate. Prints "LOOPBACK <local> <remote>" per connection.
 export function checkLoopback({ atLeast = 1 } = {}) {
   const problems = [];
+  // A peer-reflexive remote candidate whose signaled twin never replaced it
+  // keeps its address hidden, whatever the timing of the last report. The
+  // far end is a page of this browser: its own report shows the socket on
+  // 127.0.0.1 under the same port, which places the hidden address.
+  const loopbackPorts = new Set();
+  for (const { selected, succeeded } of seen.connections.values()) {
+    for (const pair of [selected, ...succeeded].filter(Boolean)) {
+      if (pair.local?.address === "127.0.0.1") loopbackPorts.add(pair.local.port);
+    }
+  }
+  const onLoopback = (candidate) =>
+    candidate?.address === "127.0.0.1" ||
+    (candidate?.type === "prflx" && !candidate.address && loopbackPorts.has(candidate.port));
   for (const { connection, selected, succeeded, remotes } of seen.connections.values()) {
-    console.log(`LOOPBACK ${show(selected?.local)} ${show(selected?.remote)}`);
+    // A hidden address placed by its port is printed as placed.
+    const placed = (candidate) => (candidate && !candidate.address && onLoopback(candidate) ? { ...candidate, address: "127.0.0.1" } : candidate);
+    console.log(`LOOPBACK ${show(selected?.local)} ${show(placed(selected?.remote))}`);
     if (!selected) problems.push(`${connection}: no selected pair`);
     for (const pair of [selected, ...succeeded].filter(Boolean)) {
-      if (pair.local?.address !== "127.0.0.1" || pair.remote?.address !== "127.0.0.1") {
+      if (pair.local?.address !== "127.0.0.1" || !onLoopback(pair.remote)) {
         problems.push(`${connection}: pair ${show(pair.local)} ⇄ ${show(pair.remote)}`);
       }
     }
     for (const candidate of remotes) {
-      if (candidate.address !== "127.0.0.1") problems.push(`${connection}: remote candidate ${show(candidate)}`);
+      if (!onLoopback(candidate)) problems.push(`${connection}: remote candidate ${show(candidate)}`);
     }
   }
   console.log(

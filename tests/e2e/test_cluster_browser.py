@@ -14,14 +14,13 @@ from twisted.internet import defer
 
 from ..support.cluster import Node
 from ..support.redis import RedisServer, redis_fixture
-from .test_demo_browser import ARTIFACTS, loopback_pairs, require_browser, run_node
+from .test_demo_browser import ARTIFACTS, loopback_pairs, run_node
 
 __all__ = ["redis_fixture"]
 
 
 @pytest_twisted.async_yield_fixture
 async def two_nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
-    require_browser()
     started = [Node(name, redis.url, ["--seal-timeout", "2"]) for name in ("n1", "n2")]
     try:
         await defer.gatherResults(

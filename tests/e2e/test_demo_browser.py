@@ -111,7 +111,6 @@ async def serve_demo(endpoint: object) -> AsyncIterator[int]:
 @pytest_twisted.async_yield_fixture
 async def demo_server() -> AsyncIterator[str]:
     """The demo over plain HTTP and ws://. Yields the page's URL."""
-    require_browser()
     endpoint = endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1")
     async for port in serve_demo(endpoint):
         yield f"http://127.0.0.1:{port}/"
@@ -123,7 +122,6 @@ async def any_demo_server(
 ) -> AsyncIterator[DemoServer]:
     """The demo over ws:// and, with a certificate made for the test, over
     wss://, as browsers connect: offering ALPN h2 and http/1.1."""
-    require_browser()
     if request.param == "ws":
         endpoint = endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1")
         async for port in serve_demo(endpoint):

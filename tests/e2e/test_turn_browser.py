@@ -22,7 +22,7 @@ from ..conftest import _reactor
 from ..support.coturn import Coturn, coturn_fixture  # noqa: F401 (the fixture coturn)
 from ..support.loopback_ice import IceLog
 from ..support.wsclient import with_timeout
-from .test_demo_browser import ARTIFACTS, loopback_pairs, require_browser, run_node
+from .test_demo_browser import ARTIFACTS, loopback_pairs, run_node
 
 ALLOCATED = re.compile(r"user <(\d+):([^>]+)>: incoming packet ALLOCATE processed, success")
 
@@ -31,7 +31,6 @@ ALLOCATED = re.compile(r"user <(\d+):([^>]+)>: incoming packet ALLOCATE processe
 async def turn_server(coturn: Coturn) -> AsyncIterator[str]:
     """A signaling server (real clock: coturn checks the expiry against
     the wall clock) handing out coturn's credentials. Yields the page URL."""
-    require_browser()
     config = SignalingConfig(turn_urls=(coturn.url,), turn_secret=coturn.secret, turn_ttl=600)
     endpoint = endpoints.TCP4ServerEndpoint(_reactor(), 0, interface="127.0.0.1")
     service = SignalingService(config, endpoint)

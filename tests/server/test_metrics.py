@@ -7,9 +7,7 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +42,7 @@ from ..conftest import RunningServer, ServerMaker
 from ..support.http import http_get
 from ..support.processes import spawn
 from ..support.rawws import raw_cleanup, raw_connect, upgrade_request  # noqa: F401 (fixture)
+from ..support.twistd import TWISTD, start_twistd
 from ..support.wsclient import RecordingClient, host_and_guest, with_timeout
 
 JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(8)
@@ -427,23 +426,12 @@ def test_each_service_has_a_registry_of_its_own_unless_given_one() -> None:
 
 # -- twistd: --metrics ----------------------------------------------------------------
 
-TWISTD = str(Path(sys.executable).parent / "twistd")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 @pytest_twisted.ensureDeferred
 async def test_twistd_serves_the_metrics_on_their_own_port() -> None:
-    port, metrics_port = free_port(), free_port()
-    process = spawn(
-        [TWISTD, "-n", "--pidfile=", "webrtc-signal", "--no-demo",
-         "--port", f"tcp:{port}:interface=127.0.0.1",
-         "--metrics", f"tcp:{metrics_port}:interface=127.0.0.1",
-         "--seal-timeout", "0.2", "--allowed-origin", "https://game.example"],
+    process, (port, metrics_port) = await start_twistd(
+        "--no-demo", "--metrics", "tcp:0:interface=127.0.0.1",
+        "--seal-timeout", "0.2", "--allowed-origin", "https://game.example",
     )  # fmt: skip
     try:
         await process.wait_for(f"serving metrics at /metrics on 127.0.0.1 port {metrics_port}")
@@ -508,7 +496,7 @@ async def test_a_busy_metrics_port_ends_twistd_with_one_line() -> None:
         metrics = f"tcp:{busy.getsockname()[1]}:interface=127.0.0.1"
         process = spawn(
             [TWISTD, "-n", "--pidfile=", "webrtc-signal",
-             "--port", f"tcp:{free_port()}:interface=127.0.0.1", "--metrics", metrics],
+             "--port", "tcp:0:interface=127.0.0.1", "--metrics", metrics],
         )  # fmt: skip
         assert await process.finished(20) == 1, process.output
     assert f"cannot listen on {metrics} (--metrics)" in process.output

@@ -7,10 +7,11 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
-import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,8 @@ import pytest_twisted
 import webrtc_signal
 
 from ..support.http import http_get
-from ..support.processes import spawn
+from ..support.processes import HeldPort, PortUnavailable, Spawned, spawn, start_on_a_held_port
+from ..support.twistd import read_port_file, start_twistd
 from ..support.wsclient import connect, host_and_guest
 
 ROOT = Path(__file__).parents[2]
@@ -30,27 +32,6 @@ JOIN, ID, PEER_CONNECT, OFFER = 0, 1, 2, 4
 VERSION = configparser.ConfigParser()
 VERSION.read(ROOT / "setup.cfg")
 SETUP_VERSION = VERSION["metadata"]["version"]
-
-
-@pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new venv holding the built wheel and its dependencies, nothing else."""
-    work = tmp_path_factory.mktemp("fresh")
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "-w", str(work / "dist"), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = (work / "dist").glob("webrtc_signal-*.whl")
-    venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    subprocess.run(
-        [*pip, "--python", str(venv / "bin" / "python"), "install", str(wheel)],
-        check=True,
-        capture_output=True,
-    )
-    return venv
 
 
 def run_outside_the_checkout(venv: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -89,21 +70,14 @@ def test_a_bad_option_is_a_usage_error_and_exits_non_zero(fresh_venv: Path) -> N
 
 @pytest_twisted.ensureDeferred
 async def test_twistd_serves_a_lobby_and_stops_on_sigterm(fresh_venv: Path) -> None:
-    process = spawn(
-        [
-            str(fresh_venv / "bin" / "twistd"), "-n", "--pidfile=", "webrtc-signal",
-            "--port", "tcp:0:interface=127.0.0.1",
-        ],
+    process, (port,) = await start_twistd(
+        twistd=str(fresh_venv / "bin" / "twistd"),
         env={"PATH": os.environ.get("PATH", "")},
         inherit_env=False,  # nothing of this checkout's environment
         path=str(fresh_venv),
-    )  # fmt: skip
+    )
     try:
-        listening = await process.wait_for_match(
-            r"webrtc-signal (\S+) listening on 127\.0\.0\.1 port (\d+)"
-        )
-        assert listening.group(1) == SETUP_VERSION
-        port = int(listening.group(2))
+        await process.wait_for(f"webrtc-signal {SETUP_VERSION} listening on 127.0.0.1 port {port}")
         url = f"ws://127.0.0.1:{port}"
         host, lobby, guest, guest_id = await host_and_guest(url)
         guest.send(OFFER, 1, "hello from a subprocess test")
@@ -207,35 +181,31 @@ def test_a_port_out_of_range_is_a_usage_error(fresh_venv: Path) -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def free_privileged_port() -> int:
-    """A port below 1024 that nothing listens on, 1023 if free (root only)."""
-    for port in range(1023, 900, -1):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip("no free port between 901 and 1023 on 127.0.0.1")
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: twistd --uid/--gid drops privileges")
 @pytest_twisted.ensureDeferred
 async def test_root_opens_a_privileged_port_then_runs_as_nobody() -> None:
     """twistd opens ports in privilegedStartService, as root, then switches
     to --uid/--gid. The checkout's own twistd, as the unprivileged user must
-    be able to read the code it runs."""
-    port = free_privileged_port()
-    process = spawn(
-        [
-            str(Path(sys.executable).parent / "twistd"),
-            "--uid", "65534", "--gid", "65534", "-n", "--pidfile=", "webrtc-signal",
+    be able to read the code it runs. The port, below 1024, is held by the
+    test until twistd starts. The port file is written as nobody, so in a
+    directory of nobody's that nobody can reach (pytest's are root's alone)."""
+    ports = Path(tempfile.mkdtemp(prefix="webrtc-signal-nobody-"))
+    os.chown(ports, 65534, 65534)
+
+    async def start(held: HeldPort) -> tuple[Spawned, int]:
+        port = held.release()
+        return await start_twistd(
             "--port", f"tcp:{port}:interface=127.0.0.1",
-        ],
-        path="/",
-    )  # fmt: skip
+            twistd_options=["--uid", "65534", "--gid", "65534"],
+            directory=ports,
+            path="/",
+        )  # fmt: skip
+
     try:
-        await process.wait_for(f"listening on 127.0.0.1 port {port}")
+        process, (port,) = await start_on_a_held_port(start, "twistd", numbers=range(1023, 900, -1))
+    except PortUnavailable:
+        pytest.skip("no free port between 901 and 1023 on 127.0.0.1")
+    try:
         await process.wait_for("set uid/gid 65534/65534")
         status = Path(f"/proc/{process.transport.pid}/status").read_text()
         assert re.search(r"^Uid:\s+65534\s+65534\s+65534\s+65534$", status, re.M), status
@@ -249,10 +219,13 @@ async def test_root_opens_a_privileged_port_then_runs_as_nobody() -> None:
             process.transport.signalProcess(signal.SIGTERM)
     assert await client.wait_closed(10) == (1001, "Server shutting down")
     assert await process.finished(15) == f"signal {signal.SIGTERM}", process.output
+    shutil.rmtree(ports)
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_images_command_serves_from_the_installed_wheel(fresh_venv: Path) -> None:
+async def test_the_images_command_serves_from_the_installed_wheel(
+    fresh_venv: Path, tmp_path: Path
+) -> None:
     """What the Docker image runs, without Docker: the Dockerfile's CMD,
     ENV (its configuration file, copied from deploy/) and HEALTHCHECK, from a
     venv holding the wheel and its runtime dependencies only (as the image's
@@ -269,15 +242,15 @@ async def test_the_images_command_serves_from_the_installed_wheel(fresh_venv: Pa
     listed = run_outside_the_checkout(fresh_venv, "python", "-m", "pip", "list")
     for extra in ("pytest", "aiortc", "hypothesis"):
         assert extra not in listed.stdout.lower()
+    port_file = tmp_path / "ports"
     process = spawn(
-        [str(fresh_venv / "bin" / command[0]), *command[1:]],
+        [str(fresh_venv / "bin" / command[0]), *command[1:], "--port-file", str(port_file)],
         env={"PATH": os.environ.get("PATH", ""), **environment},
         inherit_env=False,
         path=str(fresh_venv),
     )
     try:
-        listening = await process.wait_for_match(r'"port":\s*(\d+)')
-        port = int(listening.group(1))
+        ((_, port),) = await read_port_file(port_file, process)
         health = instructions["HEALTHCHECK"].split("CMD", 1)[1].strip()
         probe = json.loads(health)
         probe = [part.replace(":9080/", f":{port}/") for part in probe]
@@ -319,21 +292,14 @@ async def test_twistd_with_token_auth_and_a_lobby_size_limit(
     )
     assert minted.returncode == 0, minted.stderr
     token = minted.stdout.strip()
-    process = spawn(
-        [
-            str(fresh_venv / "bin" / "twistd"), "-n", "--pidfile=", "webrtc-signal",
-            "--port", "tcp:0:interface=127.0.0.1",
-            "--token-secret-file", str(secret), "--max-lobby-size", "1",
-        ],
+    process, (port,) = await start_twistd(
+        "--token-secret-file", str(secret), "--max-lobby-size", "1",
+        twistd=str(fresh_venv / "bin" / "twistd"),
         env={"PATH": os.environ.get("PATH", "")},
         inherit_env=False,
         path=str(fresh_venv),
     )  # fmt: skip
     try:
-        listening = await process.wait_for_match(
-            r"webrtc-signal \S+ listening on 127\.0\.0\.1 port (\d+)"
-        )
-        port = int(listening.group(1))
         upgrade = (
             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"

@@ -1,5 +1,6 @@
 """Operating the server through real ``twistd -n webrtc-signal`` processes:
-JSON logs and log levels, the health check, and draining restarts on SIGTERM."""
+JSON logs and log levels, the health check, draining restarts on SIGTERM, and
+the ``--port-file`` that says where a server on port 0 listens."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import json
 import os
 import re
 import signal
-import socket
-import sys
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +17,17 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import succeed
 from twisted.internet.task import deferLater
+
+from webrtc_signal.server.port_file import PortFile, PortFileError, address_line
 
 from ..support.http import http_get
 from ..support.processes import Spawned, spawn
+from ..support.twistd import parse_address, read_port_file, start_twistd, twistd_argv
 from ..support.wsclient import RecordingClient, connect, host_and_guest
 
-TWISTD = str(Path(sys.executable).parent / "twistd")
 JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, ANSWER, CANDIDATE, SEAL = range(8)
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 NOTICE_FIELDS = {
@@ -36,12 +40,6 @@ NOTICE_FIELDS = {
     "close_code",
     "reason",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 _running: list[Spawned] = []
@@ -58,26 +56,10 @@ def _no_process_left() -> Iterator[None]:
 
 
 async def start(*options: str) -> tuple[Spawned, int]:
-    """twistd on a free loopback port; returns once /healthz answers."""
-    port = free_port()
-    process = spawn(
-        [TWISTD, "-n", "--pidfile=", "webrtc-signal",
-         "--port", f"tcp:{port}:interface=127.0.0.1", *options],
-    )  # fmt: skip
+    """twistd on a loopback port the kernel picks; returns once it listens."""
+    process, (port,) = await start_twistd(*options)
     _running.append(process)
-    # Polled rather than read from the log: --log-level warn hides that line.
-    for _ in range(300):
-        if process.ended.called:
-            raise AssertionError(f"twistd ended at start:\n{process.output}")
-        try:
-            status, _, _ = await http_get(port, "/healthz")
-        except Exception:
-            await deferLater(reactor, 0.05)
-            continue
-        if status == 200:
-            return process, port
-    process.transport.signalProcess("KILL")
-    raise AssertionError(f"twistd did not answer on {port}:\n{process.output}")
+    return process, port
 
 
 async def lobby_life(url: str) -> tuple[str, int]:
@@ -268,3 +250,102 @@ async def test_no_drain_timeout_stops_at_once() -> None:
     assert await host.wait_closed(10) == (1001, "Server shutting down")
     assert await process.finished(15) == f"signal {signal.SIGTERM}"
     assert "draining" not in process.output
+
+
+# -- --port-file -------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_port_file_names_the_signaling_then_the_metrics_port(tmp_path: Path) -> None:
+    process = spawn(
+        twistd_argv(
+            tmp_path / "ports",
+            ["--metrics", r"tcp6:0:interface=\:\:1", "--drain-timeout", "30"],
+        )
+    )
+    _running.append(process)
+    (signaling, metrics) = await read_port_file(tmp_path / "ports", process)
+    assert signaling[0] == "127.0.0.1" and metrics[0] == "::1"
+    lines = (tmp_path / "ports").read_text().splitlines()
+    assert lines == [f"127.0.0.1:{signaling[1]}", f"[::1]:{metrics[1]}"]
+    # Written whole, by a rename: no temporary file is left beside it.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ports"]
+    # Both are the ports the process serves on.
+    status, _, _ = await http_get(signaling[1], "/healthz")
+    assert status == 200
+    await process.wait_for(f"serving metrics at /metrics on ::1 port {metrics[1]}")
+    host = await connect(f"ws://127.0.0.1:{signaling[1]}")
+    host.send(JOIN, 0, "")
+    await host.expect(ID, 1)
+    await host.expect(JOIN, 0)
+    process.transport.signalProcess(signal.SIGTERM)
+    # Still there while the lobby drains: the ports are still open.
+    await process.wait_for("draining: 1 lobbies open")
+    assert (tmp_path / "ports").exists()
+    host.dropConnection(abort=True)
+    assert await process.finished(20) == f"signal {signal.SIGTERM}", process.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_port_file_in_a_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-directory" / "ports"
+    result = subprocess.run(
+        twistd_argv(missing, []), capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    # One line on stderr, naming the option.
+    assert result.stderr == (
+        f"webrtc-signal: --port-file {str(missing)!r}: "
+        f"the directory {str(missing.parent)!r} does not exist\n"
+    )
+    assert result.stdout == ""
+
+
+def test_an_ipv6_address_is_bracketed() -> None:
+    assert address_line(IPv6Address("TCP", "::", 9080)) == "[::]:9080"
+    assert address_line(IPv4Address("TCP", "0.0.0.0", 9080)) == "0.0.0.0:9080"
+    assert parse_address("[::]:9080") == ("::", 9080)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_port_file_that_cannot_be_written_at_start_is_one_line(tmp_path: Path) -> None:
+    """The directory checked at start may be gone when the ports are open."""
+    from twisted.internet import endpoints
+    from twisted.internet.protocol import Factory, Protocol
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    port_file = PortFile(str(gone / "ports"))
+    gone.rmdir()
+    listening = await endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        Factory.forProtocol(Protocol)
+    )
+    try:
+        with pytest.raises(PortFileError) as raised:
+            port_file.start([succeed(listening)])
+    finally:
+        await listening.stopListening()
+    assert str(raised.value) == (
+        f"cannot write --port-file {str(gone / 'ports')!r}: No such file or directory"
+    )
+
+
+def test_a_clean_exit_leaves_a_successors_port_file(tmp_path: Path) -> None:
+    """A restart with the same --port-file: the new process writes the file
+    while the old one drains; the old one's exit must not remove it."""
+
+    class Port:
+        def __init__(self, port: int) -> None:
+            self.port = port
+
+        def getHost(self) -> IPv4Address:
+            return IPv4Address("TCP", "127.0.0.1", self.port)
+
+    path = tmp_path / "ports"
+    old, new = PortFile(str(path)), PortFile(str(path))
+    old.start([succeed(Port(1000))])
+    new.start([succeed(Port(2000))])
+    old.remove()
+    assert path.read_text() == "127.0.0.1:2000\n"
+    new.remove()
+    assert not path.exists()

@@ -1,13 +1,12 @@
 """Cluster nodes for the tests: real ``twistd -n webrtc-signal --redis ...``
-processes on 127.0.0.1 with random ports, all sharing one redis-server
-(`Node`); and nodes in the test's own process on an injected clock
-(`InProcessNode`), whose timers, the admin API's included, the test drives."""
+processes on 127.0.0.1, each on a port the kernel picked (read from its
+``--port-file``), all sharing one redis-server (`Node`); and nodes in the
+test's own process on an injected clock (`InProcessNode`), whose timers, the
+admin API's included, the test drives."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, endpoints, task
@@ -15,10 +14,10 @@ from twisted.internet import defer, endpoints, task
 from webrtc_signal import SignalingConfig, SignalingService
 from webrtc_signal.server.admin import AdminResource, AdminSite
 
-from .processes import Spawned, spawn
+from .processes import Spawned
+from .twistd import start_twistd
 from .wsclient import RecordingClient, connect, with_timeout
 
-TWISTD = str(Path(sys.executable).parent / "twistd")
 # Short liveness periods keep the fault tests quick (the defaults are 1 s / 3 s).
 PERIOD = 0.2
 EXPIRY = 0.8
@@ -41,18 +40,12 @@ class Node:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.process = spawn(
-            [
-                TWISTD, "-n", "--pidfile=", "webrtc-signal",
-                "--port", "tcp:0:interface=127.0.0.1",
-                "--redis", self.redis_url, "--node-id", self.node_id,
-                "--cluster-period", str(PERIOD), "--cluster-expiry", str(EXPIRY),
-                "--ping-interval", "0", "--join-timeout", JOIN_TIMEOUT,
-                *self.extra,
-            ]
+        self.process, (self.port,) = await start_twistd(
+            "--redis", self.redis_url, "--node-id", self.node_id,
+            "--cluster-period", str(PERIOD), "--cluster-expiry", str(EXPIRY),
+            "--ping-interval", "0", "--join-timeout", JOIN_TIMEOUT,
+            *self.extra,
         )  # fmt: skip
-        listening = await self.process.wait_for_match(r"listening on 127\.0\.0\.1 port (\d+)")
-        self.port = int(listening.group(1))
         await self.process.wait_for("redis reachable", timeout=10)
 
     def kill(self) -> None:

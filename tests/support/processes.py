@@ -3,14 +3,18 @@ their output read as it comes, every wait bounded."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
 import re
 import shutil
-from collections.abc import Sequence
-from typing import Any
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, task
 
 from .wsclient import with_timeout
 
@@ -73,17 +77,39 @@ def spawn(
     inherit_env: bool = True,
     path: str | None = None,
     terminal: bool = False,
+    output: Path | None = None,
+    handed: dict[int, int] | None = None,
 ) -> Spawned:
     """Start ``argv`` (``argv[0]`` is the executable's path). ``env`` adds to
     this process's environment, or replaces it with ``inherit_env=False``.
     With ``terminal``, the child runs in a session of its own on a new
     pseudo-terminal, as from a shell: ``Spawned.transport.write(b"\\x03")``
-    is then a Ctrl-C that reaches its whole foreground process group."""
+    is then a Ctrl-C that reaches its whole foreground process group.
+
+    ``output``: the child writes stdout and stderr straight to this file
+    instead of a pipe (`Spawned.output` stays empty), for a child that
+    outlives tests that do not run the reactor, where a full pipe would
+    block it. ``handed``: descriptors of this process the child gets, as
+    ``{child's number: ours}`` (e.g. a listening socket as 3)."""
     from twisted.internet import reactor
 
     child = Spawned(argv)
     environment = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
-    reactor.spawnProcess(child, argv[0], list(argv), env=environment, path=path, usePTY=terminal)
+    descriptors: dict[int, Any] = {0: "w", 1: "r", 2: "r"}
+    with contextlib.ExitStack() as opened:
+        if output is not None:
+            log = opened.enter_context(output.open("ab"))
+            descriptors.update({1: log.fileno(), 2: log.fileno()})
+        descriptors.update(handed or {})
+        reactor.spawnProcess(
+            child,
+            argv[0],
+            list(argv),
+            env=environment,
+            path=path,
+            usePTY=terminal,
+            childFDs=None if terminal else descriptors,
+        )
     return child
 
 
@@ -100,19 +126,102 @@ def require_program(name: str, install: str, required_by: str, what: str) -> str
     pytest.skip(missing)
 
 
-async def until_listening(port: int, process: Spawned, name: str) -> None:
-    """Wait (5 s at most) until ``process`` accepts TCP on 127.0.0.1:``port``."""
-    from twisted.internet import endpoints, reactor, task
+async def poll(
+    ready: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    *,
+    timeout: float = 20,
+    process: Spawned | None = None,
+    interval: float = 0.02,
+) -> None:
+    """Wait until ``ready()`` is true, asking every ``interval`` seconds
+    through the reactor (never blocking it). Fails the test after
+    ``timeout`` seconds, or as soon as ``process`` ends, naming ``what``."""
+    from twisted.internet import reactor
 
-    endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1)
-    for _ in range(100):
-        if process.ended.called:
-            pytest.fail(f"{name} exited at once:\n{process.output}")
-        try:
-            connection = await endpoint.connect(protocol.Factory.forProtocol(protocol.Protocol))
-        except Exception:
-            await task.deferLater(reactor, 0.05)
-        else:
-            connection.transport.loseConnection()
+    deadline = reactor.seconds() + timeout
+    while not await _value(ready()):
+        if process is not None and process.ended.called:
+            pytest.fail(f"{process.argv[0]} ended before {what}:\n{process.output}")
+        if reactor.seconds() > deadline:
+            output = f"; output so far:\n{process.output}" if process is not None else ""
+            pytest.fail(f"not {what} within {timeout} s{output}")
+        await task.deferLater(reactor, interval)
+
+
+async def _value(result: bool | Awaitable[bool]) -> bool:
+    return await result if inspect.isawaitable(result) else result
+
+
+class HeldPort:
+    """A port on 127.0.0.1 that this process holds open (a listening TCP
+    socket, and a UDP one on the same number with ``udp``), so that nobody
+    else takes it before the program meant to serve on it starts. Release
+    it right before starting that program; if the program still finds it
+    taken (someone bound it in that instant), start again on a new one
+    (`start_on_a_held_port`)."""
+
+    def __init__(self, udp: bool = False, numbers: Sequence[int] = ()) -> None:
+        """Any free port, or with ``numbers`` the first of them that is free."""
+        self.sockets: list[socket.socket] = []
+        for number in numbers or [0] * 50:
+            first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+            try:
+                first.bind(("127.0.0.1", number))
+            except OSError:
+                first.close()
+                continue
+            self.port: int = first.getsockname()[1]
+            self.sockets = [first]
+            if not udp:
+                first.listen()
+                return
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                tcp.bind(("127.0.0.1", self.port))
+            except OSError:
+                tcp.close()
+                first.close()
+                continue
+            tcp.listen()
+            self.sockets.append(tcp)
             return
-    pytest.fail(f"{name} did not listen on 127.0.0.1:{port} within 5 s")
+        raise PortUnavailable(f"no port {'for UDP and TCP ' if udp else ''}free on 127.0.0.1")
+
+    def release(self) -> int:
+        """Close the holding sockets; the port number, to hand on at once."""
+        for held in self.sockets:
+            held.close()
+        self.sockets = []
+        return self.port
+
+
+class PortUnavailable(Exception):
+    """No port to hold: none of the numbers asked for is free."""
+
+
+class PortTaken(Exception):
+    """The program found its port taken: start again on another one."""
+
+
+T = TypeVar("T")
+
+
+async def start_on_a_held_port(
+    start: Callable[[HeldPort], Awaitable[T]],
+    what: str,
+    udp: bool = False,
+    numbers: Sequence[int] = (),
+    attempts: int = 5,
+) -> T:
+    """``start(held)`` with a fresh `HeldPort` (see there for ``udp`` and
+    ``numbers``) until it does not raise `PortTaken` (``attempts`` at most)."""
+    for _ in range(attempts):
+        held = HeldPort(udp=udp, numbers=numbers)
+        try:
+            return await start(held)
+        except PortTaken:
+            continue
+        finally:
+            held.release()
+    pytest.fail(f"{what} found its port taken {attempts} times in a row")

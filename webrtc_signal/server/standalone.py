@@ -17,6 +17,7 @@ from ..protocol.settings import Kind, Source, check_settings, setting
 from . import logs
 from .auth_callback import DEFAULT_CONCURRENCY as DEFAULT_AUTH_CONCURRENCY
 from .auth_callback import DEFAULT_TIMEOUT as DEFAULT_AUTH_TIMEOUT
+from .port_file import check_writable
 from .webhooks import DEFAULT_QUEUE_LIMIT, check_url
 
 DEFAULT_PORT = 9080
@@ -50,6 +51,12 @@ def _log_format_problem(text: str) -> str | None:
     except ValueError as error:
         return f"{error}, not {text!r}"
     return None
+
+
+def _port_file_problem(path: str) -> str | None:
+    # Checked at start, so that a mistyped directory is a usage error rather
+    # than a file nobody finds.
+    return check_writable(path) if path else None
 
 
 def _log_level_problem(text: str) -> str | None:
@@ -124,6 +131,20 @@ class StandaloneConfig:
         "`tcp:9100:interface=127.0.0.1` (never the signaling port): peers, lobbies, "
         "connections, closes, relays, ICE candidate types and lobbies sealed without a relay "
         "candidate ([docs/deploy.md](docs/deploy.md#metrics)).",
+    )
+    port_file: str = setting(
+        "",
+        "Once listening, write one host:port line per listening port to this file: the "
+        "signaling port, then the metrics and admin ports if on; removed on a clean exit. "
+        "For a port of 0, which the kernel picks.",
+        check=_port_file_problem,
+        shown_default="none",
+        doc="Once the server listens, write one `host:port` line per listening port to this "
+        "file: the signaling port first, then the `--metrics` port, then the `--admin` port "
+        "(an IPv6 host in brackets, `[::]:9080`). Written whole (a temporary file renamed "
+        "over it) and removed on a clean exit. With `--port tcp:0` the kernel picks the "
+        "port; a test, a supervisor or an orchestrator reads it here "
+        "([docs/running.md](docs/running.md#knowing-the-port)).",
     )
     token_secret: str = setting(
         "",
