@@ -263,7 +263,13 @@ async def test_token_auth_holds_across_nodes(redis: RedisServer, tmp_path: Any) 
         host = await connect(f"{a.url}/?token={auth.mint(subject='host', lobby='')}")
         host.send(0, 0, "")
         # Each answer waits for Redis: generous waits on a machine other suites load.
-        assert await host.next(SLOW) == {"type": 1, "id": 1, "data": "true"}
+        try:
+            answer = await host.next(SLOW)
+        except defer.TimeoutError:
+            # What the nodes said, to tell a lost answer from a slow one.
+            closed = host.closed.result if host.closed.called else "still open"
+            raise AssertionError(f"no ID for the host ({closed}):\n{a.output()}\n{b.output()}")
+        assert answer == {"type": 1, "id": 1, "data": "true"}
         lobby = str((await host.next(SLOW))["data"])
         player = await connect(f"{b.url}/?token={auth.mint(subject='p1', lobby=lobby)}")
         player.send(0, 0, lobby)

@@ -48,6 +48,11 @@ class Node:
         )  # fmt: skip
         await self.process.wait_for("redis reachable", timeout=10)
 
+    def output(self) -> str:
+        """What the node has logged so far, for a failing test's message."""
+        text = self.process.output if self.process is not None else ""
+        return f"--- node {self.node_id}:\n{text}"
+
     def kill(self) -> None:
         """kill -9: no goodbye to Redis or to anyone."""
         if self.process is not None and not self.process.ended.called:
