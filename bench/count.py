@@ -51,7 +51,9 @@ DATA = "x" * 200
 
 
 @contextmanager
-def server(checkout: Path, valgrind: Path | None) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def server(
+    checkout: Path, valgrind: Path | None, extra: tuple[str, ...] = ()
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     scratch = Path(tempfile.mkdtemp(prefix="webrtc-signal-count-"))
     python = checkout / ".venv" / "bin" / "python"
     command = [str(python), str(checkout / ".venv" / "bin" / "twistd"), "-n", "--pidfile="]
@@ -60,6 +62,7 @@ def server(checkout: Path, valgrind: Path | None) -> Iterator[tuple[subprocess.P
     command += ["--max-lobbies", "100000", "--join-timeout", "600"]
     # As in the bench: the reference has no abuse limits (both builds have these).
     command += [part for option, value in LIMITS_OFF.items() for part in (option, value)]
+    command += extra
     if valgrind is not None:
         command = [
             "valgrind",
@@ -155,12 +158,12 @@ def total_instructions(path: Path) -> int:
     return int(found.group(1))
 
 
-def instructions(checkout: Path, names: list[str]) -> None:
+def instructions(checkout: Path, names: list[str], extra: tuple[str, ...] = ()) -> None:
     for name in names:
         work, count, unit = WORKLOADS[name]
         scratch = Path(tempfile.mkdtemp(prefix="webrtc-signal-callgrind-"))
         out = scratch / "callgrind.out"
-        with server(checkout, out) as (process, port):
+        with server(checkout, out, extra) as (process, port):
             subprocess.run(["callgrind_control", "-z", str(process.pid)], check=True,
                            capture_output=True)  # fmt: skip
             work(port, count)
@@ -262,12 +265,15 @@ def main() -> int:
     parser.add_argument("--checkout", type=Path, default=ROOT)
     parser.add_argument("--workloads", default="churn,relay,single")
     parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--server-args", default="", help="more options for the server")
     parser.add_argument("--scale", type=int, default=20, help="profile: workload size factor")
     parser.add_argument("--top", type=int, default=25, help="profile: frames shown")
     args = parser.parse_args()
     socket.setdefaulttimeout(120)
     if args.mode == "instructions":
-        instructions(args.checkout.resolve(), args.workloads.split(","))
+        instructions(
+            args.checkout.resolve(), args.workloads.split(","), tuple(args.server_args.split())
+        )
     elif args.mode == "profile":
         profile(args.checkout.resolve(), args.workloads.split(","), args.scale, args.top)
     else:

@@ -27,7 +27,7 @@ from twisted.web.resource import Resource
 from . import __version__
 from .config import SignalingConfig, settings
 from .protocol.settings import Declared, InvalidSetting, Kind, declared, parse_text
-from .server import logs
+from .server import collector, logs
 from .server.fdlimit import FD_MARGIN, connection_budget, raise_open_file_limit
 from .server.standalone import (
     MetricsSite,
@@ -314,6 +314,10 @@ class StandaloneService(SignalingService):
             companion.startService()
         super().startService()
         self._start_metrics()
+        # The process is the server's alone: its collector is tuned for it.
+        from twisted.internet import reactor
+
+        reactor.callWhenRunning(collector.settle_after_start)
 
     def _start_metrics(self) -> None:
         endpoint = self.metrics_endpoint
