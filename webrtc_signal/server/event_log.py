@@ -20,7 +20,7 @@ from ..protocol.events import (
 )
 from ..protocol.hooks import PeerInfo
 from ..protocol.messages import HOST_ID
-from .logs import QuietLogger
+from .logs import QuietLogger, logged
 
 # Per-connection lines are debug: a QuietLogger does not even build them
 # below the log level (see logs.py).
@@ -137,6 +137,8 @@ def _line(
 ) -> None:
     """One log line. Every line carries the same fields, so that JSON logs
     are one schema to query; what does not apply is 0, "", "-" or null."""
+    if not logged(level):  # a per-connection debug line, at the usual level
+        return
     _log.emit(
         level,
         text,

@@ -79,6 +79,12 @@ class QuietLogger(Logger):
             super().emit(level, format, **kwargs)
 
 
+def logged(level: LogLevel) -> bool:
+    """Whether `QuietLogger` events at ``level`` are made at all: a caller
+    that builds costly fields can skip them."""
+    return level not in QuietLogger._skipped
+
+
 def set_level(level: LogLevel) -> None:
     """Make `QuietLogger` events below ``level`` cost (almost) nothing."""
     QuietLogger._skipped = frozenset(
