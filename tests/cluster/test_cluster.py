@@ -268,7 +268,9 @@ async def test_token_auth_holds_across_nodes(redis: RedisServer, tmp_path: Any) 
         except defer.TimeoutError:
             # What the nodes said, to tell a lost answer from a slow one.
             closed = host.closed.result if host.closed.called else "still open"
-            raise AssertionError(f"no ID for the host ({closed}):\n{a.output()}\n{b.output()}")
+            raise AssertionError(
+                f"no ID for the host ({closed}):\n{a.output()}\n{b.output()}"
+            ) from None
         assert answer == {"type": 1, "id": 1, "data": "true"}
         lobby = str((await host.next(SLOW))["data"])
         player = await connect(f"{b.url}/?token={auth.mint(subject='p1', lobby=lobby)}")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from autobahn.twisted.websocket import WebSocketServerProtocol
-
 from ..protocol.access import normalize_address
 from ..protocol.codec import Codec
 from ..protocol.messages import RELAY_TYPES, AnyMessage
@@ -35,7 +33,7 @@ class EngineFactory(Protocol):
     admission: Admission
 
 
-class ConnectionOutput(WebSocketServerProtocol):
+class ConnectionOutput(internals.LeanServerProtocol):
     factory: EngineFactory
     # Class attributes stand for the usual values: an idle connection's
     # instance dictionary holds only what differs.

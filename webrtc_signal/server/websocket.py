@@ -219,10 +219,6 @@ class SignalingServerProtocol(UpgradeHandling):
         code = 1005 if code is None else code
         self.factory.engine.closed(self, self.signaling_peer, code, reason or "")
 
-    def connectionMade(self) -> None:
-        with internals.lazy_debug_formatting():
-            super().connectionMade()
-
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         try:
             with internals.lazy_debug_formatting():
@@ -250,7 +246,7 @@ class SignalingServerFactory(WebSocketServerFactory):
         self.engine = engine
         self.admission = admission
         size = engine.config.max_message_size
-        self.setProtocolOptions(  # type: ignore[no-untyped-call]
+        self.setProtocolOptions(
             # Send the close code (1009 for an oversized message) instead of dropping TCP.
             failByDrop=False,
             maxMessagePayloadSize=size,
@@ -273,7 +269,18 @@ class SignalingServerFactory(WebSocketServerFactory):
         # 400 by itself; with an allow-list the answer to any origin not on it
         # is ours (403). Any setProtocolOptions call resets this, so it is last.
         if admission.allowed_origins:
-            self.setProtocolOptions(allowNullOrigin=True)  # type: ignore[no-untyped-call]
+            self.setProtocolOptions(allowNullOrigin=True)
+
+    def buildProtocol(self, addr: Any) -> SignalingServerProtocol:  # type: ignore[override]
+        # Each connection reads the factory's settings from its class (see
+        # `internals.LeanServerProtocol`) instead of a copy of its own.
+        protocol: SignalingServerProtocol = internals.configured_protocol(self)()
+        protocol.factory = self
+        return protocol
+
+    def setProtocolOptions(self, **options: Any) -> None:  # type: ignore[override]
+        super().setProtocolOptions(**options)  # type: ignore[no-untyped-call]
+        internals.forget_configured_protocol(self)
 
     @property
     def signaling(self) -> Any:
