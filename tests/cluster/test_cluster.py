@@ -220,8 +220,8 @@ async def test_redis_stopped_and_restarted_mid_lobby(redis: RedisServer, nodes: 
     assert await joiner.wait_closed() == (1013, "Try again later")
     # Redis comes back: the nodes recover by themselves.
     await redis.start()
-    await a.process.wait_for("redis reachable", timeout=10)
-    await b.process.wait_for("redis reachable", timeout=10)
+    await a.reachable()
+    await b.reachable()
     late, late_id = await a.join(local_lobby)
     await local_host.expect(2, late_id)
     late.send(4, 1, "across again")

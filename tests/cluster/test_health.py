@@ -43,19 +43,10 @@ async def node(redis: RedisServer) -> AsyncIterator[Node]:
         await started.stop()
 
 
-async def metrics_port(node: Node) -> int:
-    assert node.process is not None
-    found: list[int] = []
-
-    async def listed() -> bool:
-        assert node.process is not None
-        match = re.search(r"serving metrics at /metrics on \S+ port (\d+)", node.process.output)
-        if match:
-            found.append(int(match.group(1)))
-        return bool(match)
-
-    await until(listed, "the metrics port in the log")
-    return found[0]
+def metrics_port(node: Node) -> int:
+    """From the node's --port-file: the signaling port, then the metrics one."""
+    (port,) = node.side_ports
+    return port
 
 
 async def health(node: Node) -> tuple[int, dict[str, object]]:
@@ -73,7 +64,7 @@ async def gauge(port: int) -> float:
 
 @pytest_twisted.ensureDeferred
 async def test_healthz_and_the_gauge_follow_redis(redis: RedisServer, node: Node) -> None:
-    port = await metrics_port(node)
+    port = metrics_port(node)
     assert await health(node) == (200, {"status": "ok", "peers": 0, "lobbies": 0})
     assert await gauge(port) == 1.0
     host, _ = await node.create()

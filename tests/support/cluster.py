@@ -34,19 +34,29 @@ class Node:
     extra: list[str] = field(default_factory=list)
     process: Spawned | None = None
     port: int = 0
+    side_ports: list[int] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.process, (self.port,) = await start_twistd(
+        self.process, ports = await start_twistd(
             "--redis", self.redis_url, "--node-id", self.node_id,
             "--cluster-period", str(PERIOD), "--cluster-expiry", str(EXPIRY),
             "--ping-interval", "0", "--join-timeout", JOIN_TIMEOUT,
             *self.extra,
         )  # fmt: skip
-        await self.process.wait_for("redis reachable", timeout=10)
+        # The signaling port, then --metrics and --admin if given.
+        self.port, self.side_ports = ports[0], ports[1:]
+        await self.reachable()
+
+    async def reachable(self, timeout: float = 10) -> None:
+        """Wait for the node's next "redis reachable" line: its bus, not the
+        single-use token store, which says so first (and a node takes no
+        lobby until its bus is up)."""
+        assert self.process is not None
+        await self.process.wait_for(f"cluster node {self.node_id}: redis reachable", timeout)
 
     def output(self) -> str:
         """What the node has logged so far, for a failing test's message."""
