@@ -494,6 +494,11 @@ DOCUMENTED_REDIS = "redis://10.0.0.5:6379/0"
 _PORT_OPTIONS = {"--port", "-p", "--metrics"}
 
 
+async def _healthy(port: int) -> bool:
+    status, _, _ = await http_get(port, "/healthz")
+    return status == 200
+
+
 def on_loopback_port_zero(description: str) -> str:
     """A documented endpoint on a port the kernel picks, on loopback only:
     the test must neither race for a fixed port nor listen beyond this host."""
@@ -596,8 +601,15 @@ async def test_documented_servers_run_side_by_side_from_one_folder(
                 r" (ssl|tls):", shell.argv[-1]
             )
             if plain:
-                status, _, _ = await http_get(addresses[0][1], "/healthz")
-                assert status == 200, where
+                # A cluster node is healthy once its bus reaches Redis (503
+                # "degraded" until then).
+                await poll(
+                    functools.partial(_healthy, addresses[0][1]),
+                    f"{where}: /healthz answering 200",
+                    timeout=60,
+                    process=shell,
+                    interval=0.1,
+                )
     finally:
         daemon_pidfile = folder / "twistd.pid"
         if daemon_pidfile.exists():
