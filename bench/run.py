@@ -261,7 +261,9 @@ def plugin_help(twistd: Path) -> dict[str, str | None]:
     if shown.returncode != 0:
         sys.exit(f"bench: `{twistd} webrtc-signal --help` failed: {shown.stderr.strip()}")
     options: dict[str, str | None] = {}
-    blocks = re.split(r"(?m)^\s+(?:-\w, )?--(?=[a-z])", shown.stdout)[1:]
+    # An option's line is indented a little; its description's wrapped lines
+    # much more (and may start with another option's name).
+    blocks = re.split(r"(?m)^ {1,8}(?:-\w, )?--(?=[a-z])", shown.stdout)[1:]
     for block in blocks:
         name = re.match(r"[a-z][a-z0-9-]*", block)
         if name is None:

@@ -334,7 +334,9 @@ async def test_server_program_serves_a_lobby_and_stops_on_sigterm(
 
 # -- shell commands -------------------------------------------------------------------
 
-_OPTION_LINE = re.compile(r"^\s*(?:(?P<short>-\w)(?:,\s*|\s+|=|$))?(?P<long>--[\w-]+)?")
+# An option's line is indented a little; its description's wrapped lines
+# much more (and may start with another option's name).
+_OPTION_LINE = re.compile(r"^ {0,8}(?:(?P<short>-\w)(?:,\s*|\s+|=|$))?(?P<long>--[\w-]+)?")
 _SHELL_OPERATORS = {"&", "&&", "|", "||", ";", ">", ">>", "<", "2>&1"}
 _COMMANDS = {"twistd", "webrtc-signal-client", "webrtc-signal-peer"}
 

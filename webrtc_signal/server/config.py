@@ -108,7 +108,7 @@ class ServerConfig:
     )
     max_message_burst: int = setting(
         200,
-        "Messages a connection may send at once above --max-message-rate.",
+        "Messages a connection may send at once above the message rate.",
         minimum=0,
         doc="Messages a connection may send at once above the rate: a peer of a 16-peer mesh "
         "negotiating with everyone at once sends about 195.",
@@ -122,7 +122,8 @@ class ServerConfig:
     )
     max_byte_burst: int = setting(
         1024 * 1024,
-        "Bytes a connection may send at once above --max-byte-rate (at least --max-message-size).",
+        "Bytes a connection may send at once above the byte rate (at least the largest "
+        "message size).",
         minimum=0,
         doc="Bytes a connection may send at once above the byte rate, at least "
         "`--max-message-size`: a peer of a 16-peer mesh negotiating with everyone at once "
