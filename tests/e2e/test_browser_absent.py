@@ -16,8 +16,12 @@ from ..support.processes import Spawned, spawn
 from . import test_demo_browser
 
 ROOT = Path(__file__).parents[2]
-BROWSER_TESTS = ["tests/e2e/test_demo_browser.py", "tests/e2e/test_turn_browser.py",
-                 "tests/e2e/test_cluster_browser.py"]  # fmt: skip
+# Every module that drives Chromium (all but this one).
+BROWSER_TESTS = sorted(
+    str(path.relative_to(ROOT))
+    for path in (ROOT / "tests" / "e2e").glob("test_*browser*.py")
+    if path.name != Path(__file__).name
+)
 
 
 @pytest.fixture(autouse=True)
@@ -53,3 +57,19 @@ def test_ci_fails_a_browser_test_without_chromium(monkeypatch: pytest.MonkeyPatc
     assert str(failed.value) == (
         "browser test required but /nonexistent/chromium is missing (apt-get install chromium)"
     )
+
+
+def test_a_missing_playwright_core_skips_saying_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A checkout without node_modules (no npm ci yet): a skip naming it."""
+    monkeypatch.delenv("WEBRTC_SIGNAL_REQUIRE_BROWSER", raising=False)
+    monkeypatch.setattr(test_demo_browser, "ROOT", tmp_path)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        test_demo_browser.require_browser()
+    assert str(skipped.value) == "playwright-core is not installed (npm ci)"
+
+
+def test_every_browser_module_is_in_the_check() -> None:
+    assert "tests/e2e/test_lobbies_browser.py" in BROWSER_TESTS
+    assert len(BROWSER_TESTS) >= 4

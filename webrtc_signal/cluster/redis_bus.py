@@ -20,6 +20,7 @@ A dead incarnation's keys are removed by whichever node next counts lobbies.
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -205,9 +206,14 @@ def reconnecting(
     ready: Callable[[Any], None],
     lost: Callable[[Any], None],
     reactor: Any,
+    period: float = 1.0,
 ) -> ClientService:
     """A connection to the Redis of ``settings`` (see `parse_redis_url`)
-    that reconnects after a loss, quickly at first (0.1 s, doubling to 1 s):
+    that reconnects after a loss, quickly at first (0.1 s, doubling), then
+    at least every three quarters of ``period`` (half of it plus up to a
+    quarter of jitter, so that nodes do not all knock at once): a node is
+    back within one ``--cluster-period`` of Redis coming back, and a Redis
+    that is down sees about one attempt per period from each connection.
     ``ready`` is called with each new protocol, ``lost`` with each lost one."""
     endpoint: Any = endpoints.TCP4ClientEndpoint(
         reactor, settings["host"], settings["port"], timeout=REPLY_TIMEOUT
@@ -215,7 +221,13 @@ def reconnecting(
     if settings["tls"]:
         endpoint = endpoints.wrapClientTLS(ssl.optionsForClientTLS(settings["host"]), endpoint)
     factory = _Factory(protocol, settings, ready, lost)
-    policy = backoffPolicy(initialDelay=0.1, maxDelay=1.0, factor=2.0)
+    most = max(0.1, period / 2)
+    policy = backoffPolicy(
+        initialDelay=min(0.1, most),
+        maxDelay=most,
+        factor=2.0,
+        jitter=lambda: random.random() * period / 4,
+    )
     return ClientService(endpoint, factory, retryPolicy=policy, clock=reactor)
 
 
@@ -260,7 +272,7 @@ class RedisBus(SharedOnRedis):
             (txredisapi.RedisProtocol, self._commands_ready),
             (_Subscriber, self._subscriber_ready),
         ):
-            service = reconnecting(settings, protocol, ready, self._lost, reactor)
+            service = reconnecting(settings, protocol, ready, self._lost, reactor, self.period)
             service.startService()
             self._services.append(service)
         _log.info(
