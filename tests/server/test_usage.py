@@ -16,6 +16,8 @@ from twisted.python import usage
 
 from webrtc_signal.app import Options
 
+from ..support.twistd import parse_as_twistd
+
 ROOT = Path(__file__).parents[2]
 TWISTD = str(Path(sys.executable).parent / "twistd")
 
@@ -79,6 +81,25 @@ def twistd(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_usage_error_is_one_line_on_stderr(argv: list[str], line: str) -> None:
+    assert parse_as_twistd([*LOOPBACK, *argv]) == (1, line + "\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["--max-peer", "5"],
+            "webrtc-signal: unknown option --max-peer (did you mean --max-peers?)",
+        ),
+        (
+            ["--port", "9999"],
+            "webrtc-signal: --port '9999' is not usable: Unknown endpoint type: '9999' "
+            "(try --port tcp:9999)",
+        ),
+    ],
+)
+def test_a_real_twistd_prints_the_line_on_stderr_alone(argv: list[str], line: str) -> None:
+    """The same through the twistd command, nothing on stdout, status 1."""
     result = twistd("-n", "--pidfile=", "webrtc-signal", *LOOPBACK, *argv)
     assert (result.returncode, result.stdout, result.stderr) == (1, "", line + "\n")
 

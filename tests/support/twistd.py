@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -99,3 +100,31 @@ async def start_twistd(
                 process.transport.signalProcess("KILL")
             raise
     return process, [port for _, port in addresses]
+
+
+def parse_as_twistd(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    """What ``twistd -n --pidfile= webrtc-signal ARGV`` ends with when its
+    command line is refused: (exit status, stderr), parsed in this process
+    by twistd's own ServerOptions, the plugin's options included, with
+    ``env`` as the only WEBRTC_SIGNAL_* variables. A refused command line
+    never gets past parsing, so this is the path a user's twistd takes,
+    without the second of a Python start-up per case (the tests that run
+    the real command keep it honest)."""
+    from twisted.scripts.twistd import ServerOptions
+
+    saved = dict(os.environ)
+    try:
+        for name in [name for name in os.environ if name.startswith("WEBRTC_SIGNAL_")]:
+            del os.environ[name]
+        os.environ.update(env or {})
+        try:
+            ServerOptions().parseOptions(["-n", "--pidfile=", "webrtc-signal", *argv])
+        except SystemExit as exited:
+            # sys.exit(message): the message on stderr, status 1.
+            if isinstance(exited.code, str):
+                return 1, exited.code + "\n"
+            return int(exited.code or 0), ""
+        return 0, ""
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
