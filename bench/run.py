@@ -301,6 +301,15 @@ LIMITS_ON = {
 }
 
 
+def limit_options(limits: str, options: dict[str, str | None]) -> list[str]:
+    """The command-line options for ``limits`` (off, on or default) that a
+    build with these ``options`` (`plugin_help`) has: an older build runs
+    without the limits it lacks."""
+    chosen = {"off": LIMITS_OFF, "on": LIMITS_ON, "default": {}}[limits]
+    present = [(option, value) for option, value in chosen.items() if option[2:] in options]
+    return [part for pair in present for part in pair]
+
+
 def ours(limits: str = "off", checkout: Path | None = None, name: str = "ours") -> Server:
     """Our server: this checkout's (the venv running the benchmark), or the
     one in `checkout` (its own .venv) for a before/after comparison. `limits`
@@ -315,9 +324,7 @@ def ours(limits: str = "off", checkout: Path | None = None, name: str = "ours") 
             "(make bench), and give --baseline a checkout with its own .venv"
         )
     options = plugin_help(twistd)
-    chosen = {"off": LIMITS_OFF, "on": LIMITS_ON, "default": {}}[limits]
-    limit_args = [part for option, value in chosen.items() if option[2:] in options
-                  for part in (option, value)]  # fmt: skip
+    limit_args = limit_options(limits, options)
     if "port-file" in options:
         listen = ["--port", "tcp:0:interface=127.0.0.1", "--port-file", "{port_file}"]
     else:
