@@ -66,12 +66,17 @@ test: lint suite
 # process it starts (servers, commands, the documentation's programs) measure
 # branch coverage into $(COVERAGE_FILE).*, combined and totalled at the end;
 # the report by file is in test-artifacts/coverage.txt.
-# It runs on WORKERS pytest-xdist workers (WORKERS=0: in one process).
+# It runs on WORKERS pytest-xdist workers (WORKERS=0: in one process); a
+# worker that runs out of tests takes some of another's.
+# Bytecode is cached (__pycache__) even where PYTHONDONTWRITEBYTECODE is set,
+# as in many container images: the suite starts some 200 Python processes,
+# and each would otherwise compile the package and its tests anew.
 COVERAGE_FILE := $(CURDIR)/.coverage
 WORKERS ?= 2
 suite: $(STAMP) $(NODE_STAMP) browser turn redis godot
 	@rm -f $(COVERAGE_FILE) $(COVERAGE_FILE).*
-	COVERAGE_FILE=$(COVERAGE_FILE) $(BIN)/python -m coverage run -m pytest -n $(WORKERS) $(ARGS)
+	env -u PYTHONDONTWRITEBYTECODE COVERAGE_FILE=$(COVERAGE_FILE) \
+	  $(BIN)/python -m coverage run -m pytest -n $(WORKERS) --dist worksteal $(ARGS)
 	@COVERAGE_FILE=$(COVERAGE_FILE) $(BIN)/python -m coverage combine -q
 	@mkdir -p test-artifacts
 	@COVERAGE_FILE=$(COVERAGE_FILE) $(BIN)/python -m coverage report > test-artifacts/coverage.txt

@@ -147,6 +147,38 @@ settings.register_profile("webrtc-signal", deadline=None)
 settings.load_profile("webrtc-signal")
 
 
+# The files whose tests take longest (browsers, benchmark smoke runs, clusters,
+# documented programs, the long hypothesis runs), in rough order of their
+# running time. Their tests are handed out first, so that the workers share
+# them from the start instead of one worker finishing a long test while the
+# others have run out of work.
+LONG_RUNNING_FIRST = (
+    "tests/e2e/test_demo_browser.py",
+    "tests/bench/test_bench.py",
+    "tests/test_docs_snippets.py",
+    "tests/e2e/",
+    "tests/cluster/",
+    "tests/protocol/test_core_state_machine.py",
+    "tests/client/test_tls.py",
+    "tests/client/test_cli_lifecycle.py",
+    "tests/protocol/test_codec.py",
+    "tests/server/test_twistd",
+    "tests/server/test_usage.py",
+    "tests/server/test_tokens.py",
+    "tests/rtc/",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        for position, prefix in enumerate(LONG_RUNNING_FIRST):
+            if item.nodeid.startswith(prefix):
+                return position
+        return len(LONG_RUNNING_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 def _wheel_directory(factory: pytest.TempPathFactory) -> Path:
     # pytest-xdist workers each have a base directory inside a shared one.
     base = factory.getbasetemp()
