@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from webrtc_signal.protocol.version import VERSION
+
+from .support.processes import tool_environment
 from .support.wheel import Distributions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +52,7 @@ def test_twine_accepts_the_sdist_and_the_wheel(distributions: Distributions) -> 
     checked = subprocess.run(
         [sys.executable, "-m", "twine", "check", "--strict",
          str(distributions.sdist), str(distributions.wheel)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"},
+        capture_output=True, text=True, timeout=120, env={**tool_environment(), "NO_COLOR": "1"},
     )  # fmt: skip
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count("PASSED") == 2, checked.stdout
@@ -61,7 +64,8 @@ def test_the_long_description_is_the_readme(distributions: Distributions) -> Non
     assert metadata["Description-Content-Type"] == "text/markdown"
     assert metadata.get_payload().strip() == (ROOT / "README.md").read_text().strip()
     assert metadata["Name"] == "webrtc-signal"
-    assert metadata["Version"] == SETUP["metadata"]["version"]
+    assert SETUP["metadata"]["version"] == "attr: webrtc_signal.protocol.version.VERSION"
+    assert metadata["Version"] == VERSION
     assert metadata["Requires-Python"] == ">=3.11"
     assert metadata["License"] == "MIT"
 
@@ -130,7 +134,7 @@ def test_the_sdist_is_the_source_tree(distributions: Distributions) -> None:
 def test_the_installed_wheel_answers_version_and_help(fresh_venv: Path, tmp_path: Path) -> None:
     version = run_in(fresh_venv, "twistd", "webrtc-signal", "--version", cwd=tmp_path)
     assert version.returncode == 0, version.stdout + version.stderr
-    assert version.stdout == f"webrtc-signal {SETUP['metadata']['version']}\n"
+    assert version.stdout == f"webrtc-signal {VERSION}\n"
     # --version ends before twistd would write a pidfile.
     assert list(tmp_path.iterdir()) == []
     client = run_in(fresh_venv, "webrtc-signal-client", "--help", cwd=tmp_path)

@@ -11,7 +11,7 @@ from twisted.internet import defer
 
 from webrtc_signal import TokenAuth
 
-from ..support.cluster import EXPIRY, PERIOD, Node
+from ..support.cluster import EXPIRY, PERIOD, Node, running_nodes
 from ..support.redis import RedisServer, redis_fixture
 from ..support.wsclient import RecordingClient, connect, with_timeout
 
@@ -23,26 +23,19 @@ FAULT_WAIT = EXPIRY + 2 * PERIOD + 2.0
 # Seconds to wait for an answer that needs Redis round trips.
 SLOW = 20.0
 HOST_GONE = (4000, "Room host has disconnected")
+NODE_OPTIONS = ["--seal-timeout", "1", "--max-lobbies", "3", "--max-message-rate", "0"]
 
 
 @pytest_twisted.async_yield_fixture
 async def nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
-    started = [
-        Node(
-            name,
-            redis.url,
-            ["--seal-timeout", "1", "--max-lobbies", "3", "--max-message-rate", "0"],
-        )
-        for name in ("a", "b", "c")
-    ]
-    try:
-        await defer.gatherResults(
-            [defer.ensureDeferred(node.start()) for node in started], consumeErrors=True
-        )
+    async for started in running_nodes(redis.url, ("a", "b", "c"), NODE_OPTIONS):
         yield started
-    finally:
-        for node in started:
-            await node.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def two_nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
+    async for started in running_nodes(redis.url, ("a", "b"), NODE_OPTIONS):
+        yield started
 
 
 async def line_join(node: Node, lobby: str) -> tuple[RecordingClient, int]:
@@ -156,8 +149,8 @@ async def test_the_lobby_limit_counts_over_the_whole_cluster(nodes: list[Node]) 
 
 
 @pytest_twisted.ensureDeferred
-async def test_relays_between_two_nodes_keep_their_order(nodes: list[Node]) -> None:
-    a, b, _ = nodes
+async def test_relays_between_two_nodes_keep_their_order(two_nodes: list[Node]) -> None:
+    a, b = two_nodes
     host, lobby = await a.create()
     guest, guest_id = await b.join(lobby)
     await guest.expect(2, 1)
@@ -195,8 +188,10 @@ async def test_kill_9_of_an_edge_then_of_an_owner(nodes: list[Node]) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_redis_stopped_and_restarted_mid_lobby(redis: RedisServer, nodes: list[Node]) -> None:
-    a, b, _ = nodes
+async def test_redis_stopped_and_restarted_mid_lobby(
+    redis: RedisServer, two_nodes: list[Node]
+) -> None:
+    a, b = two_nodes
     remote_host, remote_lobby = await a.create()
     remote_guest, remote_id = await b.join(remote_lobby)
     await remote_host.expect(2, remote_id)
@@ -229,8 +224,8 @@ async def test_redis_stopped_and_restarted_mid_lobby(redis: RedisServer, nodes: 
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_node_restarted_with_the_same_id(redis: RedisServer, nodes: list[Node]) -> None:
-    a, b, _ = nodes
+async def test_a_node_restarted_with_the_same_id(redis: RedisServer, two_nodes: list[Node]) -> None:
+    a, b = two_nodes
     host, lobby = await a.create()
     guest, guest_id = await b.join(lobby)
     await host.expect(2, guest_id)

@@ -17,7 +17,7 @@ from twisted.internet import defer
 
 from webrtc_signal.events import PeerJoined
 
-from ..support.cluster import InProcessNode, Node, start_in_process
+from ..support.cluster import InProcessNode, Node, running_nodes, start_in_process
 from ..support.redis import RedisServer, redis_fixture
 from ..support.wsclient import RecordingClient, connect
 
@@ -29,15 +29,20 @@ NODE_OPTIONS = ["--seal-timeout", "30", "--max-message-rate", "0"]
 
 @pytest_twisted.async_yield_fixture
 async def nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
-    started = [Node(name, redis.url, NODE_OPTIONS) for name in ("a", "b", "c")]
-    try:
-        await defer.gatherResults(
-            [defer.ensureDeferred(node.start()) for node in started], consumeErrors=True
-        )
+    async for started in running_nodes(redis.url, ("a", "b", "c"), NODE_OPTIONS):
         yield started
-    finally:
-        for node in started:
-            await node.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def two_nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
+    async for started in running_nodes(redis.url, ("a", "b"), NODE_OPTIONS):
+        yield started
+
+
+@pytest_twisted.async_yield_fixture
+async def one_node(redis: RedisServer) -> AsyncIterator[Node]:
+    async for started in running_nodes(redis.url, ("a",), NODE_OPTIONS):
+        yield started[0]
 
 
 # Matching waits for Redis round trips: generous on a machine busy with other suites.
@@ -65,8 +70,8 @@ async def match(url: str, path: str, mesh: bool = True) -> tuple[RecordingClient
 
 
 @pytest_twisted.ensureDeferred
-async def test_two_players_on_two_nodes_meet_and_are_sealed_at_n(nodes: list[Node]) -> None:
-    a, b, _ = nodes
+async def test_two_players_on_two_nodes_meet_and_are_sealed_at_n(two_nodes: list[Node]) -> None:
+    a, b = two_nodes
     first, first_id, lobby = await match(a.url, "/match/duel?size=2")
     assert first_id == 1
     second = await connect(b.url + "/match/duel?size=2")
@@ -109,12 +114,12 @@ async def test_three_players_on_three_nodes_fill_one_lobby_of_three(nodes: list[
 
 @pytest_twisted.ensureDeferred
 async def test_players_arriving_at_once_on_two_nodes_are_never_refused(
-    nodes: list[Node],
+    two_nodes: list[Node],
 ) -> None:
     """Many players of one pool JOIN on two nodes at the same moment: the
     pool lobby fills and seals under them while they are matched. None is
     refused; every lobby seals with exactly N players."""
-    a, b, _ = nodes
+    a, b = two_nodes
     size, players = 3, 24
     clients = [
         await connect((a if index % 2 else b).url + f"/match/rush?size={size}")
@@ -159,9 +164,9 @@ async def test_a_member_on_another_node_leaving_before_the_seal_frees_its_place(
 
 @pytest_twisted.ensureDeferred
 async def test_a_named_join_on_a_match_url_is_refused_for_a_lobby_of_any_node(
-    nodes: list[Node],
+    two_nodes: list[Node],
 ) -> None:
-    a, b, _ = nodes
+    a, b = two_nodes
     _, lobby = await a.create()
     for node in (a, b):
         client = await connect(node.url + "/match/duel?size=2")
@@ -171,9 +176,9 @@ async def test_a_named_join_on_a_match_url_is_refused_for_a_lobby_of_any_node(
 
 @pytest_twisted.ensureDeferred
 async def test_quick_match_while_redis_is_down_is_try_again_later(
-    redis: RedisServer, nodes: list[Node]
+    redis: RedisServer, one_node: Node
 ) -> None:
-    a, *_ = nodes
+    a = one_node
     await redis.stop()
     await a.process.wait_for("redis unreachable", timeout=10)
     client = await connect(a.url + "/match/duel?size=2")

@@ -10,9 +10,8 @@ import shutil
 from collections.abc import AsyncIterator
 
 import pytest_twisted
-from twisted.internet import defer
 
-from ..support.cluster import Node
+from ..support.cluster import Node, running_nodes
 from ..support.redis import RedisServer, redis_fixture
 from .test_demo_browser import ARTIFACTS, loopback_pairs, run_node
 
@@ -21,15 +20,10 @@ __all__ = ["redis_fixture"]
 
 @pytest_twisted.async_yield_fixture
 async def two_nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
-    started = [Node(name, redis.url, ["--seal-timeout", "2"]) for name in ("n1", "n2")]
-    try:
-        await defer.gatherResults(
-            [defer.ensureDeferred(node.start()) for node in started], consumeErrors=True
-        )
+    # The owner's seal timer closes both pages' signaling a second after the
+    # seal; their data channel was open before it.
+    async for started in running_nodes(redis.url, ["n1", "n2"], ["--seal-timeout", "1"]):
         yield started
-    finally:
-        for node in started:
-            await node.stop()
 
 
 @pytest_twisted.ensureDeferred

@@ -99,8 +99,9 @@ class DemoServer:
 
 async def serve_demo(endpoint: object) -> AsyncIterator[int]:
     """A real server with real timers: the scripts wait for the seal's close
-    as a user would. Yields the port."""
-    service = SignalingService(SignalingConfig(seal_timeout=2.0), endpoint)  # type: ignore[arg-type]
+    as a user would (a second after the seal: every data channel is open by
+    then, since the host seals only once it sees them all). Yields the port."""
+    service = SignalingService(SignalingConfig(seal_timeout=1.0), endpoint)  # type: ignore[arg-type]
     service.startService()
     try:
         yield (await with_timeout(service.listening, 5)).getHost().port

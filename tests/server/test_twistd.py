@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,10 @@ from ..support.wsclient import connect, host_and_guest
 ROOT = Path(__file__).parents[2]
 JOIN, ID, PEER_CONNECT, OFFER = 0, 1, 2, 4
 # The one place the version is written.
-VERSION = configparser.ConfigParser()
-VERSION.read(ROOT / "setup.cfg")
-SETUP_VERSION = VERSION["metadata"]["version"]
+SETUP = configparser.ConfigParser()
+SETUP.read(ROOT / "setup.cfg")
+# The version as installed: what setup.cfg's ``attr:`` read from the package.
+SETUP_VERSION = metadata.version("webrtc-signal")
 
 
 def run_outside_the_checkout(venv: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -99,8 +101,11 @@ async def test_twistd_serves_a_lobby_and_stops_on_sigterm(fresh_venv: Path) -> N
     assert "webrtc-signal stopped" in log
 
 
-def test_the_version_comes_from_setup_cfg() -> None:
+def test_the_version_is_written_once_and_installed_from_there() -> None:
+    """protocol/version.py holds it; setup.cfg reads it for the metadata."""
+    assert SETUP["metadata"]["version"] == "attr: webrtc_signal.protocol.version.VERSION"
     assert webrtc_signal.__version__ == SETUP_VERSION
+    assert re.fullmatch(r"\d+\.\d+\.\d+", SETUP_VERSION), SETUP_VERSION
 
 
 @pytest.mark.parametrize("argv", [["-n", "webrtc-signal"], ["webrtc-signal"]])

@@ -113,6 +113,17 @@ def spawn(
     return child
 
 
+# What coverage's start-up hook (its .pth file) looks for in a child process.
+COVERAGE_HOOK = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+
+
+def tool_environment() -> dict[str, str]:
+    """This environment without coverage's start-up hook, for the third-party
+    tools the tests run (build, pip, twine): they run none of the package's
+    code, and measuring them would only trace every line pip executes."""
+    return {name: value for name, value in os.environ.items() if name not in COVERAGE_HOOK}
+
+
 def require_program(name: str, install: str, required_by: str, what: str) -> str:
     """The path of the Debian program ``name``, or skip the test (fail it when
     the environment variable ``required_by`` is "1", as CI sets it)."""

@@ -24,6 +24,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .processes import tool_environment
+
 ROOT = Path(__file__).resolve().parents[2]
 # Fixtures that need the build; a session with none of them never starts it.
 FIXTURES = {"distributions", "fresh_venv"}
@@ -70,7 +72,9 @@ def _build_once(work: Path) -> Distributions:
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> None:
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, env=tool_environment()
+    )
     if done.returncode != 0:
         raise RuntimeError(
             f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"

@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from twisted.internet.interfaces import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..protocol.version import VERSION
 from .signaling import (
     AnswerReceived,
     CandidateReceived,
@@ -357,11 +357,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def version() -> str:
-    """This package's version, as installed."""
-    try:
-        return metadata.version("webrtc-signal")
-    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
+    """This package's version."""
+    return VERSION
 
 
 def add_lobby_arguments(parse: argparse.ArgumentParser) -> None:

@@ -23,17 +23,18 @@ test process. Installing is idempotent across both.
 
 from __future__ import annotations
 
-import functools
-import importlib.abc
-import importlib.machinery
-import importlib.metadata
-import inspect
-import json
+# Only os and sys at start: every child process the suite starts (some 200 a
+# run) imports this module, most never import aioice, and importlib.abc,
+# importlib.metadata and inspect together cost each of them about 70 ms.
+# What the patching needs is imported when aioice.ice is.
 import os
 import sys
-import types
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import importlib.machinery
+    import types
+    from collections.abc import Sequence
 
 ENABLE = "WEBRTC_SIGNAL_TEST_LOOPBACK_ICE"  # "1": pin every aioice in this process
 LOG = "WEBRTC_SIGNAL_TEST_ICE_LOG"  # where agents record what they gathered and nominated
@@ -53,6 +54,8 @@ def loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 def contract_problems(ice: types.ModuleType) -> list[str]:
     """What, in this aioice.ice, the pinning cannot rely on (nothing if all is
     well). Looks beneath the pinning's own wrappers if it is in place."""
+    import inspect
+
     problems = []
     original = getattr(ice, "get_host_addresses", None)
     if callable(original):
@@ -90,6 +93,9 @@ def patch(ice: types.ModuleType) -> None:
     """Pin this aioice.ice module (once) or say clearly why it cannot be."""
     if getattr(getattr(ice, "get_host_addresses", None), _MARK, False):
         return
+    import functools
+    import importlib.metadata
+
     problems = contract_problems(ice)
     if problems:
         try:
@@ -152,6 +158,8 @@ def record(**entry: Any) -> None:
     path = os.environ.get(LOG)
     if not path:
         return
+    import json
+
     line = json.dumps({"pid": os.getpid(), **entry}) + "\n"
     # One short append per line: lines from several processes do not mix.
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -161,8 +169,10 @@ def record(**entry: Any) -> None:
         os.close(descriptor)
 
 
-class _PatchAfterLoading(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader) -> None:
+# Duck-typed finder and loader (the import system asks for the methods only):
+# subclassing importlib.abc's would import it at start.
+class _PatchAfterLoading:
+    def __init__(self, loader: Any) -> None:
         self.loader = loader
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
@@ -173,7 +183,7 @@ class _PatchAfterLoading(importlib.abc.Loader):
         patch(module)
 
 
-class _PinOnImport(importlib.abc.MetaPathFinder):
+class _PinOnImport:
     """Patches aioice.ice when it is first imported: importing aiortc up front
     in every child process would cost a fifth of a second each."""
 
@@ -185,6 +195,8 @@ class _PinOnImport(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != "aioice.ice":
             return None
+        import importlib.machinery
+
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
             spec.loader = _PatchAfterLoading(spec.loader)
