@@ -1,5 +1,9 @@
 """Three twistd nodes and one redis-server (docs/cluster.md): lobbies with
-peers spread over the nodes run the whole protocol; faults end as documented."""
+peers spread over the nodes run the whole protocol; faults end as documented.
+
+The tests that stop, kill or fill nothing share one cluster for the module
+(`shared_nodes`): each works in lobbies of its own and leaves none open. The
+others start their own nodes, and only as many as they talk to."""
 
 from __future__ import annotations
 
@@ -12,10 +16,10 @@ from twisted.internet import defer
 from webrtc_signal import TokenAuth
 
 from ..support.cluster import EXPIRY, PERIOD, Node, running_nodes
-from ..support.redis import RedisServer, redis_fixture
+from ..support.redis import RedisServer, module_redis_fixture, redis_fixture
 from ..support.wsclient import RecordingClient, connect, with_timeout
 
-__all__ = ["redis_fixture"]
+__all__ = ["module_redis_fixture", "redis_fixture"]
 
 # What a fault may take to show: the liveness key's expiry, a check period,
 # and a margin for slow machines.
@@ -23,7 +27,14 @@ FAULT_WAIT = EXPIRY + 2 * PERIOD + 2.0
 # Seconds to wait for an answer that needs Redis round trips.
 SLOW = 20.0
 HOST_GONE = (4000, "Room host has disconnected")
-NODE_OPTIONS = ["--seal-timeout", "1", "--max-lobbies", "3", "--max-message-rate", "0"]
+SHARED_OPTIONS = ["--seal-timeout", "1", "--max-message-rate", "0"]
+NODE_OPTIONS = [*SHARED_OPTIONS, "--max-lobbies", "3"]
+
+
+@pytest_twisted.async_yield_fixture(scope="module")
+async def shared_nodes(module_redis: RedisServer) -> AsyncIterator[list[Node]]:
+    async for started in running_nodes(module_redis.url, ("a", "b", "c"), SHARED_OPTIONS):
+        yield started
 
 
 @pytest_twisted.async_yield_fixture
@@ -48,8 +59,8 @@ async def line_join(node: Node, lobby: str) -> tuple[RecordingClient, int]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_mesh_lobby_over_three_nodes_with_both_framings(nodes: list[Node]) -> None:
-    a, b, c = nodes
+async def test_a_mesh_lobby_over_three_nodes_with_both_framings(shared_nodes: list[Node]) -> None:
+    a, b, c = shared_nodes
     host, lobby = await a.create(mesh=True)
     guest, guest_id = await b.join(lobby)
     # Each is told about the other, in the order of the protocol.
@@ -89,9 +100,9 @@ async def test_a_mesh_lobby_over_three_nodes_with_both_framings(nodes: list[Node
 
 @pytest_twisted.ensureDeferred
 async def test_a_client_server_lobby_and_its_close_reasons_across_nodes(
-    nodes: list[Node],
+    shared_nodes: list[Node],
 ) -> None:
-    a, b, c = nodes
+    a, b, c = shared_nodes
     host, lobby = await a.create(mesh=False)
     first, first_id = await b.join(lobby, mesh=False)
     await first.expect(2, 1)
@@ -149,8 +160,8 @@ async def test_the_lobby_limit_counts_over_the_whole_cluster(nodes: list[Node]) 
 
 
 @pytest_twisted.ensureDeferred
-async def test_relays_between_two_nodes_keep_their_order(two_nodes: list[Node]) -> None:
-    a, b = two_nodes
+async def test_relays_between_two_nodes_keep_their_order(shared_nodes: list[Node]) -> None:
+    a, b, _ = shared_nodes
     host, lobby = await a.create()
     guest, guest_id = await b.join(lobby)
     await guest.expect(2, 1)

@@ -2,9 +2,10 @@
 connected to different nodes meet in one pool lobby that seals at N, even
 when they all arrive at once; min/wait are its creator's; a member leaving
 before the seal frees its place; a named JOIN on a match URL is refused
-whichever node runs the named lobby. Real twistd nodes (and, where a timer
-is driven, nodes in the test's process on an injected clock), one real
-redis-server."""
+whichever node runs the named lobby. Real twistd nodes, one cluster shared
+by the tests that stop nothing (each matches in pools of its own), and,
+where a timer is driven, nodes in the test's process on an injected clock;
+real redis-servers."""
 
 from __future__ import annotations
 
@@ -18,24 +19,20 @@ from twisted.internet import defer
 from webrtc_signal.events import PeerJoined
 
 from ..support.cluster import InProcessNode, Node, running_nodes, start_in_process
-from ..support.redis import RedisServer, redis_fixture
+from ..support.redis import RedisServer, module_redis_fixture, redis_fixture
 from ..support.wsclient import RecordingClient, connect
 
-__all__ = ["redis_fixture"]
+__all__ = ["module_redis_fixture", "redis_fixture"]
 
 JOIN, ID, PEER_CONNECT, PEER_DISCONNECT, OFFER, SEAL = 0, 1, 2, 3, 4, 7
 NODE_OPTIONS = ["--seal-timeout", "30", "--max-message-rate", "0"]
 
 
-@pytest_twisted.async_yield_fixture
-async def nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
-    async for started in running_nodes(redis.url, ("a", "b", "c"), NODE_OPTIONS):
-        yield started
-
-
-@pytest_twisted.async_yield_fixture
-async def two_nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
-    async for started in running_nodes(redis.url, ("a", "b"), NODE_OPTIONS):
+@pytest_twisted.async_yield_fixture(scope="module")
+async def nodes(module_redis: RedisServer) -> AsyncIterator[list[Node]]:
+    """Three nodes shared by the module's tests that stop nothing: each
+    matches in pools of its own, so none meets another's players."""
+    async for started in running_nodes(module_redis.url, ("a", "b", "c"), NODE_OPTIONS):
         yield started
 
 
@@ -70,8 +67,8 @@ async def match(url: str, path: str, mesh: bool = True) -> tuple[RecordingClient
 
 
 @pytest_twisted.ensureDeferred
-async def test_two_players_on_two_nodes_meet_and_are_sealed_at_n(two_nodes: list[Node]) -> None:
-    a, b = two_nodes
+async def test_two_players_on_two_nodes_meet_and_are_sealed_at_n(nodes: list[Node]) -> None:
+    a, b, _ = nodes
     first, first_id, lobby = await match(a.url, "/match/duel?size=2")
     assert first_id == 1
     second = await connect(b.url + "/match/duel?size=2")
@@ -114,12 +111,12 @@ async def test_three_players_on_three_nodes_fill_one_lobby_of_three(nodes: list[
 
 @pytest_twisted.ensureDeferred
 async def test_players_arriving_at_once_on_two_nodes_are_never_refused(
-    two_nodes: list[Node],
+    nodes: list[Node],
 ) -> None:
     """Many players of one pool JOIN on two nodes at the same moment: the
     pool lobby fills and seals under them while they are matched. None is
     refused; every lobby seals with exactly N players."""
-    a, b = two_nodes
+    a, b, _ = nodes
     size, players = 3, 24
     clients = [
         await connect((a if index % 2 else b).url + f"/match/rush?size={size}")
@@ -164,9 +161,9 @@ async def test_a_member_on_another_node_leaving_before_the_seal_frees_its_place(
 
 @pytest_twisted.ensureDeferred
 async def test_a_named_join_on_a_match_url_is_refused_for_a_lobby_of_any_node(
-    two_nodes: list[Node],
+    nodes: list[Node],
 ) -> None:
-    a, b = two_nodes
+    a, b, _ = nodes
     _, lobby = await a.create()
     for node in (a, b):
         client = await connect(node.url + "/match/duel?size=2")

@@ -7,7 +7,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -23,6 +24,7 @@ from webrtc_signal.client import SignalingClient
 from webrtc_signal.client.cli import parser as client_parser
 from webrtc_signal.client.signaling import SignalingClosed, with_token
 from webrtc_signal.events import PeerConnected
+from webrtc_signal.server import token_cli
 from webrtc_signal.server.tokens import (
     TokenIdentity,
     UsedTokenMap,
@@ -580,6 +582,32 @@ def run_token_cli(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def token_command(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
+    """The command's main() in this process: what it prints and its exit
+    status. The first test below runs the command itself; the rest check its
+    options here, without a Python start-up each."""
+
+    def run(*argv: str) -> Ran:
+        capsys.readouterr()
+        try:
+            token_cli.main(list(argv))
+            status = 0
+        except SystemExit as leaving:
+            status = leaving.code if isinstance(leaving.code, int) else 1
+        printed = capsys.readouterr()
+        return Ran(status, printed.out, printed.err)
+
+    return run
+
+
 def test_the_token_command_prints_a_token_the_server_accepts(secret_file: Path) -> None:
     done = run_token_cli(
         "--secret-file", str(secret_file), "--subject", "op", "--lobby", "", "--ttl", "120"
@@ -590,33 +618,39 @@ def test_the_token_command_prints_a_token_the_server_accepts(secret_file: Path) 
     assert 110 < identity.claims["exp"] - time.time() <= 121
 
 
-def test_the_token_command_mints_single_use_tokens(secret_file: Path) -> None:
+def test_the_token_command_mints_single_use_tokens(
+    secret_file: Path, token_command: Callable[..., Ran]
+) -> None:
     argv = ["--secret-file", str(secret_file), "--subject", "op", "--single-use"]
-    first, second = run_token_cli(*argv), run_token_cli(*argv)
+    first, second = token_command(*argv), token_command(*argv)
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     auth = TokenAuth(SECRET)
     ids = [auth.verify(done.stdout.strip()).token_id for done in (first, second)]
     # token_urlsafe(16): 128 random bits, 22 characters.
     assert all(token_id is not None and len(token_id) == 22 for token_id in ids)
     assert ids[0] != ids[1]
-    plain = run_token_cli("--secret-file", str(secret_file))
+    plain = token_command("--secret-file", str(secret_file))
     assert auth.verify(plain.stdout.strip()).token_id is None
 
 
-def test_the_token_command_mints_pool_tokens(secret_file: Path) -> None:
-    done = run_token_cli("--secret-file", str(secret_file), "--pool", "eu/ranked")
+def test_the_token_command_mints_pool_tokens(
+    secret_file: Path, token_command: Callable[..., Ran]
+) -> None:
+    done = token_command("--secret-file", str(secret_file), "--pool", "eu/ranked")
     assert done.returncode == 0, done.stderr
     assert TokenAuth(SECRET).verify(done.stdout.strip()).claims["pool"] == "eu/ranked"
 
 
-def test_the_token_command_notes_a_ttl_over_the_default_max_ttl(secret_file: Path) -> None:
-    done = run_token_cli("--secret-file", str(secret_file), "--ttl", "90000")
+def test_the_token_command_notes_a_ttl_over_the_default_max_ttl(
+    secret_file: Path, token_command: Callable[..., Ran]
+) -> None:
+    done = token_command("--secret-file", str(secret_file), "--ttl", "90000")
     assert done.returncode == 0
     assert "--token-max-ttl" in done.stderr
     with pytest.raises(Refused, match="Token lifetime too long"):
         TokenAuth(SECRET).verify(done.stdout.strip())
     assert TokenAuth(SECRET, max_ttl=90000).verify(done.stdout.strip()) == ""
-    assert run_token_cli("--secret-file", str(secret_file), "--ttl", "86400").stderr == ""
+    assert token_command("--secret-file", str(secret_file), "--ttl", "86400").stderr == ""
 
 
 @pytest.mark.parametrize(
@@ -630,12 +664,16 @@ def test_the_token_command_notes_a_ttl_over_the_default_max_ttl(secret_file: Pat
     ],
 )
 def test_the_token_command_reports_usage_errors(
-    tmp_path: Path, secret_file: Path, argv: list[str], message: str
+    tmp_path: Path,
+    secret_file: Path,
+    token_command: Callable[..., Ran],
+    argv: list[str],
+    message: str,
 ) -> None:
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     argv = [{"EMPTY": str(empty), "SECRET": str(secret_file)}.get(arg, arg) for arg in argv]
-    done = run_token_cli(*argv)
+    done = token_command(*argv)
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr

@@ -150,6 +150,19 @@ async def redis_fixture(tmp_path: Path) -> AsyncIterator[RedisServer]:
         await stop_and_wait(server)
 
 
+@pytest_twisted.async_yield_fixture(name="module_redis", scope="module")
+async def module_redis_fixture(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[RedisServer]:
+    """One redis-server for a test module's tests that stop nothing, as the
+    fixture ``module_redis`` (import ``module_redis_fixture``)."""
+    server = await start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        await stop_and_wait(server)
+
+
 async def stop_and_wait(server: RedisServer) -> None:
     with contextlib.suppress(defer.TimeoutError):
         await server.stop()
