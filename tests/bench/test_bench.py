@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from ..support.processes import unmeasured_environment
+
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 _spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
@@ -23,10 +24,7 @@ assert _spec is not None and _spec.loader is not None
 bench = sys.modules["bench_run"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
-# The benchmark's processes run unmeasured: its servers only repeat code paths
-# the rest of the suite measures, and tracing them would take CPU that the
-# tests beside them need.
-UNMEASURED = {name: value for name, value in os.environ.items() if not name.startswith("COVERAGE")}
+UNMEASURED = unmeasured_environment()  # the benchmark's processes
 
 needs_load_generator = pytest.mark.skipif(
     shutil.which("node") is None or not (ROOT / "node_modules" / "ws").is_dir(),

@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest_twisted
-from twisted.internet import defer
 
 from ..conftest import RunningServer, ServerMaker
-from ..support.cluster import Node
+from ..support.cluster import Node, running_nodes
 from ..support.rawws import RawWebSocket, raw_cleanup, raw_connect
 from ..support.redis import RedisServer, redis_fixture
 from ..support.wsframes import frame
@@ -106,15 +105,8 @@ async def answers(setup: Setup) -> dict[str, object]:
 
 @pytest_twisted.async_yield_fixture
 async def two_nodes(redis: RedisServer) -> AsyncIterator[list[Node]]:
-    nodes = [Node(name, redis.url) for name in ("a", "b")]
-    try:
-        await defer.gatherResults(
-            [defer.ensureDeferred(node.start()) for node in nodes], consumeErrors=True
-        )
+    async for nodes in running_nodes(redis.url, ("a", "b"), []):
         yield nodes
-    finally:
-        for node in nodes:
-            await node.stop()
 
 
 @pytest_twisted.ensureDeferred

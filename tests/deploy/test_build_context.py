@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from ..support.processes import tool_environment
+from ..support.processes import unmeasured_environment
 from .test_deploy import ROOT, dockerfile_instructions
 
 docker_build = pytest.importorskip(
@@ -115,7 +115,7 @@ def test_the_build_stage_on_that_context_makes_a_whole_wheel(context: Path, tmp_
         capture_output=True,
         text=True,
         timeout=300,
-        env=tool_environment(),
+        env=unmeasured_environment(),
     )  # fmt: skip
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = (tmp_path / "wheels").glob("webrtc_signal-*.whl")

@@ -29,7 +29,6 @@ from ..support.wsclient import connect, host_and_guest
 
 ROOT = Path(__file__).parents[2]
 JOIN, ID, PEER_CONNECT, OFFER = 0, 1, 2, 4
-# The one place the version is written.
 SETUP = configparser.ConfigParser()
 SETUP.read(ROOT / "setup.cfg")
 # The version as installed: what setup.cfg's ``attr:`` read from the package.

@@ -113,15 +113,13 @@ def spawn(
     return child
 
 
-# What coverage's start-up hook (its .pth file) looks for in a child process.
-COVERAGE_HOOK = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
-
-
-def tool_environment() -> dict[str, str]:
-    """This environment without coverage's start-up hook, for the third-party
-    tools the tests run (build, pip, twine): they run none of the package's
-    code, and measuring them would only trace every line pip executes."""
-    return {name: value for name, value in os.environ.items() if name not in COVERAGE_HOOK}
+def unmeasured_environment() -> dict[str, str]:
+    """This environment without coverage's settings, its start-up hook
+    included, for children whose measuring would only take CPU from the tests
+    beside them: the third-party tools (build, pip, twine), which run none of
+    the package's code, and the benchmark's processes, which repeat code paths
+    the rest of the suite measures."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("COVERAGE")}
 
 
 def require_program(name: str, install: str, required_by: str, what: str) -> str:

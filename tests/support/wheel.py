@@ -24,7 +24,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .processes import tool_environment
+from .processes import unmeasured_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 # Fixtures that need the build; a session with none of them never starts it.
@@ -73,7 +73,7 @@ def _build_once(work: Path) -> Distributions:
 
 def _run(argv: list[str], cwd: Path | None = None) -> None:
     done = subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, env=tool_environment()
+        argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, env=unmeasured_environment()
     )
     if done.returncode != 0:
         raise RuntimeError(
