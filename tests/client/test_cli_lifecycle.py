@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -15,12 +16,13 @@ from twisted.internet import endpoints
 
 from webrtc_signal import events
 from webrtc_signal.client import PeerDisconnected, SignalingClient
+from webrtc_signal.client import cli as client_cli
 
 from ..conftest import RunningServer, ServerMaker, _reactor
 from ..support.certs import CertificateFiles, make_localhost_certificate
-from ..support.processes import Spawned, spawn
+from ..support.processes import Spawned, run_main, spawn
 from ..support.wsclient import with_timeout
-from .test_client import Recorder, run_cli, run_cli_module
+from .test_client import Recorder, run_cli
 
 
 def signal_is_handled_by_default(process: Spawned, number: int) -> bool:
@@ -175,8 +177,7 @@ async def test_ssl_cert_file_replaces_the_trusted_certificates(
     await with_timeout(client.close(), 5)
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_bad_cafile_is_a_usage_error(tmp_path: Path) -> None:
+def test_a_bad_cafile_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "missing.pem"
     not_pem = tmp_path / "not.pem"
     not_pem.write_text("hello\n")
@@ -186,21 +187,26 @@ async def test_a_bad_cafile_is_a_usage_error(tmp_path: Path) -> None:
         (["wss://localhost:1", "--cafile", str(not_pem)], f"no PEM certificate in '{not_pem}'"),
         (["ws://localhost:1", "--cafile", str(cert)], "only for wss:// URLs"),
     ]
-    runs = [(run_cli(*argv), problem) for argv, problem in cases]
+    runs = [(run_main(client_cli.main, argv, capsys), problem) for argv, problem in cases]
     # The peer takes the same option (add_lobby_arguments): one case is enough.
-    runs.append((run_cli_module("webrtc_signal.rtc.cli", *cases[0][0]), cases[0][1]))
-    for cli, problem in runs:
-        assert await cli.finished(30) == 2, cli.output
-        assert f"error: argument --cafile: {problem}" in cli.output, cli.output
-        assert "Traceback" not in cli.output, cli.output
+    runs.append((run_main(rtc_main(), cases[0][0], capsys), cases[0][1]))
+    for ran, problem in runs:
+        assert ran.returncode == 2, ran
+        assert f"error: argument --cafile: {problem}" in ran.stderr, ran
+        assert "Traceback" not in ran.stderr, ran
 
 
-@pytest_twisted.ensureDeferred
-async def test_version() -> None:
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     expected = metadata.version("webrtc-signal")
-    client = run_cli_module("webrtc_signal.client.cli", "--version")
-    peer = run_cli_module("webrtc_signal.rtc.cli", "--version")
-    assert await client.finished(30) == 0
-    assert client.output == f"webrtc-signal-client {expected}\n"
-    assert await peer.finished(30) == 0
-    assert peer.output == f"webrtc-signal-peer {expected}\n"
+    client = run_main(client_cli.main, ["--version"], capsys)
+    assert (client.returncode, client.stdout) == (0, f"webrtc-signal-client {expected}\n")
+    peer = run_main(rtc_main(), ["--version"], capsys)
+    assert (peer.returncode, peer.stdout) == (0, f"webrtc-signal-peer {expected}\n")
+
+
+def rtc_main() -> Callable[[list[str]], object]:
+    """The peer command's main(), when aiortc is installed."""
+    pytest.importorskip("aiortc", reason="aiortc is not installed: pip install '.[rtc]'")
+    from webrtc_signal.rtc import cli as rtc_cli
+
+    return rtc_cli.main

@@ -18,6 +18,8 @@ from twisted.logger import formatEvent
 
 from webrtc_signal import SignalingConfig, events
 from webrtc_signal.client import CertificateRefused, Disconnected, SignalingClient, client_tls
+from webrtc_signal.client import cli as client_cli
+from webrtc_signal.client.cli import unreachable
 
 from ..conftest import RunningServer, ServerMaker, _reactor
 from ..support.certs import (
@@ -25,8 +27,9 @@ from ..support.certs import (
     make_certificate,
     make_certificate_authority,
 )
-from ..support.processes import Spawned
+from ..support.processes import Spawned, run_main
 from ..support.wsclient import with_timeout
+from .test_cli_lifecycle import rtc_main
 from .test_client import LogCapture, Recorder, run_cli, run_cli_module
 
 WAIT = 30.0
@@ -214,6 +217,14 @@ async def set_up(make_server: ServerMaker, directory: Path, refusal: Refusal) ->
     return Setup(running, running.url(refusal.dialled), trusted, line)
 
 
+def command_line_says(setup: Setup, refusal: Refusal) -> str:
+    """What ``webrtc-signal-client`` prints for this refusal, in full."""
+    expected = f"could not connect to {setup.url}: {setup.line}"
+    if refusal.kind == UNTRUSTED:
+        expected += "; --cafile PATH trusts a self-signed one or a private CA"
+    return expected + "\n"
+
+
 @pytest.mark.parametrize("case", REFUSALS)
 @pytest_twisted.ensureDeferred
 async def test_signaling_client_refuses_and_says_why(
@@ -231,6 +242,9 @@ async def test_signaling_client_refuses_and_says_why(
         await with_timeout(client.connect(), WAIT)
     assert str(refused.value) == setup.line
     assert refused.value.kind == refusal.kind
+    # The command line's one line for it (the process is run for one
+    # refusal of each kind below).
+    assert unreachable(setup.url, refused.value) + "\n" == command_line_says(setup, refusal)
     ended = Disconnected(1006, f"could not connect: {setup.line}", False)
     assert client.ended == ended
     assert await recorder.next() == ended
@@ -240,7 +254,16 @@ async def test_signaling_client_refuses_and_says_why(
     await only_the_control_got_in(setup.running)
 
 
-@pytest.mark.parametrize("case", REFUSALS)
+# One refusal of each kind: the line itself is checked for every refusal above.
+ONE_OF_EACH_KIND = [
+    "no subjectAltName",
+    "names a terminal must not print",
+    "issued by an expired CA",
+    "self-signed, not trusted",
+]
+
+
+@pytest.mark.parametrize("case", ONE_OF_EACH_KIND)
 @pytest_twisted.ensureDeferred
 async def test_the_command_line_refuses_in_one_line_with_status_3(
     make_server: ServerMaker, tmp_path: Path, case: str
@@ -250,12 +273,14 @@ async def test_the_command_line_refuses_in_one_line_with_status_3(
     trust = [] if setup.trusted is None else ["--cafile", str(setup.trusted.cert)]
     cli = run_cli(setup.url, "--no-commands", *trust)
     assert await cli.finished(WAIT) == 3, cli.output
-    hint = "; --cafile PATH trusts a self-signed one or a private CA"
-    expected = f"could not connect to {setup.url}: {setup.line}"
-    if refusal.kind == UNTRUSTED:
-        expected += hint
-    assert cli.output == expected + "\n"  # one line, nothing else: no traceback
+    assert cli.output == command_line_says(setup, refusal)  # one line: no traceback
     await only_the_control_got_in(setup.running)
+
+
+def test_one_refusal_of_each_kind_is_run_as_a_command() -> None:
+    assert {REFUSALS[case].kind for case in ONE_OF_EACH_KIND} == {
+        refusal.kind for refusal in REFUSALS.values()
+    }
 
 
 @pytest_twisted.ensureDeferred
@@ -397,9 +422,8 @@ async def test_twisted_options_given_as_tls_are_refused_clearly_too(
     await only_the_control_got_in(running)
 
 
-@pytest_twisted.ensureDeferred
-async def test_insecure_and_cafile_are_usage_errors_where_they_make_no_sense(
-    tmp_path: Path,
+def test_insecure_and_cafile_are_usage_errors_where_they_make_no_sense(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cert = make_certificate(tmp_path).cert
     cases = [
@@ -409,12 +433,12 @@ async def test_insecure_and_cafile_are_usage_errors_where_they_make_no_sense(
             "argument --cafile: not allowed with argument --insecure",
         ),
     ]
-    runs = [(run_cli(*argv), problem) for argv, problem in cases]
-    runs.append((run_cli_module("webrtc_signal.rtc.cli", *cases[0][0]), cases[0][1]))
-    for cli, problem in runs:
-        assert await cli.finished(WAIT) == 2, cli.output
-        assert f"error: {problem}" in cli.output, cli.output
-        assert "Traceback" not in cli.output, cli.output
+    runs = [(run_main(client_cli.main, argv, capsys), problem) for argv, problem in cases]
+    runs.append((run_main(rtc_main(), cases[0][0], capsys), cases[0][1]))
+    for ran, problem in runs:
+        assert ran.returncode == 2, ran
+        assert f"error: {problem}" in ran.stderr, ran
+        assert "Traceback" not in ran.stderr, ran
 
 
 def test_client_tls_refuses_contradictions() -> None:

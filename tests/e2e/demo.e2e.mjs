@@ -7,6 +7,10 @@
 // certificate's public key: Chromium trusts that key alone, and the page then
 // talks wss:// to the same origin.
 //
+// E2E_SCENARIOS=mesh runs the mesh scenario alone, without the layout checks:
+// for the wss:// run, where what differs from ws:// is the page's and the
+// signaling's TLS, not the page.
+//
 // Every wait is bounded and, on failure, says which page waited for what.
 // Screenshots of each state land in <artifact dir>. Exit status 0 = passed.
 import { mkdirSync } from "node:fs";
@@ -21,6 +25,7 @@ const LAYOUT_WIDTHS = [360, 1280];
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TRUST_SPKI = process.env.E2E_TRUST_SPKI || "";
 const WS_SCHEME = baseUrl.startsWith("https:") ? "wss://" : "ws://";
+const ALL_SCENARIOS = (process.env.E2E_SCENARIOS || "all") === "all";
 
 mkdirSync(artifacts, { recursive: true });
 const step = (text) => console.log(`[e2e] ${text}`);
@@ -166,8 +171,10 @@ async function meshScenario(browser) {
   await host.screenshot("2-mesh-host-in-lobby.png");
   await b.screenshot("3-mesh-peer-in-lobby.png");
   // Every peer connected, each with its candidate pair: the widest rows.
-  await host.checkLayout("layout-mesh-host");
-  await a.checkLayout("layout-mesh-peer");
+  if (ALL_SCENARIOS) {
+    await host.checkLayout("layout-mesh-host");
+    await a.checkLayout("layout-mesh-peer");
+  }
 
   await host.page.click("#seal");
   for (const [page] of pages) {
@@ -186,10 +193,12 @@ async function meshScenario(browser) {
   step("mesh: a chat message crossed the data channels after signaling closed");
   await host.screenshot("4-mesh-host-sealed.png");
 
-  await host.page.setViewportSize({ width: 390, height: 844 });
-  await host.screenshot("5-narrow-window.png");
-  const overflow = await host.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  if (overflow > 0) throw new Error(`the page scrolls sideways by ${overflow}px at 390px wide`);
+  if (ALL_SCENARIOS) {
+    await host.page.setViewportSize({ width: 390, height: 844 });
+    await host.screenshot("5-narrow-window.png");
+    const overflow = await host.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 0) throw new Error(`the page scrolls sideways by ${overflow}px at 390px wide`);
+  }
 
   await host.page.click("#stop");
   await host.waitFor("Stop to end the session", () => document.querySelector("#status").dataset.state === "idle"
@@ -256,8 +265,12 @@ pinToLoopback(browser); // every page's WebRTC stays on 127.0.0.1
 let failed = false;
 try {
   await meshScenario(browser);
-  await clientServerScenario(browser);
-  checkLoopback({ atLeast: 10 }); // 3 mesh links, 2 client-server links, both ends
+  if (ALL_SCENARIOS) {
+    await clientServerScenario(browser);
+    checkLoopback({ atLeast: 10 }); // 3 mesh links, 2 client-server links, both ends
+  } else {
+    checkLoopback({ atLeast: 6 }); // 3 mesh links, both ends
+  }
   step("all scenarios passed");
 } catch (error) {
   failed = true;

@@ -140,19 +140,32 @@ async def any_demo_server(
 async def test_demo_pages_connect_chat_seal_and_survive_signaling(
     any_demo_server: DemoServer,
 ) -> None:
+    """Both scenarios and the layout over ws://; over wss://, where only the
+    page's and the signaling's TLS differ, the mesh scenario alone."""
     scheme = any_demo_server.url.partition(":")[0]
+    everything = scheme == "http"
     artifacts = ARTIFACTS / scheme
     shutil.rmtree(artifacts, ignore_errors=True)
     run = run_node(
         "demo.e2e.mjs",
         any_demo_server.url,
         str(artifacts),
-        env={"E2E_TRUST_SPKI": any_demo_server.spki},
+        env={
+            "E2E_TRUST_SPKI": any_demo_server.spki,
+            "E2E_SCENARIOS": "all" if everything else "mesh",
+        },
     )
     assert await run.finished(150) == 0, run.output
     assert "[e2e] all scenarios passed" in run.output
+    assert "mesh: a chat message crossed the data channels after signaling closed" in run.output
+    if not everything:
+        loopback_pairs(run.output, at_least=6)  # three mesh links, seen from both ends
+        for shot in ("1-idle", "2-mesh-host-in-lobby", "4-mesh-host-sealed"):
+            assert (artifacts / f"{shot}.png").stat().st_size > 10_000
+        return
     # Three mesh links and two client-server links, seen from both ends.
     loopback_pairs(run.output, at_least=10)
+    assert "client-server: the host left and the others were told why" in run.output
     for shot in ("1-idle", "2-mesh-host-in-lobby", "4-mesh-host-sealed", "6-client-server-host"):
         assert (artifacts / f"{shot}.png").stat().st_size > 10_000
     # A phone and a laptop: no sideways scrolling, no peer label over two lines.

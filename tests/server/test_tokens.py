@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -34,6 +33,7 @@ from webrtc_signal.server.tokens import (
 
 from ..conftest import RunningServer, ServerMaker
 from ..support.http import http_get
+from ..support.processes import Ran, run_main
 from ..support.wsclient import with_timeout
 from .test_hooks import port_of, raw_status_line, recorder, upgrade
 
@@ -582,30 +582,12 @@ def run_token_cli(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@dataclass(frozen=True)
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
 def token_command(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
     """The command's main() in this process: what it prints and its exit
     status. The first test below runs the command itself; the rest check its
     options here, without a Python start-up each."""
-
-    def run(*argv: str) -> Ran:
-        capsys.readouterr()
-        try:
-            token_cli.main(list(argv))
-            status = 0
-        except SystemExit as leaving:
-            status = leaving.code if isinstance(leaving.code, int) else 1
-        printed = capsys.readouterr()
-        return Ran(status, printed.out, printed.err)
-
-    return run
+    return lambda *argv: run_main(token_cli.main, argv, capsys)
 
 
 def test_the_token_command_prints_a_token_the_server_accepts(secret_file: Path) -> None:

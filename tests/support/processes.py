@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -111,6 +112,32 @@ def spawn(
             childFDs=None if terminal else descriptors,
         )
     return child
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a command's ``main()`` printed, and its exit status."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(
+    main: Callable[[list[str]], object], argv: Sequence[str], capsys: pytest.CaptureFixture[str]
+) -> Ran:
+    """A command's ``main()`` in this process, for what it says before its
+    reactor would start (usage errors, --version): the same parser and the
+    same exit status as the process, without a Python start-up each. Each
+    command is also run as a process by at least one test."""
+    capsys.readouterr()
+    try:
+        main(list(argv))
+        status = 0
+    except SystemExit as leaving:
+        status = leaving.code if isinstance(leaving.code, int) else 1
+    printed = capsys.readouterr()
+    return Ran(status, printed.out, printed.err)
 
 
 def unmeasured_environment() -> dict[str, str]:
