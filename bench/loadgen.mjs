@@ -12,6 +12,7 @@
 // measuring window, and reports its own CPU use beside the server's so a
 // reader can see that it was not the bottleneck.
 import { readdirSync, readFileSync } from "node:fs";
+import net from "node:net";
 import WebSocket from "ws";
 
 const [scenario, rawParams] = process.argv.slice(2);
@@ -281,7 +282,36 @@ async function yPeer(url, topic) {
 
 /** Two peers that can signal each other, and the ends of both directions:
  * send(data), and listen(callback(data, fromThePartner)). */
+/** A bare TCP echo server (bench/echo.py, bench/echo.mjs): each end of a
+ * "pair" is a connection of its own, a message a line, sent back as it came.
+ * The floor of `rate`: socket calls and the runtime's event loop, nothing more. */
+async function echoPair(url) {
+  const { hostname, port } = new URL(url);
+  const open = () => new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => resolve(socket));
+    socket.setNoDelay(true);
+    socket.once("error", reject);
+  });
+  const end = (socket) => ({
+    send: (data) => socket.write(`${data}\n`),
+    listen: (callback) => {
+      let held = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (chunk) => {
+        held += chunk;
+        for (let at = held.indexOf("\n"); at >= 0; at = held.indexOf("\n")) {
+          callback(held.slice(0, at), true);
+          held = held.slice(at + 1);
+        }
+      });
+    },
+  });
+  const sockets = [await open(), await open()];
+  return { peers: sockets.map((socket) => ({ ws: { terminate: () => socket.destroy() } })), directions: sockets.map(end) };
+}
+
 async function signalingPair(protocol, url, guestUrl = url) {
+  if (protocol === "echo") return echoPair(url);
   if (protocol === "peerjs") {
     const a = await peerJsPeer(url);
     const b = await peerJsPeer(guestUrl);

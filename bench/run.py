@@ -7,12 +7,16 @@
 
     python bench/run.py --ref PATH --others peerjs,y-webrtc --scenarios churn,rate
 
+    python bench/run.py --ref PATH --others twisted-echo,node-echo --scenarios rate
+
     python bench/run.py --scenarios cluster-relay,cluster-latency [--rounds 5]
 
 --baseline DIR also measures the build in checkout DIR (DIR/.venv/bin/twistd,
 run from DIR) alternating with ours, with per-round ratios ours/baseline:
 how a change is judged against the code before it. --others measures other
-signaling servers from npm in churn and rate, in their own protocols.
+signaling servers from npm in churn and rate, in their own protocols, and
+bare TCP echo servers on Twisted and on Node in rate: the floor each runtime's
+event loop and socket calls put under any server built on it (bench/echo.py).
 
 The cluster scenarios (docs/cluster.md) relay between a host on one node and
 its guest on another (two nodes and a redis-server, all three pinned to
@@ -376,11 +380,20 @@ def soft_nofile_setter(soft: int | None) -> Callable[[], None] | None:
 
 
 # Other signaling servers compared in churn and rate (--others), from npm
-# (package.json): the load generator speaks each one's protocol.
+# (package.json): the load generator speaks each one's protocol. The echo
+# servers (bench/echo.py, bench/echo.mjs) only in rate: they have no lobbies.
 OTHER_SCENARIOS = ("churn", "rate")
+ECHO_SCENARIOS = ("rate",)
+OTHERS = ("peerjs", "y-webrtc", "twisted-echo", "node-echo")
 
 
 def other_server(name: str) -> Server:
+    if name == "twisted-echo":
+        command = [sys.executable, str(ROOT / "bench" / "echo.py"), "{port_file}"]
+        return Server(name, command, ROOT, writes_port_file=True, protocol="echo")
+    if name == "node-echo":
+        command = ["node", str(ROOT / "bench" / "echo.mjs"), "{port_file}"]
+        return Server(name, command, ROOT, writes_port_file=True, protocol="echo")
     if name == "peerjs":
         program = ROOT / "node_modules" / "peer" / "dist" / "bin" / "peerjs.js"
         command = ["node", str(program), "--port", "{port}"]
@@ -692,6 +705,8 @@ def measure(
 def takes(server: Server, scenario: str) -> bool:
     """Whether `server` is measured in `scenario`: the other servers only
     in those their protocols can do the same work in."""
+    if server.protocol == "echo":
+        return scenario in ECHO_SCENARIOS
     return server.protocol == "godot" or scenario in OTHER_SCENARIOS
 
 
@@ -839,6 +854,9 @@ def summarize(
                 "baselineRatio": statistics.median(baseline_ratios) if baseline_ratios else None,
                 "others": {name: median_of(name) for name in others},
                 "otherRatios": {name: ratios_between(mine, key, "ours", name) for name in others},
+                "otherToReference": {
+                    name: ratios_between(mine, key, name, "reference") for name in others
+                },
                 "target": target,
             })  # fmt: skip
     rounds = max(r["round"] for r in records)
@@ -889,27 +907,34 @@ def summarize(
         lines = lines[:3]
     compared = [row for row in rows if any(v is not None for v in row.get("others", {}).values())]
     if compared:
+        # Beside ours/other, other/reference: for an echo server, how far
+        # below the reference its runtime can go at all.
+        to_reference = any(r["server"] == "reference" for r in records)
         lines += [
             "",
-            "Other signaling servers, each spoken to in its own protocol "
-            "(ratio: median of per-round ours/other, then the rounds):",
+            "Other servers, each spoken to in its own protocol (ratio: median of "
+            "per-round ratios, then the rounds):",
             "",
             "| scenario | figure | ours | "
             + " | ".join(others)
             + " | "
             + " | ".join(f"ours/{name}" for name in others)
+            + "".join(f" | {name}/reference" for name in others if to_reference)
             + " |",
-            "|---|---|---|" + "---|" * (2 * len(others)),
+            "|---|---|---|" + "---|" * ((3 if to_reference else 2) * len(others)),
         ]
+
+        def each_ratio(each: list[float]) -> str:
+            if not each:
+                return "-"
+            return f"{times(statistics.median(each))} ({' '.join(f'{x:.2f}' for x in each)})"
+
         for row in compared:
-            per_other: list[list[float]] = [row["otherRatios"][name] for name in others]
             cells = [row["scenario"], f"{row['name']} ({row['unit']})", show(row["ours"])]
             cells += [show(row["others"][name]) for name in others]
-            cells += [
-                f"{times(statistics.median(each))} ({' '.join(f'{x:.2f}' for x in each)})"
-                if each else "-"
-                for each in per_other
-            ]  # fmt: skip
+            cells += [each_ratio(row["otherRatios"][name]) for name in others]
+            if to_reference:
+                cells += [each_ratio(row["otherToReference"][name]) for name in others]
             lines.append("| " + " | ".join(cells) + " |")
     failed = [r for r in records if "failed" in r]
     if failed:
@@ -990,9 +1015,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--others",
         default="",
-        help="also measure other signaling servers in churn and rate, comma-separated: "
-        "peerjs (the PeerJS server), y-webrtc (y-webrtc's signaling server); "
-        "from npm (package.json), each spoken to in its own protocol",
+        help="also measure other servers, comma-separated: peerjs (the PeerJS server) and "
+        "y-webrtc (y-webrtc's signaling server) in churn and rate, from npm (package.json), "
+        "each spoken to in its own protocol; twisted-echo and node-echo (bare TCP echo "
+        "servers: each runtime's floor) in rate",
     )
     parser.add_argument(
         "--rounds",
@@ -1050,10 +1076,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline and not (Path(args.baseline) / ".venv" / "bin" / "twistd").exists():
         parser.error(f"--baseline {args.baseline}: no .venv/bin/twistd there")
     args.others = [name.strip() for name in args.others.split(",") if name.strip()]
-    unknown_others = set(args.others) - {"peerjs", "y-webrtc"}
+    unknown_others = set(args.others) - set(OTHERS)
     if unknown_others:
         parser.error(f"--others: unknown {', '.join(sorted(unknown_others))}; "
-                     "choose from peerjs, y-webrtc")  # fmt: skip
+                     f"choose from {', '.join(OTHERS)}")  # fmt: skip
     for tool in ("node", "taskset"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is needed and not installed")

@@ -47,7 +47,8 @@ def test_quick_benchmark_reports_every_figure_for_ours_and_a_baseline(tmp_path: 
     # This checkout doubles as the baseline build: one run covers every
     # scenario, both builds and the per-round ratios between them.
     out = tmp_path / "results.jsonl"
-    others = ["peerjs", "y-webrtc"] if OTHERS_INSTALLED else []
+    echoes = ["twisted-echo", "node-echo"]
+    others = [*(["peerjs", "y-webrtc"] if OTHERS_INSTALLED else []), *echoes]
     finished = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--rounds", "1",
          "--baseline", str(ROOT), "--others", ",".join(others), "--out", str(out)],
@@ -65,10 +66,13 @@ def test_quick_benchmark_reports_every_figure_for_ours_and_a_baseline(tmp_path: 
     assert {r["scenario"] for r in results} == set(bench.FIGURES)
     assert {r["server"] for r in results} == {"ours", "baseline", *others}
     for name in others:
-        # The other servers do churn and rate only, in their own protocols.
-        assert {r["scenario"] for r in results if r["server"] == name} == {"churn", "rate"}
-    if others:
-        assert "| rate | server CPU in the measured window (CPU-s) | " in finished.stdout
+        # The other servers do churn and rate only, in their own protocols;
+        # the echo servers rate alone (they have no lobbies to churn).
+        expected = {"rate"} if name in echoes else {"churn", "rate"}
+        assert {r["scenario"] for r in results if r["server"] == name} == expected
+    assert "| rate | server CPU in the measured window (CPU-s) | " in finished.stdout
+    assert "| ours/twisted-echo | ours/node-echo |" in finished.stdout
+    if OTHERS_INSTALLED:
         assert "| ours/peerjs | ours/y-webrtc |" in finished.stdout
     for record in results:
         for key, *_ in bench.FIGURES[record["scenario"]]:
@@ -111,6 +115,31 @@ def test_summary_takes_medians_and_per_round_ratios() -> None:
     assert (
         "| relay | server CPU per 100k relayed (CPU-s) | 2 | 2 | 0.50x | 0.50 1.50 0.50 | ≤ 1.0x |"
         in table
+    )
+
+
+def test_summary_sets_the_echo_floor_beside_the_reference() -> None:
+    def record(round_: int, server: str, value: float) -> dict[str, Any]:
+        figures = {key: value for key, *_ in bench.FIGURES["rate"]}
+        return {
+            "round": round_,
+            "server": server,
+            "scenario": "rate",
+            "size": "",
+            "figures": figures,
+        }
+
+    records = [
+        record(1, "ours", 3.0), record(1, "reference", 2.0), record(1, "twisted-echo", 2.5),
+        record(2, "ours", 2.4), record(2, "reference", 2.0), record(2, "twisted-echo", 2.0),
+    ]  # fmt: skip
+    table, rows = bench.summarize(records, MACHINE)
+    cost = next(row for row in rows if row["figure"] == "serverCpuS")
+    assert cost["otherToReference"] == {"twisted-echo": [1.25, 1.0]}
+    assert "| ours/twisted-echo | twisted-echo/reference |" in table
+    assert (
+        "| rate | server CPU in the measured window (CPU-s) | 2.7 | 2.25 | 1.20x (1.20 1.20) "
+        "| 1.12x (1.25 1.00) |" in table
     )
 
 
