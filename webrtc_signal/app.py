@@ -28,7 +28,7 @@ from twisted.web.server import Site
 from . import __version__
 from .config import SignalingConfig, settings
 from .protocol.settings import Declared, InvalidSetting, Kind, Source, declared, parse_text
-from .server import collector, logs
+from .server import _internals, collector, logs
 from .server.fdlimit import FD_MARGIN, connection_budget, raise_open_file_limit
 from .server.option_sources import (
     Given,
@@ -431,9 +431,11 @@ class StandaloneService(SignalingService):
                 self.port_file.start(ports)
             except PortFileError as error:
                 raise StartupFailed(str(error)) from None
-        # The process is the server's alone: its collector is tuned for it.
+        # The process is the server's alone: its collector and its event loop
+        # are tuned for it.
         from twisted.internet import reactor
 
+        _internals.lean_event_loop(reactor)
         reactor.callWhenRunning(collector.settle_after_start)
 
     def _open_side_ports(self) -> None:

@@ -6,9 +6,12 @@ name but changes what it means fails here, naming the helper."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pprint
 import socket
+import time
+from collections.abc import Callable
 from typing import Any
 
 import autobahn
@@ -16,7 +19,11 @@ import pytest
 import pytest_twisted
 from autobahn.twisted import websocket as autobahn_twisted
 from autobahn.websocket import protocol as autobahn_protocol
-from twisted.internet import reactor, task
+from twisted.internet import protocol, reactor, task
+from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.selectreactor import SelectReactor
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
 
 import twisted
 from webrtc_signal import SignalingConfig
@@ -191,3 +198,92 @@ def test_formatting_inside_our_calls_is_lazy_and_reads_the_same() -> None:
     assert str(lazy) == pprint.pformat(value)
     assert f"{lazy}" == pprint.pformat(value)
     assert type(autobahn_protocol.pformat(value)) is str
+
+
+# -- the epoll reactor's loop -----------------------------------------------------
+
+
+class _Echo(protocol.Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class _BrokenOnClose(protocol.Protocol):
+    """Raises when its connection is lost: past `_doReadOrWrite`'s own
+    handling, so the loop itself has to log it and carry on."""
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        raise RuntimeError("broken on close")
+
+
+def _iterate_until(loop: EPollReactor, done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not done():
+        assert time.monotonic() < deadline, f"{VERSIONS}: {what}"
+        loop.doIteration(0.01)
+
+
+def _received(client: socket.socket, size: int) -> Callable[[], bool]:
+    got = bytearray()
+
+    def done() -> bool:
+        with contextlib.suppress(BlockingIOError):
+            got.extend(client.recv(65536))
+        return len(got) >= size
+
+    return done
+
+
+def test_the_lean_event_loop_reads_writes_and_logs_what_escapes() -> None:
+    """lean_event_loop: the reactor's own poller, selectables and
+    _doReadOrWrite still serve connections (echoed bytes come back), and an
+    exception that escapes _doReadOrWrite is logged with the connection's
+    log prefix, as log.callWithLogger did, while the loop serves the rest."""
+    loop = EPollReactor()
+    assert _internals.lean_event_loop(loop)
+    echo = loop.listenTCP(0, protocol.Factory.forProtocol(_Echo), interface="127.0.0.1")
+    broken = loop.listenTCP(0, protocol.Factory.forProtocol(_BrokenOnClose), interface="127.0.0.1")
+    clients: list[socket.socket] = []
+    try:
+        client = socket.create_connection(("127.0.0.1", echo.getHost().port), timeout=5)
+        clients.append(client)
+        client.setblocking(False)
+        client.sendall(b"hello " * 1000)
+        _iterate_until(loop, _received(client, 6000), "the echo never came back")
+
+        victim = socket.create_connection(("127.0.0.1", broken.getHost().port), timeout=5)
+        clients.append(victim)
+        with capturedLogs() as events:
+            _iterate_until(loop, lambda: len(loop._selectables) > 4, "no accept")
+            victim.close()
+            _iterate_until(
+                loop,
+                lambda: any(event.get("isError") for event in events),
+                "the exception that escaped was not logged",
+            )
+            client.sendall(b"still there")
+            _iterate_until(loop, _received(client, 11), "the loop stopped serving")
+        logged = next(event for event in events if event.get("isError"))
+        failure = logged.get("log_failure", logged.get("failure"))
+        assert "broken on close" in str(failure.value), sorted(logged)
+        assert logged["system"].startswith("_BrokenOnClose,"), logged["system"]
+    finally:
+        for each in clients:
+            each.close()
+        echo.stopListening()
+        broken.stopListening()
+        loop.removeAll()
+        loop.waker.connectionLost(None)
+        loop._poller.close()
+
+
+def test_other_reactors_keep_their_loop() -> None:
+    class OwnLoop(EPollReactor):
+        pass
+
+    for loop in (OwnLoop(), SelectReactor()):
+        kept = loop.doIteration
+        assert not _internals.lean_event_loop(loop)
+        assert loop.doIteration == kept
+        loop.removeAll()
+        loop.waker.connectionLost(None)
