@@ -384,12 +384,14 @@ def soft_nofile_setter(soft: int | None) -> Callable[[], None] | None:
 # servers (bench/echo.py, bench/echo.mjs) only in rate: they have no lobbies.
 OTHER_SCENARIOS = ("churn", "rate")
 ECHO_SCENARIOS = ("rate",)
-OTHERS = ("peerjs", "y-webrtc", "twisted-echo", "node-echo")
+OTHERS = ("peerjs", "y-webrtc", "twisted-echo", "twisted-echo-plain", "node-echo")
 
 
 def other_server(name: str) -> Server:
-    if name == "twisted-echo":
+    if name in ("twisted-echo", "twisted-echo-plain"):
         command = [sys.executable, str(ROOT / "bench" / "echo.py"), "{port_file}"]
+        if name == "twisted-echo-plain":
+            command.append("--twisted-loop")  # Twisted's own loop, not our lean one
         return Server(name, command, ROOT, writes_port_file=True, protocol="echo")
     if name == "node-echo":
         command = ["node", str(ROOT / "bench" / "echo.mjs"), "{port_file}"]
@@ -1017,8 +1019,9 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="also measure other servers, comma-separated: peerjs (the PeerJS server) and "
         "y-webrtc (y-webrtc's signaling server) in churn and rate, from npm (package.json), "
-        "each spoken to in its own protocol; twisted-echo and node-echo (bare TCP echo "
-        "servers: each runtime's floor) in rate",
+        "each spoken to in its own protocol; twisted-echo (with our server's lean loop), "
+        "twisted-echo-plain (Twisted's own loop) and node-echo, bare TCP echo servers: each "
+        "runtime's floor, in rate",
     )
     parser.add_argument(
         "--rounds",
