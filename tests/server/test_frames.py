@@ -14,7 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from webrtc_signal.server import frames
-from webrtc_signal.server.frames import read_text_frames, text_frame, unmask, unmask_in_python
+from webrtc_signal.server.frames import (
+    read_close_frame,
+    read_text_frames,
+    text_frame,
+    unmask,
+    unmask_in_python,
+)
 
 from ..support.wsframes import frame
 
@@ -142,3 +148,37 @@ def test_waits_for_the_rest_of_a_frame(keep: int) -> None:
 def test_written_frames_are_final_unmasked_text(size: int, head: bytes) -> None:
     payload = os.urandom(size)
     assert text_frame(payload) == head + payload
+
+
+# -- a client's close frame ---------------------------------------------------------
+
+
+@given(code=st.integers(0, 65535), reason=st.binary(max_size=123))
+def test_a_close_frame_gives_what_autobahns_parser_would(code: int, reason: bytes) -> None:
+    """Autobahn's processControlFrame: the first two bytes big-endian as the
+    code, the rest (if any) as the raw reason; its onCloseFrame checks both."""
+    payload = struct.pack("!H", code) + reason
+    assert read_close_frame(frame(payload, opcode=8)) == (code, reason or None)
+
+
+def test_an_empty_close_frame_has_neither_code_nor_reason() -> None:
+    assert read_close_frame(frame(b"", opcode=8)) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(frame(b"\x03", opcode=8), id="a payload of one byte (Autobahn's 1002)"),
+        pytest.param(frame(b"\x03\xe8", opcode=8, mask=None), id="unmasked"),
+        pytest.param(frame(b"\x03\xe8", opcode=8, rsv=4), id="reserved bit"),
+        pytest.param(frame(b"\x03\xe8", opcode=8, fin=False), id="not final"),
+        pytest.param(frame(b"\x03\xe8" + b"x" * 124, opcode=8), id="over 125 bytes"),
+        pytest.param(frame(b"\x03\xe8", opcode=8, length_bytes=2), id="16-bit length"),
+        pytest.param(frame(b"\x03\xe8", opcode=8)[:-1], id="not all here"),
+        pytest.param(frame(b"\x03\xe8", opcode=8) + GOOD, id="more after it"),
+        pytest.param(frame(b"\x03\xe8", opcode=9), id="a ping"),
+        pytest.param(GOOD, id="a text frame"),
+    ],
+)
+def test_anything_else_is_left_to_autobahn(data: bytes) -> None:
+    assert read_close_frame(data) is None

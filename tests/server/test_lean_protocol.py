@@ -5,18 +5,22 @@ settings working."""
 
 from __future__ import annotations
 
+import os
+import struct
 from typing import Any
 
 import pytest
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketServerProtocol
 
+from webrtc_signal.events import PeerDisconnected
 from webrtc_signal.server import _internals
 from webrtc_signal.server.websocket import SignalingServerProtocol
 
 from ..conftest import RunningServer, ServerMaker
 from ..support.rawws import raw_cleanup, raw_connect  # noqa: F401
 from ..support.wsclient import WAIT, with_timeout
+from ..support.wsframes import frame
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 JOIN = 0
@@ -143,3 +147,73 @@ async def test_new_settings_reach_the_next_connection(make_server: ServerMaker) 
     await server.create()
     sizes = sorted(c.maxMessagePayloadSize for c in server.engine.connections)
     assert sizes == sorted([server.service.config.max_message_size, 1234])
+
+
+# -- a client's close frame ---------------------------------------------------------
+
+
+class AutobahnCloses(SignalingServerProtocol):
+    """The same protocol, with every close frame parsed by Autobahn."""
+
+    def rest_to_autobahn(self, rest: bytes) -> None:
+        _internals.resume_parser(self)
+
+
+CLOSES = {
+    "empty": b"",
+    "normal": struct.pack("!H", 1000),
+    "going away, with a reason": struct.pack("!H", 1001) + b"bye",
+    "an application's code": struct.pack("!H", 4000) + b"game over",
+    "a reason of 123 bytes": struct.pack("!H", 1000) + b"r" * 123,
+    "a UTF-8 reason": struct.pack("!H", 1000) + "fin ✓ é".encode(),
+    "code 999": struct.pack("!H", 999),
+    "code 1005, never sent": struct.pack("!H", 1005),
+    "code 5000": struct.pack("!H", 5000),
+    "a reason that is not UTF-8": struct.pack("!H", 1000) + b"\xff\xfe",
+    "a payload of one byte": b"\x03",
+}
+
+
+async def closing(server: RunningServer, payload: bytes) -> tuple[object, ...]:
+    """What a joined peer that sends a close frame with ``payload`` gets
+    back (every frame, then the end of TCP) and what the server reports."""
+    gone: list[tuple[int, str]] = []
+    server.service.add_observer(
+        lambda event: (
+            isinstance(event, PeerDisconnected) and gone.append((event.code, event.reason))
+        )
+    )
+    client = await raw_connect(server.service.port.getHost().port)
+    client.send_json(JOIN, 0, "")
+    assert (await client.next_json())["type"] == 1  # its ID: a peer in a lobby
+    assert (await client.next_json())["type"] == JOIN  # the lobby's name (random)
+    client.transport.write(frame(payload, opcode=8, mask=os.urandom(4)))
+    await client.wait_lost()
+    frames = []
+    while client.frames.pending:
+        frames.append(await client.next_frame())
+    return tuple(frames), tuple(gone)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("case", CLOSES)
+async def test_every_close_frame_is_answered_as_autobahn_answers_it(
+    make_server: ServerMaker, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path hands a client's close frame to Autobahn's handler
+    itself: the same answer, the same end and the same code and reason
+    reported as when Autobahn's parser reads it."""
+    taken: list[object] = []
+    handler = _internals.close_frame_received
+    monkeypatch.setattr(
+        _internals,
+        "close_frame_received",
+        lambda *args: taken.append(args) or handler(*args),
+    )
+    lean = await closing(await make_server(), CLOSES[case])
+    assert len(taken) == (0 if case == "a payload of one byte" else 1)
+    server = await make_server()
+    server.factory.protocol = AutobahnCloses
+    _internals.forget_configured_protocol(server.factory)
+    assert await closing(server, CLOSES[case]) == lean
+    assert len(taken) == (0 if case == "a payload of one byte" else 1)

@@ -81,6 +81,10 @@ AUTOBAHN_CLASS_ATTRIBUTES = (
     "connectionMade",
     "connectionLost",
     "sendCloseFrame",
+    # Autobahn's handling of a received close frame (answer, drop, close
+    # code and reason for onClose), called by the fast path with the code
+    # and raw reason its parser would have passed.
+    "onCloseFrame",
 )
 AUTOBAHN_INSTANCE_ATTRIBUTES = (
     # The state machine's current state (see STATE_*).
@@ -149,6 +153,16 @@ def set_unparsed(connection: WebSocketProtocol, data: bytes) -> None:
 def resume_parser(connection: WebSocketProtocol) -> None:
     """Let Autobahn parse what it holds, from a frame the fast path left."""
     connection.consumeData()
+
+
+def close_frame_received(
+    connection: WebSocketProtocol, code: int | None, reason: bytes | None
+) -> None:
+    """Hand a client's close frame, read by the fast path, to Autobahn as its
+    parser does (``code`` None for an empty payload, ``reason`` None when
+    there is none): it checks both, answers and ends the connection."""
+    with lazy_debug_formatting():
+        _untyped(connection).onCloseFrame(code, reason)
 
 
 def current_opcode(connection: WebSocketProtocol) -> int:

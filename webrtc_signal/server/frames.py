@@ -25,6 +25,8 @@ except ImportError:  # a platform without its wheel and without a compiler
 # First byte of a final text frame without reserved bits; MASK bit of the second.
 _FINAL_TEXT = 0x81
 _MASKED = 0x80
+# First byte of a close frame without reserved bits (control frames are final).
+_CLOSE = 0x88
 
 
 def unmask(payload: bytes, mask: bytes) -> bytes:
@@ -78,6 +80,24 @@ def read_text_frames(data: bytes, max_size: int) -> tuple[list[str], int, bool]:
             return texts, at, False
         at = stop
     return texts, at, True
+
+
+def read_close_frame(data: bytes) -> tuple[int | None, bytes | None] | None:
+    """The status code and raw reason of ``data`` when it is exactly one
+    masked close frame without reserved bits and with an empty payload or
+    one of 2 to 125 bytes: what Autobahn's parser would pass to
+    ``onCloseFrame`` for it, which checks both. None for anything else
+    (then Autobahn parses it: a payload of 1 byte is its 1002, for one)."""
+    end = len(data)
+    if end < 6 or data[0] != _CLOSE or data[1] < _MASKED:
+        return None
+    size = data[1] & 0x7F
+    if size == 1 or size > 125 or end != 6 + size:
+        return None
+    if not size:
+        return None, None
+    payload = unmask(data[6:], data[2:6])
+    return int.from_bytes(payload[:2], "big"), payload[2:] if size > 2 else None
 
 
 def _extended_length(data: bytes, at: int, end: int) -> tuple[int, int] | bool:

@@ -29,7 +29,7 @@ from . import _internals as internals
 from .admission import Admission
 from .connection_output import address_of, lobby_of
 from .engine import Engine
-from .frames import read_text_frames
+from .frames import read_close_frame, read_text_frames
 from .logs import QuietLogger
 from .upgrade import UpgradeHandling
 
@@ -102,10 +102,21 @@ class SignalingServerProtocol(UpgradeHandling):
             for text in texts:
                 self.on_text(text)
             if rest and not waiting:
-                # Autobahn takes over at the frame it understands and we do
-                # not, and keeps the connection until its parser is idle again.
-                internals.resume_parser(self)
+                self.rest_to_autobahn(rest)
         self.factory.engine.flush()
+
+    def rest_to_autobahn(self, rest: bytes) -> None:
+        """Autobahn takes over at the frame it understands and the fast path
+        does not, and keeps the connection until its parser is idle again.
+        A client's close frame alone at the end of the input (a player
+        leaving) goes straight to Autobahn's close handler, with what its
+        parser would pass it, without the parser's per-frame set-up."""
+        close = read_close_frame(rest)
+        if close is None or not internals.is_open(self) or internals.unparsed(self) is not rest:
+            internals.resume_parser(self)
+            return
+        internals.set_unparsed(self, b"")
+        internals.close_frame_received(self, *close)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Messages Autobahn read (fragmented ones, or any after a frame the
