@@ -615,7 +615,12 @@ def makeService(options: Options) -> IService:
     level = logs.parse_level(standalone.log_level)
     logs.set_level(level)
     observer = logs.make_observer(
-        standalone.log_format, level, dict(parent) if parent is not None else None
+        standalone.log_format,
+        level,
+        dict(parent) if parent is not None else None,
+        # The lean event loop (`StandaloneService.startService`) says which
+        # socket a legacy line logged during a read or write is about.
+        _internals.handled_log_prefix,
     )
     service = StandaloneService(
         standalone.port or default_port_description(),

@@ -22,12 +22,12 @@ from autobahn.websocket import protocol as autobahn_protocol
 from twisted.internet import protocol, reactor, task
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.selectreactor import SelectReactor
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, globalLogPublisher
 from twisted.python.failure import Failure
 
 import twisted
 from webrtc_signal import SignalingConfig
-from webrtc_signal.server import _internals
+from webrtc_signal.server import _internals, logs
 from webrtc_signal.server.websocket import SignalingServerProtocol
 
 from ..conftest import RunningServer, ServerMaker
@@ -208,6 +208,14 @@ class _Echo(protocol.Protocol):
         self.transport.write(data)
 
 
+class _BrokenOnRead(protocol.Protocol):
+    """Raises in a read: `_doReadOrWrite` catches it, logs Twisted's
+    "Unhandled Error" (a legacy line) and closes the connection."""
+
+    def dataReceived(self, data: bytes) -> None:
+        raise RuntimeError("broken on read")
+
+
 class _BrokenOnClose(protocol.Protocol):
     """Raises when its connection is lost: past `_doReadOrWrite`'s own
     handling, so the loop itself has to log it and carry on."""
@@ -275,6 +283,36 @@ def test_the_lean_event_loop_reads_writes_and_logs_what_escapes() -> None:
         loop.removeAll()
         loop.waker.connectionLost(None)
         loop._poller.close()
+
+
+def test_a_legacy_line_logged_in_a_read_names_the_socket_in_the_server_s_log() -> None:
+    """handled_log_prefix: while the lean loop reads a socket it names it, so
+    that the server's log observer (`logs.HandledSocketPrefix`) writes the
+    connection's prefix on Twisted's "Unhandled Error", as Twisted's own loop
+    did through the legacy log context; outside a read it names none."""
+    loop = EPollReactor()
+    assert _internals.lean_event_loop(loop)
+    port = loop.listenTCP(0, protocol.Factory.forProtocol(_BrokenOnRead), interface="127.0.0.1")
+    seen: list[dict[str, Any]] = []
+    observer = logs.HandledSocketPrefix(seen.append, _internals.handled_log_prefix)
+    globalLogPublisher.addObserver(observer)
+    client = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=5)
+    try:
+        client.sendall(b"boom")
+        _iterate_until(
+            loop, lambda: any(event.get("isError") for event in seen), "no Unhandled Error"
+        )
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        client.close()
+        port.stopListening()
+        loop.removeAll()
+        loop.waker.connectionLost(None)
+        loop._poller.close()
+    error = next(event for event in seen if event.get("isError"))
+    assert "broken on read" in str(error.get("log_failure", error.get("failure")).value)
+    assert error["log_system"].startswith("_BrokenOnRead,"), error["log_system"]
+    assert _internals.handled_log_prefix() is None
 
 
 def test_other_reactors_keep_their_loop() -> None:

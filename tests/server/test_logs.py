@@ -145,6 +145,25 @@ def test_file_observer_writes_one_line_per_event() -> None:
     assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == ["a"]
 
 
+def test_a_legacy_line_without_a_system_gets_the_handled_socket_s_prefix() -> None:
+    seen: list[dict[str, Any]] = []
+    handled: list[str | None] = [None]
+    observer = logs.HandledSocketPrefix(seen.append, lambda: handled[0])
+    legacy = {"log_system": "-", "system": "-", "log_format": "Unhandled Error"}
+    observer(legacy)  # outside a read or write: as it came
+    handled[0] = "SignalingServerProtocol,7,127.0.0.1"
+    observer(legacy)
+    observer({"log_system": "twistd", "log_format": "x"})  # it has one
+    observer({"log_namespace": "webrtc_signal", "log_format": "y"})  # twisted.logger's
+    assert seen == [
+        legacy,
+        {**legacy, "log_system": handled[0], "system": handled[0]},
+        {"log_system": "twistd", "log_format": "x"},
+        {"log_namespace": "webrtc_signal", "log_format": "y"},
+    ]
+    assert legacy["system"] == "-"  # the event itself is left alone
+
+
 def test_the_log_goes_where_twistd_would_put_it(tmp_path: Any) -> None:
     assert logs.twistd_log_file({"nodaemon": True, "logfile": None}) is sys.stdout
     assert logs.twistd_log_file({"nodaemon": True, "logfile": "-"}) is sys.stdout

@@ -351,9 +351,21 @@ def unsent_bytes(transport: object) -> int:
 # is a quarter of its CPU. `lean_event_loop` polls the same way and handles
 # each event the same way (`_doReadOrWrite`, which catches and logs what the
 # read or write raises and closes that connection), and logs what escapes
-# it, as callWithLogger does, with the socket's prefix; only lines logged
-# through the legacy `twisted.python.log` during a read lose that prefix
-# ("-"). This server logs through twisted.logger, whose events never had it.
+# it with the socket's prefix, as callWithLogger does. It only notes which
+# socket it is handling: the legacy lines logged meanwhile (Twisted's own
+# "Unhandled Error" for an exception in a read, among them) carry no prefix
+# ("-"), and the server's log file writes the socket's (`handled_log_prefix`,
+# read by `logs` only for such a line). This server's own lines go through
+# twisted.logger, whose events never had it.
+
+
+class _Handling:
+    """The socket the lean loop is handling, if any."""
+
+    selectable: Any = None
+
+
+_handling = _Handling()
 
 
 def lean_event_loop(reactor: object) -> bool:
@@ -364,6 +376,7 @@ def lean_event_loop(reactor: object) -> bool:
     if type(reactor) is not epollreactor.EPollReactor:
         return False
     loop: Any = reactor
+    handling = _handling
 
     def do_poll(timeout: float | None) -> None:
         selectables = loop._selectables
@@ -376,6 +389,7 @@ def lean_event_loop(reactor: object) -> bool:
             selectable = selectables.get(fd)
             if selectable is None:
                 continue
+            handling.selectable = selectable
             try:
                 handle(selectable, fd, event)
             except KeyboardInterrupt:
@@ -383,15 +397,24 @@ def lean_event_loop(reactor: object) -> bool:
             except BaseException:
                 # What callWithLogger does: log it and go on with the others.
                 twisted_log.err(system=_log_prefix(selectable))
+            finally:
+                handling.selectable = None
 
     loop.doIteration = loop.doPoll = do_poll
     return True
 
 
+def handled_log_prefix() -> str | None:
+    """The log prefix of the socket the lean loop is reading or writing now
+    (what Twisted's loop put in the legacy log context); None outside."""
+    selectable = _handling.selectable
+    return None if selectable is None else _log_prefix(selectable)
+
+
 def _log_prefix(selectable: Any) -> str:
     try:
         return str(selectable.logPrefix())
-    except Exception:
+    except BaseException:
         return "(buggy logPrefix method)"
 
 

@@ -345,14 +345,44 @@ def _rotate_on_sigusr1(logfile: LogFile) -> None:
 
 
 def make_observer(
-    log_format: str, level: LogLevel, twistd_options: dict[str, Any] | None
+    log_format: str,
+    level: LogLevel,
+    twistd_options: dict[str, Any] | None,
+    handled_prefix: Callable[[], str | None] | None = None,
 ) -> ILogObserver:
-    """The observer the plugin gives twistd (its options, if any, say where to)."""
+    """The observer the plugin gives twistd (its options, if any, say where
+    to). ``handled_prefix``: see `HandledSocketPrefix`."""
     if twistd_options is not None and twistd_options.get("syslog"):
         from twisted.python import syslog
 
         # The caller refuses JSON to syslog: syslog has its own record format.
         legacy = syslog.SyslogObserver(twistd_options.get("prefix") or "twisted").emit
         to_syslog = LegacyLogObserverWrapper(legacy)  # type: ignore[arg-type]
-        return LevelFilter(RedactTokensInText(to_syslog), level)
-    return LevelFilter(file_observer(twistd_log_file(twistd_options), log_format), level)
+        observer: ILogObserver = RedactTokensInText(to_syslog)
+    else:
+        observer = file_observer(twistd_log_file(twistd_options), log_format)
+    if handled_prefix is not None:
+        observer = HandledSocketPrefix(observer, handled_prefix)
+    return LevelFilter(observer, level)
+
+
+@implementer(ILogObserver)
+class HandledSocketPrefix:
+    """Gives a legacy line without a system ("-") logged while the event loop
+    reads or writes a socket (Twisted's "Unhandled Error" for an exception in
+    a read, among them) that socket's log prefix, which Twisted's own loop put
+    in the legacy log context and the server's lean loop does not.
+    ``handled_prefix()`` is that prefix, or None outside a read or write."""
+
+    def __init__(self, observer: ILogObserver, handled_prefix: Callable[[], str | None]) -> None:
+        self.observer = observer
+        self.handled_prefix = handled_prefix
+
+    def __call__(self, event: LogEvent) -> None:
+        if event.get("log_system") == "-":
+            prefix = self.handled_prefix()
+            if prefix is not None:
+                event = {**event, "log_system": prefix}
+                if "system" in event:  # the legacy event's own copy
+                    event["system"] = prefix
+        self.observer(event)
