@@ -8,7 +8,9 @@ common case straight off the wire and stops, leaving the bytes untouched, at
 the first frame that is anything else: control frames (ping, pong, close),
 fragments, binary, reserved bits, unmasked, over the size limit, non-minimal
 lengths, or invalid UTF-8. Those go to Autobahn, which answers them exactly as
-before (1002, 1007, 1009, pongs, the closing handshake).
+before (1002, 1007, 1009, pongs, the closing handshake). A plain close frame
+alone at the end of the input (a client leaving) is read by
+`read_close_frame`, and what it says handed to Autobahn's close handler.
 """
 
 from __future__ import annotations
