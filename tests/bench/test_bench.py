@@ -91,16 +91,15 @@ def test_quick_benchmark_reports_every_figure_for_ours_and_a_baseline(tmp_path: 
     assert "| rate | server CPU in the measured window (CPU-s) |" in finished.stdout
 
 
+def summary_input(scenario: str, round_: int, server: str, value: float) -> dict[str, Any]:
+    """A measured record of ``scenario`` with every figure at ``value``."""
+    figures = {key: value for key, *_ in bench.FIGURES[scenario]}
+    return {"round": round_, "server": server, "scenario": scenario, "size": "", "figures": figures}
+
+
 def test_summary_takes_medians_and_per_round_ratios() -> None:
     def record(round_: int, server: str, value: float) -> dict[str, Any]:
-        figures = {key: value for key, *_ in bench.FIGURES["relay"]}
-        return {
-            "round": round_,
-            "server": server,
-            "scenario": "relay",
-            "size": "",
-            "figures": figures,
-        }
+        return summary_input("relay", round_, server, value)
 
     records = [
         record(1, "ours", 1.0), record(1, "reference", 2.0),
@@ -120,14 +119,7 @@ def test_summary_takes_medians_and_per_round_ratios() -> None:
 
 def test_summary_sets_the_echo_floor_beside_the_reference() -> None:
     def record(round_: int, server: str, value: float) -> dict[str, Any]:
-        figures = {key: value for key, *_ in bench.FIGURES["rate"]}
-        return {
-            "round": round_,
-            "server": server,
-            "scenario": "rate",
-            "size": "",
-            "figures": figures,
-        }
+        return summary_input("rate", round_, server, value)
 
     records = [
         record(1, "ours", 3.0), record(1, "reference", 2.0), record(1, "twisted-echo", 2.5),
@@ -145,9 +137,7 @@ def test_summary_sets_the_echo_floor_beside_the_reference() -> None:
 
 def test_summary_with_a_baseline_gives_both_ratios_and_leaves_failed_rounds_out() -> None:
     def record(round_: int, server: str, value: float) -> dict[str, Any]:
-        figures = {key: value for key, *_ in bench.FIGURES["rate"]}
-        return {"round": round_, "server": server, "scenario": "rate", "size": "",
-                "figures": figures}  # fmt: skip
+        return summary_input("rate", round_, server, value)
 
     records = [
         record(1, "ours", 1.0), record(1, "baseline", 1.0), record(1, "reference", 2.0),

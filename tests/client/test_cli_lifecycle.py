@@ -187,12 +187,22 @@ def test_a_bad_cafile_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
         (["wss://localhost:1", "--cafile", str(not_pem)], f"no PEM certificate in '{not_pem}'"),
         (["ws://localhost:1", "--cafile", str(cert)], "only for wss:// URLs"),
     ]
+    refused_as_usage_errors(
+        [(argv, f"argument --cafile: {problem}") for argv, problem in cases], capsys
+    )
+
+
+def refused_as_usage_errors(
+    cases: list[tuple[list[str], str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each command line of ``cases`` given to the client command, and the
+    first to the peer command too (it takes the same options:
+    add_lobby_arguments): exit status 2, ``error: <problem>``, no traceback."""
     runs = [(run_main(client_cli.main, argv, capsys), problem) for argv, problem in cases]
-    # The peer takes the same option (add_lobby_arguments): one case is enough.
     runs.append((run_main(rtc_main(), cases[0][0], capsys), cases[0][1]))
     for ran, problem in runs:
         assert ran.returncode == 2, ran
-        assert f"error: argument --cafile: {problem}" in ran.stderr, ran
+        assert f"error: {problem}" in ran.stderr, ran
         assert "Traceback" not in ran.stderr, ran
 
 
