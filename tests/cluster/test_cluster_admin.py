@@ -9,6 +9,7 @@ twistd nodes, one real redis-server, real HTTP and WebSocket clients."""
 
 from __future__ import annotations
 
+import functools
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -18,9 +19,11 @@ from typing import Any
 import orjson
 import pytest_twisted
 import treq
+import txredisapi
 from twisted.internet import defer, reactor, task
 
 from webrtc_signal.cluster.control import ASK_TIMEOUT
+from webrtc_signal.cluster.redis_bus import PREFIX
 from webrtc_signal.server.admin import openapi_document
 
 from ..server.test_admin import CLUSTER_ONLY, SchemaCheck
@@ -51,6 +54,16 @@ async def call(base: str, method: str, path: str, body: object = None) -> tuple[
     answer = orjson.loads(await with_timeout(treq.content(response), WAIT))
     SCHEMAS.check(method, path, response.code, answer)
     return response.code, answer
+
+
+async def expired(redis: RedisServer, node_id: str) -> bool:
+    """Whether Redis no longer holds node ``node_id``'s liveness key."""
+    connecting = txredisapi.Connection("127.0.0.1", redis.port, reconnect=False)
+    connection: Any = await with_timeout(connecting, WAIT)
+    try:
+        return await with_timeout(connection.exists(f"{PREFIX}alive:{node_id}"), WAIT) == 0
+    finally:
+        await with_timeout(connection.disconnect(), WAIT)
 
 
 async def until(condition: Any, what: str, seconds: float = 20) -> None:
@@ -234,6 +247,10 @@ async def test_through_twistd_a_dead_node_is_left_out(redis: RedisServer, tmp_pa
         status, listed = await call(api, "GET", "/v1/lobbies")
         assert {entry["name"] for entry in listed["lobbies"]} == {lobby, kept}
         dying.kill()
+        # Asked while its liveness key stands, the node would be waited for
+        # ASK_TIMEOUT and left out as one that does not answer (the test
+        # above); a dead node is one whose key has expired.
+        await until(functools.partial(expired, redis, "dying"), "the dead node's key expires")
 
         async def gone() -> bool:
             status, listed = await call(api, "GET", "/v1/lobbies")

@@ -221,6 +221,7 @@ JSON_TOKENS = [
 ]  # fmt: skip
 
 
+@pytest.mark.unmeasured
 @given(st.lists(st.sampled_from(JSON_TOKENS), max_size=14))
 @settings(max_examples=1500)
 def test_fast_decode_agrees_with_the_standard_library_on_token_soup(tokens: list[str]) -> None:
@@ -228,6 +229,7 @@ def test_fast_decode_agrees_with_the_standard_library_on_token_soup(tokens: list
     assert outcome(JSON_CODEC.decode, text) == outcome(reference_decode, text)
 
 
+@pytest.mark.unmeasured
 @given(
     st.one_of(st.integers(), st.floats(), st.booleans(), st.none(), st.text(max_size=5)),
     st.one_of(st.integers(), st.floats(), st.booleans(), st.none(), st.text(max_size=5)),
@@ -247,6 +249,7 @@ def test_fast_decode_agrees_with_the_standard_library_on_messages(
         assert outcome(JSON_CODEC.decode, text) == outcome(reference_decode, text)
 
 
+@pytest.mark.unmeasured
 def test_fast_encode_is_the_standard_librarys_encoding_for_every_character() -> None:
     reference = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     characters = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]

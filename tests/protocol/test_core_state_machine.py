@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import get_args
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -810,6 +811,8 @@ class SignalingMachine(RuleBasedStateMachine):
 
 
 TestSignalingMachine = SignalingMachine.TestCase
+# Its 200 runs of 50 steps go through the core's lines again and again.
+pytestmark = pytest.mark.unmeasured
 TestSignalingMachine.settings = settings(
     max_examples=200,
     stateful_step_count=50,

@@ -449,6 +449,7 @@ def test_a_sparse_filter_stops_at_the_scan_bound_with_a_cursor(h: PoolHarness) -
     assert names(second) == [wanted] and second.next is None
 
 
+@pytest.mark.unmeasured
 def test_a_page_costs_little_with_thousands_of_lobbies() -> None:
     config = SignalingConfig(max_lobbies=5000, max_lobbies_per_address=0, max_peers=6000)
     h = PoolHarness(config)

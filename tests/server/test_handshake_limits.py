@@ -114,6 +114,7 @@ async def upgrade_time(port: int) -> float:
     return took
 
 
+@pytest.mark.unmeasured
 @pytest_twisted.ensureDeferred
 async def test_one_address_with_5000_unfinished_connections_starves_nobody(
     make_server: ServerMaker, many_files: None
