@@ -3,7 +3,7 @@ wheel (``python -m build``, the wheel made from the sdist), and a fresh
 virtual environment with the wheel and its dependencies installed, nothing
 else, not editable.
 
-Building and installing take a while (about 10 s, mostly pip), so when the
+Building and installing take a while (some seconds), so when the
 session holds a test that needs them, `start` begins the work in a thread
 before the first test, and the first test that needs it waits for it
 (`ready`). With several pytest-xdist workers, each starts it but one builds,
