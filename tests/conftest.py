@@ -181,9 +181,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # Tests marked ``unmeasured`` run with coverage measurement paused: the long
 # property-based and load runs, which go through the same lines thousands of
-# times (each line is also reached by a measured test) and under the tracer
-# take about twice the CPU. Coverage, when measuring, is paused and resumed
-# around the test's call alone (the marker is declared in setup.cfg).
+# times and under the tracer take about twice the CPU (the rest of the suite
+# reaches their lines: pausing them left the total unchanged). Coverage, when
+# measuring, is paused and resumed around the test's call alone (the marker
+# is declared in setup.cfg).
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     measuring = _measuring() if item.get_closest_marker("unmeasured") else None

@@ -180,6 +180,10 @@ def test_joining_ignores_the_topology_asked_and_reports_the_lobby_topology(h: Ha
     assert h.take("a")[0] == (ID, peer.peer_id, CLIENT_SERVER)
 
 
+def test_a_topology_names_itself_in_logs_and_failures() -> None:
+    assert (repr(MESH), repr(CLIENT_SERVER)) == ("<mesh topology>", "<client-server topology>")
+
+
 def test_mesh_everyone_sees_everyone(h: Harness) -> None:
     host, name = h.create(mesh=True)
     joined = [h.join(f"p{n}", name) for n in range(3)]

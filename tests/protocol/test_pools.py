@@ -217,6 +217,7 @@ def test_the_oldest_lobby_with_room_is_picked(h: PoolHarness) -> None:
         "OlderLobby000001",
         "NewerLobby000002",
     ]
+    assert len(h.core.pools) == 2  # lobbies filling, over every pool key
     _, joined = h.match("c", pool(size=3))
     assert joined == "OlderLobby000001"
     _, joined = h.match("d", pool(size=3))
