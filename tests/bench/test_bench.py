@@ -4,6 +4,7 @@ the benchmark's business (bench/run.py, bench/abuse.py), not the suite's."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import shutil
@@ -98,8 +99,7 @@ def summary_input(scenario: str, round_: int, server: str, value: float) -> dict
 
 
 def test_summary_takes_medians_and_per_round_ratios() -> None:
-    def record(round_: int, server: str, value: float) -> dict[str, Any]:
-        return summary_input("relay", round_, server, value)
+    record = functools.partial(summary_input, "relay")
 
     records = [
         record(1, "ours", 1.0), record(1, "reference", 2.0),
@@ -118,8 +118,7 @@ def test_summary_takes_medians_and_per_round_ratios() -> None:
 
 
 def test_summary_sets_the_echo_floor_beside_the_reference() -> None:
-    def record(round_: int, server: str, value: float) -> dict[str, Any]:
-        return summary_input("rate", round_, server, value)
+    record = functools.partial(summary_input, "rate")
 
     records = [
         record(1, "ours", 3.0), record(1, "reference", 2.0), record(1, "twisted-echo", 2.5),
@@ -136,8 +135,7 @@ def test_summary_sets_the_echo_floor_beside_the_reference() -> None:
 
 
 def test_summary_with_a_baseline_gives_both_ratios_and_leaves_failed_rounds_out() -> None:
-    def record(round_: int, server: str, value: float) -> dict[str, Any]:
-        return summary_input("rate", round_, server, value)
+    record = functools.partial(summary_input, "rate")
 
     records = [
         record(1, "ours", 1.0), record(1, "baseline", 1.0), record(1, "reference", 2.0),
